@@ -1,0 +1,110 @@
+import { z } from "zod";
+
+const milliseconds = (fallback: number) => z.coerce.number().int().nonnegative().default(fallback);
+const fraction = (fallback: number) => z.coerce.number().min(0).max(1).default(fallback);
+const optionalText = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === "" ? undefined : value.trim()));
+
+const environmentSchema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  HOST: z.string().default("127.0.0.1"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+
+  DATABASE_URL: optionalText.pipe(z.string().url("DATABASE_URL must be a postgres:// URL").optional()),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(20),
+  EMBEDDED_POSTGRES_DIR: z.string().default(".data/postgres"),
+  EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
+  REDIS_URL: optionalText.pipe(z.string().url("REDIS_URL must be a redis:// URL").optional()),
+
+  WORKER_ENABLED: z
+    .enum(["true", "false", "1", "0"])
+    .default("true")
+    .transform((value) => value === "true" || value === "1"),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(10),
+  WORKER_POLL_INTERVAL_MS: milliseconds(1000),
+  WORKER_HEARTBEAT_INTERVAL_MS: milliseconds(15_000),
+  WORKER_SHUTDOWN_GRACE_MS: milliseconds(10_000),
+  JOB_TIMEOUT_MS: milliseconds(5 * 60_000),
+  STALLED_THRESHOLD_MS: milliseconds(5 * 60_000),
+  STALLED_CHECK_INTERVAL_MS: milliseconds(30_000),
+
+  RETRY_INITIAL_DELAY_MS: milliseconds(1000),
+  RETRY_MULTIPLIER: z.coerce.number().min(1).default(2),
+  RETRY_MAX_DELAY_MS: milliseconds(60_000),
+  RETRY_JITTER: fraction(0.1),
+  JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(3),
+
+  RETENTION_MAX_AGE_MS: milliseconds(7 * 24 * 3600_000),
+  RETENTION_INTERVAL_MS: milliseconds(3600_000),
+  RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1000),
+
+  HEALTH_DEGRADED_SUCCESS_RATE: fraction(0.9),
+  HEALTH_UNHEALTHY_SUCCESS_RATE: fraction(0.7),
+  HEALTH_DEGRADED_STALLED: z.coerce.number().int().nonnegative().default(0),
+  HEALTH_UNHEALTHY_STALLED: z.coerce.number().int().nonnegative().default(5),
+  HEALTH_DEGRADED_QUEUED: z.coerce.number().int().nonnegative().default(100),
+  HEALTH_DEGRADED_OLDEST_QUEUED_MS: milliseconds(10 * 60_000),
+  HEALTH_WINDOW_MS: milliseconds(3600_000),
+});
+
+export type Config = ReturnType<typeof loadConfig>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Reads and validates the environment once; every problem is reported together, by variable name. */
+export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
+  const parsed = environmentSchema.safeParse(environment);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n${problems.join("\n")}`);
+  }
+  const env = parsed.data;
+  return {
+    environment: env.NODE_ENV,
+    http: { host: env.HOST, port: env.PORT },
+    logLevel: env.LOG_LEVEL,
+    database: {
+      url: env.DATABASE_URL,
+      poolSize: env.DATABASE_POOL_SIZE,
+      embeddedDirectory: env.EMBEDDED_POSTGRES_DIR,
+      embeddedPort: env.EMBEDDED_POSTGRES_PORT,
+    },
+    redisUrl: env.REDIS_URL,
+    worker: {
+      enabled: env.WORKER_ENABLED,
+      concurrency: env.WORKER_CONCURRENCY,
+      pollIntervalMs: env.WORKER_POLL_INTERVAL_MS,
+      heartbeatIntervalMs: env.WORKER_HEARTBEAT_INTERVAL_MS,
+      shutdownGraceMs: env.WORKER_SHUTDOWN_GRACE_MS,
+      jobTimeoutMs: env.JOB_TIMEOUT_MS,
+      stalledThresholdMs: env.STALLED_THRESHOLD_MS,
+      stalledCheckIntervalMs: env.STALLED_CHECK_INTERVAL_MS,
+    },
+    retry: {
+      initialDelayMs: env.RETRY_INITIAL_DELAY_MS,
+      multiplier: env.RETRY_MULTIPLIER,
+      maxDelayMs: env.RETRY_MAX_DELAY_MS,
+      jitter: env.RETRY_JITTER,
+      maxAttempts: env.JOB_MAX_ATTEMPTS,
+    },
+    retention: {
+      maxAgeMs: env.RETENTION_MAX_AGE_MS,
+      intervalMs: env.RETENTION_INTERVAL_MS,
+      batchSize: env.RETENTION_BATCH_SIZE,
+    },
+    health: {
+      degradedSuccessRate: env.HEALTH_DEGRADED_SUCCESS_RATE,
+      unhealthySuccessRate: env.HEALTH_UNHEALTHY_SUCCESS_RATE,
+      degradedStalled: env.HEALTH_DEGRADED_STALLED,
+      unhealthyStalled: env.HEALTH_UNHEALTHY_STALLED,
+      degradedQueued: env.HEALTH_DEGRADED_QUEUED,
+      degradedOldestQueuedMs: env.HEALTH_DEGRADED_OLDEST_QUEUED_MS,
+      windowMs: env.HEALTH_WINDOW_MS,
+    },
+  };
+}

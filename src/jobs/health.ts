@@ -1,0 +1,172 @@
+import type pg from "pg";
+import type { Clock } from "./types.js";
+
+export type HealthStatus = "HEALTHY" | "DEGRADED" | "UNHEALTHY";
+
+export interface HealthThresholds {
+  degradedSuccessRate: number;
+  unhealthySuccessRate: number;
+  degradedStalled: number;
+  unhealthyStalled: number;
+  degradedQueued: number;
+  degradedOldestQueuedMs: number;
+  stalledThresholdMs: number;
+  /** Window for the success rate, failures by category and the averages. */
+  windowMs: number;
+}
+
+export interface QueueStats {
+  windowMs: number;
+  counts: { queued: number; processing: number; retrying: number; completed: number; failed: number; validationFailed: number; cancelled: number };
+  byType: { type: string; status: string; count: number }[];
+  byPriority: { priority: string; status: string; count: number }[];
+  failuresByCategory: { category: string; count: number }[];
+  /** Completed ÷ (completed + failed + validation failed) in the window; null with nothing finished. */
+  successRate: number | null;
+  averageProcessingMs: number | null;
+  averageQueueMs: number | null;
+  throughput: { lastHour: number; lastDay: number; lastWeek: number };
+  stalled: number;
+  oldestQueuedAgeMs: number | null;
+}
+
+export interface QueueHealth extends QueueStats {
+  status: HealthStatus;
+  reasons: string[];
+  checkedAt: Date;
+}
+
+// Active jobs come from the partial indexes; finished ones from the covering index on completed_at,
+// limited to the window (7 days for throughput). Nothing here reads a table's rows one by one.
+const STATS_SQL = `
+WITH clock AS (SELECT COALESCE($1::timestamptz, now()) AS now),
+active AS (
+  SELECT status, type, priority, count(*)::int AS count, min(run_at) AS oldest_run_at
+  FROM processing_jobs WHERE status IN ('QUEUED', 'RETRYING')
+  GROUP BY status, type, priority
+  UNION ALL
+  SELECT status, type, priority, count(*)::int, NULL FROM processing_jobs WHERE status = 'PROCESSING'
+  GROUP BY status, type, priority
+),
+finished AS (
+  SELECT status, type, priority, error_code, processing_time_ms, created_at, started_at, completed_at
+  FROM processing_jobs, clock
+  WHERE completed_at IS NOT NULL AND completed_at >= clock.now - interval '7 days'
+)
+SELECT
+  (SELECT coalesce(json_agg(a), '[]') FROM (
+     SELECT status, type, priority, count, oldest_run_at FROM active
+     UNION ALL
+     SELECT f.status, f.type, f.priority, count(*)::int, NULL FROM finished f, clock
+     WHERE f.completed_at >= clock.now - make_interval(secs => $2::double precision / 1000)
+     GROUP BY f.status, f.type, f.priority) a) AS groups,
+  (SELECT coalesce(json_agg(c), '[]') FROM (
+     SELECT error_code AS category, count(*)::int AS count FROM finished f, clock
+     WHERE f.completed_at >= clock.now - make_interval(secs => $2::double precision / 1000)
+       AND f.status IN ('FAILED', 'VALIDATION_FAILED', 'CANCELLED') AND error_code IS NOT NULL
+     GROUP BY error_code ORDER BY count(*) DESC) c) AS categories,
+  (SELECT avg(processing_time_ms) FROM finished f, clock
+     WHERE f.completed_at >= clock.now - make_interval(secs => $2::double precision / 1000)
+       AND processing_time_ms IS NOT NULL) AS average_processing_ms,
+  (SELECT avg(EXTRACT(EPOCH FROM (started_at - created_at)) * 1000) FROM finished f, clock
+     WHERE f.completed_at >= clock.now - make_interval(secs => $2::double precision / 1000)
+       AND started_at IS NOT NULL AND started_at >= created_at) AS average_queue_ms,
+  (SELECT count(*) FILTER (WHERE completed_at >= clock.now - interval '1 hour')::int FROM finished, clock WHERE status = 'COMPLETED') AS throughput_hour,
+  (SELECT count(*) FILTER (WHERE completed_at >= clock.now - interval '1 day')::int FROM finished, clock WHERE status = 'COMPLETED') AS throughput_day,
+  (SELECT count(*)::int FROM finished WHERE status = 'COMPLETED') AS throughput_week,
+  (SELECT count(*)::int FROM processing_jobs, clock WHERE status = 'PROCESSING'
+     AND heartbeat_at < clock.now - make_interval(secs => $3::double precision / 1000)) AS stalled,
+  (SELECT EXTRACT(EPOCH FROM (clock.now - min(run_at))) * 1000 FROM processing_jobs, clock
+     WHERE status IN ('QUEUED', 'RETRYING') AND run_at <= clock.now) AS oldest_queued_age_ms`;
+
+interface StatsRow {
+  groups: { status: string; type: string; priority: string; count: number }[];
+  categories: { category: string; count: number }[];
+  average_processing_ms: string | null;
+  average_queue_ms: string | null;
+  throughput_hour: number;
+  throughput_day: number;
+  throughput_week: number;
+  stalled: number;
+  oldest_queued_age_ms: string | null;
+}
+
+export async function queueStats(db: Pick<pg.Pool, "query">, options: { windowMs: number; stalledThresholdMs: number; clock?: Clock }): Promise<QueueStats> {
+  const { rows } = await db.query<StatsRow>(STATS_SQL, [options.clock ? options.clock() : null, options.windowMs, options.stalledThresholdMs]);
+  const row = rows[0]!;
+  const total = (status: string) => row.groups.filter((group) => group.status === status).reduce((sum, group) => sum + group.count, 0);
+  const counts = {
+    queued: total("QUEUED"),
+    processing: total("PROCESSING"),
+    retrying: total("RETRYING"),
+    completed: total("COMPLETED"),
+    failed: total("FAILED"),
+    validationFailed: total("VALIDATION_FAILED"),
+    cancelled: total("CANCELLED"),
+  };
+  const finishedForRate = counts.completed + counts.failed + counts.validationFailed;
+  return {
+    windowMs: options.windowMs,
+    counts,
+    byType: sumBy(row.groups, (group) => `${group.type}\u0000${group.status}`).map(([key, count]) => {
+      const [type = "", status = ""] = key.split("\u0000");
+      return { type, status, count };
+    }),
+    byPriority: sumBy(row.groups, (group) => `${group.priority}\u0000${group.status}`).map(([key, count]) => {
+      const [priority = "", status = ""] = key.split("\u0000");
+      return { priority, status, count };
+    }),
+    failuresByCategory: row.categories,
+    successRate: finishedForRate === 0 ? null : counts.completed / finishedForRate,
+    averageProcessingMs: toNumber(row.average_processing_ms),
+    averageQueueMs: toNumber(row.average_queue_ms),
+    throughput: { lastHour: row.throughput_hour, lastDay: row.throughput_day, lastWeek: row.throughput_week },
+    stalled: row.stalled,
+    oldestQueuedAgeMs: toNumber(row.oldest_queued_age_ms),
+  };
+}
+
+/** Health from the stats and the thresholds; every threshold crossed is listed as a reason. */
+export function assessHealth(stats: QueueStats, thresholds: HealthThresholds): { status: HealthStatus; reasons: string[] } {
+  const unhealthy: string[] = [];
+  const degraded: string[] = [];
+  const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
+  if (stats.successRate !== null) {
+    if (stats.successRate < thresholds.unhealthySuccessRate) {
+      unhealthy.push(`success rate ${percent(stats.successRate)} is below ${percent(thresholds.unhealthySuccessRate)}`);
+    } else if (stats.successRate < thresholds.degradedSuccessRate) {
+      degraded.push(`success rate ${percent(stats.successRate)} is below ${percent(thresholds.degradedSuccessRate)}`);
+    }
+  }
+  if (stats.stalled > thresholds.unhealthyStalled) {
+    unhealthy.push(`${stats.stalled} stalled jobs (more than ${thresholds.unhealthyStalled})`);
+  } else if (stats.stalled > thresholds.degradedStalled) {
+    degraded.push(`${stats.stalled} stalled job(s) (more than ${thresholds.degradedStalled})`);
+  }
+  const waiting = stats.counts.queued + stats.counts.retrying;
+  if (waiting > thresholds.degradedQueued) degraded.push(`${waiting} jobs waiting (more than ${thresholds.degradedQueued})`);
+  if (stats.oldestQueuedAgeMs !== null && stats.oldestQueuedAgeMs > thresholds.degradedOldestQueuedMs) {
+    degraded.push(
+      `oldest waiting job is ${Math.round(stats.oldestQueuedAgeMs / 1000)} s old (more than ${Math.round(thresholds.degradedOldestQueuedMs / 1000)} s)`,
+    );
+  }
+  const status: HealthStatus = unhealthy.length ? "UNHEALTHY" : degraded.length ? "DEGRADED" : "HEALTHY";
+  return { status, reasons: [...unhealthy, ...degraded] };
+}
+
+export async function queueHealth(db: Pick<pg.Pool, "query">, thresholds: HealthThresholds, clock?: Clock): Promise<QueueHealth> {
+  const stats = await queueStats(db, { windowMs: thresholds.windowMs, stalledThresholdMs: thresholds.stalledThresholdMs, clock });
+  return { ...stats, ...assessHealth(stats, thresholds), checkedAt: clock ? clock() : new Date() };
+}
+
+function sumBy<T extends { count: number }>(items: T[], key: (item: T) => string): [string, number][] {
+  const sums = new Map<string, number>();
+  for (const item of items) sums.set(key(item), (sums.get(key(item)) ?? 0) + item.count);
+  return [...sums.entries()].sort(([a], [b]) => a.localeCompare(b));
+}
+
+function toNumber(value: string | number | null): number | null {
+  if (value === null) return null;
+  const number = Number(value);
+  return Number.isFinite(number) ? number : null;
+}

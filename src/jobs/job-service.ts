@@ -1,0 +1,91 @@
+import type pg from "pg";
+import type { EventBus } from "../events/event-bus.js";
+import type { HandlerRegistry } from "../handlers/registry.js";
+import { queueHealth, queueStats, type HealthThresholds } from "./health.js";
+import type { JobLifecycle } from "./lifecycle.js";
+import type { Maintenance } from "./maintenance.js";
+import { enqueueJob, findJob, queuePosition, type EnqueueInput, type Queryable } from "./queue.js";
+import type { Clock } from "./types.js";
+
+export class UnknownJobTypeError extends Error {
+  override name = "UnknownJobTypeError";
+}
+
+export class InvalidJobInputError extends Error {
+  override name = "InvalidJobInputError";
+  constructor(readonly problems: string[]) {
+    super(problems.join("; "));
+  }
+}
+
+/** What the API and the tests use of the engine: enqueue, look up, cancel, retry, health. */
+export class JobService {
+  constructor(
+    private readonly deps: {
+      pool: pg.Pool;
+      lifecycle: JobLifecycle;
+      registry: HandlerRegistry;
+      events: EventBus;
+      maintenance: Maintenance;
+      thresholds: HealthThresholds;
+      defaultMaxAttempts: number;
+      clock?: Clock;
+    },
+  ) {}
+
+  /** Validates against the handler registry, then enqueues exactly once per unique key. */
+  async enqueue(input: EnqueueInput, actor: string, db: Queryable = this.deps.pool, publish = true) {
+    const handler = this.deps.registry.get(input.type);
+    if (!handler) throw new UnknownJobTypeError(`Unknown job type "${input.type}". Known types: ${this.deps.registry.types().join(", ")}`);
+    const problems = handler.validatePayload?.(input.payload) ?? [];
+    if (input.maxAttempts !== undefined && (!Number.isInteger(input.maxAttempts) || input.maxAttempts < 1 || input.maxAttempts > 100)) {
+      problems.push("maxAttempts must be a whole number from 1 to 100");
+    }
+    if (input.idempotencyKey !== undefined && input.idempotencyKey !== null && (input.idempotencyKey.length === 0 || input.idempotencyKey.length > 200)) {
+      problems.push("idempotencyKey must be 1 to 200 characters");
+    }
+    if (problems.length > 0) throw new InvalidJobInputError(problems);
+    return enqueueJob(db, { maxAttempts: handler.maxAttempts, ...input }, {
+      actor,
+      defaultMaxAttempts: this.deps.defaultMaxAttempts,
+      clock: this.deps.clock,
+      publish: publish ? (change) => this.deps.events.publishJobChange(change) : undefined,
+    });
+  }
+
+  find(id: string) {
+    return findJob(this.deps.pool, id);
+  }
+
+  queuePosition(id: string) {
+    return queuePosition(this.deps.pool, id);
+  }
+
+  cancel(id: string, actor: string) {
+    return this.deps.lifecycle.cancel(id, actor);
+  }
+
+  retry(id: string, actor: string) {
+    return this.deps.lifecycle.retry(id, actor);
+  }
+
+  health() {
+    return queueHealth(this.deps.pool, this.deps.thresholds, this.deps.clock);
+  }
+
+  stats(windowMs: number) {
+    return queueStats(this.deps.pool, { windowMs, stalledThresholdMs: this.deps.thresholds.stalledThresholdMs, clock: this.deps.clock });
+  }
+
+  cleanup(olderThanMs?: number) {
+    return this.deps.maintenance.cleanup(olderThanMs);
+  }
+
+  recoverStalled() {
+    return this.deps.maintenance.recoverStalled();
+  }
+
+  jobTypes() {
+    return this.deps.registry.types();
+  }
+}

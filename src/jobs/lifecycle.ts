@@ -1,0 +1,242 @@
+import type pg from "pg";
+import type { JobChange } from "../events/messages.js";
+import type { Logger } from "../logger.js";
+import { classifyError, type ClassifiedError } from "./error-categories.js";
+import { hasAttemptsLeft, retryDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.js";
+import * as sql from "./sql.js";
+import { jobFromRow, type Clock, type Job, type JobStatus } from "./types.js";
+
+export interface LifecycleOptions {
+  pool: pg.Pool;
+  logger: Logger;
+  /** Called after each committed change; must not throw. */
+  publish?: (change: JobChange) => void;
+  retryPolicy?: RetryPolicy;
+  clock?: Clock;
+  /** [0, 1) source for retry jitter; injectable for tests. */
+  random?: () => number;
+}
+
+export type CancelOutcome =
+  | { outcome: "cancelled"; change: JobChange }
+  | { outcome: "requested" }
+  | { outcome: "not-cancellable" };
+
+export interface FailureOutcome {
+  status: JobStatus;
+  error: ClassifiedError;
+  retryDelayMs: number | null;
+}
+
+const MAX_COMPLETION_BATCH = 500;
+
+interface PendingCompletion {
+  id: string;
+  workerId: string;
+  result: string;
+  settle: (completed: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * The one place a job changes state. Each method runs one conditional statement from sql.ts and
+ * publishes what changed once it is committed. A caller that lost its claim (the job was recovered
+ * or cancelled meanwhile) gets `false`/`null` back and must not act on the job any further.
+ */
+export class JobLifecycle {
+  private readonly pool: pg.Pool;
+  private readonly logger: Logger;
+  private readonly publish: (change: JobChange) => void;
+  readonly retryPolicy: RetryPolicy;
+  private readonly clock?: Clock;
+  private readonly random: () => number;
+  private pendingCompletions: PendingCompletion[] = [];
+  private completionFlush: Promise<void> | null = null;
+
+  constructor(options: LifecycleOptions) {
+    this.pool = options.pool;
+    this.logger = options.logger;
+    this.publish = options.publish ?? (() => {});
+    this.retryPolicy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
+    this.clock = options.clock;
+    this.random = options.random ?? Math.random;
+  }
+
+  now(): Date | null {
+    return this.clock ? this.clock() : null;
+  }
+
+  /** QUEUED/RETRYING → PROCESSING for up to `limit` runnable jobs of the given types. */
+  async claim(workerId: string, types: string[], limit: number): Promise<Job[]> {
+    if (limit <= 0 || types.length === 0) return [];
+    const { rows } = await this.pool.query(sql.CLAIM, [this.now(), workerId, types, limit]);
+    this.announce(rows);
+    return rows.map(jobFromRow);
+  }
+
+  /** Stage and percent of a running job; false when the caller no longer owns it. */
+  async progress(
+    jobId: string,
+    workerId: string,
+    report: { stage: string; percent: number; bytesDone?: number | null; bytesTotal?: number | null },
+  ): Promise<boolean> {
+    const percent = Number.isFinite(report.percent) ? Math.round(report.percent) : 0;
+    const { rows } = await this.pool.query(sql.PROGRESS, [
+      this.now(),
+      jobId,
+      workerId,
+      report.stage.slice(0, 200),
+      percent,
+      report.bytesDone ?? null,
+      report.bytesTotal ?? null,
+    ]);
+    this.announce(rows);
+    return rows.length === 1;
+  }
+
+  /**
+   * PROCESSING → COMPLETED. Completions arriving together are written in one statement; each is
+   * still guarded by its own owner, so a worker whose claim was taken over cannot complete.
+   */
+  complete(jobId: string, workerId: string, result: unknown): Promise<boolean> {
+    return new Promise((settle, reject) => {
+      this.pendingCompletions.push({ id: jobId, workerId, result: JSON.stringify(result ?? null), settle, reject });
+      if (!this.completionFlush) this.completionFlush = this.flushCompletions();
+    });
+  }
+
+  private async flushCompletions(): Promise<void> {
+    // Let completions that finish in the same tick join this batch.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    while (this.pendingCompletions.length > 0) {
+      const batch = this.pendingCompletions.splice(0, MAX_COMPLETION_BATCH);
+      try {
+        const { rows } = await this.pool.query(sql.COMPLETE_MANY, [
+          this.now(),
+          batch.map((item) => item.id),
+          batch.map((item) => item.workerId),
+          batch.map((item) => item.result),
+        ]);
+        this.announce(rows);
+        const completed = new Set(rows.map((row) => row.id as string));
+        for (const item of batch) item.settle(completed.has(item.id));
+      } catch (error) {
+        for (const item of batch) item.reject(error);
+      }
+    }
+    this.completionFlush = null;
+  }
+
+  /**
+   * PROCESSING → RETRYING (recoverable, attempts left), FAILED, VALIDATION_FAILED or CANCELLED,
+   * by the retry policy. Returns null when the caller no longer owns the job.
+   */
+  async fail(job: Pick<Job, "id" | "retryCount" | "maxAttempts">, workerId: string, thrown: unknown, abortReason?: unknown): Promise<FailureOutcome | null> {
+    const error = classifyError(thrown, abortReason);
+    const status: JobStatus = error.validation
+      ? "VALIDATION_FAILED"
+      : error.category === "CANCELLED"
+        ? "CANCELLED"
+        : error.recoverable && hasAttemptsLeft(job.retryCount, job.maxAttempts)
+          ? "RETRYING"
+          : "FAILED";
+    const delay = status === "RETRYING" ? retryDelayMs(job.retryCount, this.retryPolicy, this.random) : null;
+    const { rows } = await this.pool.query(sql.FAIL, [
+      this.now(),
+      job.id,
+      workerId,
+      status,
+      delay ?? 0,
+      error.category,
+      error.message,
+      JSON.stringify(error.details),
+      error.recoverable,
+    ]);
+    this.announce(rows);
+    return rows.length === 1 ? { status, error, retryDelayMs: delay } : null;
+  }
+
+  /** Marks the worker's running jobs alive. Returns which it still owns and which were asked to stop. */
+  async heartbeat(workerId: string, jobIds: string[]): Promise<{ owned: Set<string>; cancelRequested: Set<string> }> {
+    if (jobIds.length === 0) return { owned: new Set(), cancelRequested: new Set() };
+    const { rows } = await this.pool.query<{ id: string; cancel_requested: boolean }>(sql.HEARTBEAT, [this.now(), jobIds, workerId]);
+    return {
+      owned: new Set(rows.map((row) => row.id)),
+      cancelRequested: new Set(rows.filter((row) => row.cancel_requested).map((row) => row.id)),
+    };
+  }
+
+  /** QUEUED/RETRYING → CANCELLED at once; a running job is asked to stop through its pool. */
+  async cancel(jobId: string, actor: string): Promise<CancelOutcome> {
+    const { rows } = await this.pool.query(sql.CANCEL_WAITING, [this.now(), jobId, actor]);
+    this.announce(rows);
+    if (rows[0]) return { outcome: "cancelled", change: toChange(rows[0]) };
+    const requested = await this.pool.query(sql.REQUEST_CANCEL, [this.now(), jobId, actor]);
+    return requested.rowCount ? { outcome: "requested" } : { outcome: "not-cancellable" };
+  }
+
+  /** FAILED/VALIDATION_FAILED/CANCELLED → QUEUED with its attempts reset; null when not in those states. */
+  async retry(jobId: string, actor: string): Promise<JobChange | null> {
+    const { rows } = await this.pool.query(sql.RETRY_BY_HAND, [this.now(), jobId, actor]);
+    this.announce(rows);
+    if (rows[0]) await this.pool.query("SELECT pg_notify('conveyor_jobs', '')");
+    return rows[0] ? toChange(rows[0]) : null;
+  }
+
+  /** PROCESSING → QUEUED for a worker's jobs it gives back on shutdown; the attempt does not count. */
+  async release(workerId: string, jobIds: string[]): Promise<number> {
+    if (jobIds.length === 0) return 0;
+    const { rows } = await this.pool.query(sql.RELEASE, [this.now(), workerId, jobIds]);
+    this.announce(rows);
+    if (rows.length) await this.pool.query("SELECT pg_notify('conveyor_jobs', '')");
+    return rows.length;
+  }
+
+  /** PROCESSING with no heartbeat for `thresholdMs` → RETRYING or FAILED. Returns how many moved. */
+  async recoverStalled(thresholdMs: number, batchSize = 500): Promise<JobChange[]> {
+    const recovered: JobChange[] = [];
+    for (;;) {
+      const { rows } = await this.pool.query(sql.RECOVER_STALLED, [
+        this.now(),
+        thresholdMs,
+        batchSize,
+        "The worker stopped sending heartbeats",
+      ]);
+      this.announce(rows);
+      recovered.push(...rows.map(toChange));
+      if (rows.length < batchSize) break;
+    }
+    if (recovered.length > 0) {
+      this.logger.warn({ count: recovered.length, jobIds: recovered.map((change) => change.jobId) }, "stalled jobs recovered");
+      if (recovered.some((change) => change.status === "RETRYING")) await this.pool.query("SELECT pg_notify('conveyor_jobs', '')");
+    }
+    return recovered;
+  }
+
+  private announce(rows: Record<string, unknown>[]): void {
+    for (const row of rows) {
+      try {
+        this.publish(toChange(row));
+      } catch (error) {
+        this.logger.error({ err: error, jobId: row.id }, "publishing a job change failed");
+      }
+    }
+  }
+}
+
+export function toChange(row: Record<string, unknown>): JobChange {
+  return {
+    jobId: row.id as string,
+    type: row.type as string,
+    owner: row.owner as string,
+    status: row.status as JobStatus,
+    previousStatus: (row.from_status as JobStatus | null) ?? null,
+    stage: (row.stage as string | null) ?? null,
+    progress: row.progress as number,
+    bytesDone: (row.bytes_done as number | null) ?? null,
+    bytesTotal: (row.bytes_total as number | null) ?? null,
+    retryCount: row.retry_count as number,
+    errorCode: (row.error_code as string | null) ?? null,
+    at: (row.updated_at as Date).toISOString(),
+  };
+}

@@ -1,0 +1,69 @@
+import type pg from "pg";
+import type { Logger } from "../logger.js";
+import type { JobLifecycle } from "./lifecycle.js";
+import { deleteFinishedJobs } from "./retention.js";
+import type { Clock } from "./types.js";
+
+export interface MaintenanceOptions {
+  pool: pg.Pool;
+  lifecycle: JobLifecycle;
+  logger: Logger;
+  stalledThresholdMs: number;
+  stalledCheckIntervalMs: number;
+  retention: { maxAgeMs: number; intervalMs: number; batchSize: number };
+  clock?: Clock;
+}
+
+/**
+ * Timers for stalled-job recovery and retention. Every instance runs them; both are conditional
+ * and SKIP LOCKED, so instances running them at once do the work once.
+ */
+export class Maintenance {
+  private timers: NodeJS.Timeout[] = [];
+  private running: Promise<unknown>[] = [];
+
+  constructor(private readonly options: MaintenanceOptions) {}
+
+  start(): void {
+    const { stalledCheckIntervalMs, retention } = this.options;
+    if (stalledCheckIntervalMs > 0) this.every(stalledCheckIntervalMs, () => this.recoverStalled());
+    if (retention.intervalMs > 0 && retention.maxAgeMs > 0) this.every(retention.intervalMs, () => this.cleanup());
+  }
+
+  recoverStalled() {
+    return this.options.lifecycle.recoverStalled(this.options.stalledThresholdMs);
+  }
+
+  async cleanup(maxAgeMs = this.options.retention.maxAgeMs): Promise<number> {
+    const deleted = await deleteFinishedJobs(this.options.pool, {
+      maxAgeMs,
+      batchSize: this.options.retention.batchSize,
+      clock: this.options.clock,
+    });
+    if (deleted > 0) this.options.logger.info({ deleted, maxAgeMs }, "finished jobs deleted");
+    return deleted;
+  }
+
+  private every(intervalMs: number, task: () => Promise<unknown>): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      const run = task()
+        .catch((error: unknown) => this.options.logger.error({ err: error }, "maintenance task failed"))
+        .finally(() => {
+          busy = false;
+          this.running = this.running.filter((promise) => promise !== run);
+        });
+      this.running.push(run);
+    }, intervalMs);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  async stop(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    await Promise.allSettled(this.running);
+  }
+}

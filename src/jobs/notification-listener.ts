@@ -1,0 +1,74 @@
+import pg from "pg";
+import type { Logger } from "../logger.js";
+
+export const JOBS_CHANNEL = "conveyor_jobs";
+export const CANCEL_CHANNEL = "conveyor_cancel";
+
+/**
+ * A dedicated connection that LISTENs on the engine's channels. It reconnects after a failure and
+ * then calls `onReconnect`, since notifications sent while it was away are lost for good.
+ */
+export class NotificationListener {
+  private client: pg.Client | null = null;
+  private closed = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private reconnectDelayMs = 100;
+
+  constructor(
+    private readonly connectionString: string,
+    private readonly channels: string[],
+    private readonly onNotification: (channel: string, payload: string) => void,
+    private readonly logger: Logger,
+    private readonly onReconnect: () => void = () => {},
+  ) {}
+
+  async start(): Promise<void> {
+    await this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.connectionString, application_name: "conveyor-listener" });
+    client.on("notification", (message) => this.onNotification(message.channel, message.payload ?? ""));
+    client.on("error", (error) => {
+      this.logger.warn({ err: error }, "notification connection failed; reconnecting");
+      this.scheduleReconnect();
+    });
+    client.on("end", () => this.scheduleReconnect());
+    await client.connect();
+    for (const channel of this.channels) await client.query(`LISTEN ${channel}`);
+    this.client = client;
+    this.reconnectDelayMs = 100;
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed || this.reconnectTimer) return;
+    const previous = this.client;
+    this.client = null;
+    previous?.removeAllListeners();
+    previous?.end().catch(() => undefined);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.connect().then(
+        () => this.onReconnect(),
+        (error) => {
+          this.logger.warn({ err: error, retryInMs: this.reconnectDelayMs }, "notification connection could not reconnect");
+          this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, 10_000);
+          this.scheduleReconnect();
+        },
+      );
+    }, this.reconnectDelayMs);
+    this.reconnectTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    const client = this.client;
+    this.client = null;
+    if (client) {
+      client.removeAllListeners();
+      client.on("error", () => {});
+      await client.end().catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,22 @@
+import type pg from "pg";
+import * as sql from "./sql.js";
+import type { Clock } from "./types.js";
+
+/**
+ * Deletes finished jobs (COMPLETED, FAILED, VALIDATION_FAILED, CANCELLED) whose completion is older
+ * than `maxAgeMs`, with their events, in batches of `batchSize` so that no statement holds many
+ * locks or runs long. A deleted job's idempotency key is free again: a later enqueue with it
+ * creates a new job. Audit events are kept.
+ */
+export async function deleteFinishedJobs(
+  db: Pick<pg.Pool, "query">,
+  options: { maxAgeMs: number; batchSize: number; clock?: Clock; maxBatches?: number },
+): Promise<number> {
+  let deleted = 0;
+  for (let batch = 0; batch < (options.maxBatches ?? Number.POSITIVE_INFINITY); batch++) {
+    const result = await db.query(sql.DELETE_FINISHED_BATCH, [options.clock ? options.clock() : null, options.maxAgeMs, options.batchSize]);
+    deleted += result.rowCount ?? 0;
+    if ((result.rowCount ?? 0) < options.batchSize) break;
+  }
+  return deleted;
+}

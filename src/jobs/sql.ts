@@ -1,0 +1,272 @@
+/**
+ * Every statement the job engine runs, in plain SQL, in one place. Each transition is a single
+ * statement: lock the rows that are still in the expected state (and, for a running job, still
+ * owned by the caller), update them, append their JobEvents, and return what changed. Two actors
+ * can therefore never both win a transition, and no transaction is ever held across a handler.
+ *
+ * `$1` is always "now": a timestamp from an injected clock, or NULL for the database clock.
+ */
+
+const CLOCK = `clock AS (SELECT COALESCE($1::timestamptz, now()) AS now)`;
+
+/** Columns every transition returns: enough for the published change and for the caller. */
+export const CHANGE_COLUMNS = `id, type, owner, status, stage, progress, bytes_done, bytes_total, retry_count, error_code, updated_at`;
+
+/** Milliseconds from a start time to now; NULL (never negative, never NaN) when there is no start. */
+const DURATION_MS = `CASE WHEN j.started_at IS NULL THEN NULL
+  ELSE GREATEST(0, ROUND(EXTRACT(EPOCH FROM (clock.now - j.started_at)) * 1000))::int END`;
+
+const CLEAR_ERROR = `error_code = NULL, error_message = NULL, error_details = NULL, error_recoverable = NULL`;
+
+interface TransitionParts {
+  /** WHERE on processing_jobs (unaliased) selecting the rows allowed to move. */
+  where: string;
+  /** SET assignments; `j` is the job, `clock.now` the time. */
+  set: string;
+  /** JobEvent.attempt for the event; defaults to the attempt in progress. */
+  attempt?: string;
+  /** JobEvent.message expression. */
+  message?: string;
+  /** LIMIT and ordering of the locked rows, for batch transitions. */
+  tail?: string;
+  /** SKIP LOCKED for maintenance sweeps that must not wait on busy rows. */
+  skipLocked?: boolean;
+  /** Extra columns to return. */
+  returning?: string;
+  /** Writes an AuditEvent per moved job in the same statement: `actor` is an SQL expression. */
+  audit?: { actor: string; action: string };
+}
+
+export function transitionSql(parts: TransitionParts): string {
+  return `WITH ${CLOCK},
+target AS (
+  SELECT id, status AS from_status FROM processing_jobs
+  WHERE ${parts.where}
+  ${parts.tail ?? ""}
+  FOR UPDATE${parts.skipLocked ? " SKIP LOCKED" : ""}
+),
+updated AS (
+  UPDATE processing_jobs j SET ${parts.set}, updated_at = clock.now
+  FROM target t, clock
+  WHERE j.id = t.id
+  RETURNING j.*, t.from_status
+),
+events AS (
+  INSERT INTO job_events (job_id, from_status, to_status, attempt, stage, progress, message, at)
+  SELECT id, from_status, status, ${parts.attempt ?? "retry_count + 1"}, stage, progress, ${parts.message ?? "NULL"}, updated_at
+  FROM updated
+)${parts.audit ? `,
+audit AS (
+  INSERT INTO audit_events (actor, action, entity_type, entity_id, correlation_id, metadata, at)
+  SELECT ${parts.audit.actor}, '${parts.audit.action}', 'ProcessingJob', id::text, correlation_id,
+    jsonb_build_object('from', from_status, 'to', status), updated_at
+  FROM updated
+)` : ""}
+SELECT ${CHANGE_COLUMNS}, from_status${parts.returning ? `, ${parts.returning}` : ""} FROM updated`;
+}
+
+/** $2 worker id, $3 job types, $4 how many. Highest priority first, then oldest run_at. */
+export const CLAIM = transitionSql({
+  where: `status IN ('QUEUED', 'RETRYING') AND run_at <= COALESCE($1::timestamptz, now()) AND type = ANY($3::text[])`,
+  tail: `ORDER BY priority_rank DESC, run_at, id LIMIT $4`,
+  skipLocked: true,
+  set: `status = 'PROCESSING', locked_by = $2, started_at = clock.now, heartbeat_at = clock.now,
+    completed_at = NULL, processing_time_ms = NULL, stage = NULL, progress = 0, bytes_done = NULL, bytes_total = NULL`,
+  returning: `assessment_id, correlation_id, schema_version, idempotency_key, priority, max_attempts, run_at,
+    last_retry_at, created_at, started_at, completed_at, processing_time_ms, heartbeat_at, locked_by, timeout_ms,
+    payload, result, metadata, error_message, error_details, error_recoverable, cancel_requested_at`,
+});
+
+/** $2 ids, $3 worker ids, $4 results (jsonb[]): completes a batch, each guarded by its owner. */
+export const COMPLETE_MANY = `WITH ${CLOCK},
+input AS (SELECT * FROM unnest($2::uuid[], $3::text[], $4::jsonb[]) AS i(id, worker, result)),
+target AS (
+  SELECT j.id FROM processing_jobs j JOIN input i ON i.id = j.id
+  WHERE j.status = 'PROCESSING' AND j.locked_by = i.worker
+  FOR UPDATE OF j
+),
+updated AS (
+  UPDATE processing_jobs j SET status = 'COMPLETED', result = i.result, progress = 100, completed_at = clock.now,
+    processing_time_ms = ${DURATION_MS}, locked_by = NULL, heartbeat_at = NULL, ${CLEAR_ERROR}, updated_at = clock.now
+  FROM target t, input i, clock
+  WHERE j.id = t.id AND i.id = t.id
+  RETURNING j.*
+),
+events AS (
+  INSERT INTO job_events (job_id, from_status, to_status, attempt, stage, progress, at)
+  SELECT id, 'PROCESSING', 'COMPLETED', retry_count + 1, stage, 100, updated_at FROM updated
+)
+SELECT ${CHANGE_COLUMNS}, 'PROCESSING'::"JobStatus" AS from_status FROM updated`;
+
+/**
+ * $2 id, $3 worker, $4 next status, $5 retry delay ms (RETRYING only), $6 code, $7 message,
+ * $8 details, $9 recoverable. The caller (the lifecycle) has decided the next status.
+ */
+export const FAIL = transitionSql({
+  where: `id = $2 AND status = 'PROCESSING' AND locked_by = $3`,
+  set: `status = $4::text::"JobStatus",
+    retry_count = CASE WHEN $4::text = 'RETRYING' THEN j.retry_count + 1 ELSE j.retry_count END,
+    run_at = CASE WHEN $4::text = 'RETRYING' THEN clock.now + make_interval(secs => $5::double precision / 1000) ELSE j.run_at END,
+    last_retry_at = CASE WHEN $4::text = 'RETRYING' THEN clock.now ELSE j.last_retry_at END,
+    completed_at = CASE WHEN $4::text = 'RETRYING' THEN NULL ELSE clock.now END,
+    processing_time_ms = ${DURATION_MS},
+    locked_by = NULL, heartbeat_at = NULL,
+    error_code = $6, error_message = $7, error_details = $8::jsonb, error_recoverable = $9`,
+  attempt: `CASE WHEN status = 'RETRYING' THEN retry_count ELSE retry_count + 1 END`,
+  message: `error_code`,
+});
+
+/** $2 id, $3 worker, $4 stage, $5 percent, $6 bytes done, $7 bytes total. Not a status change. */
+export const PROGRESS = `WITH ${CLOCK},
+target AS (
+  SELECT id, stage AS from_stage FROM processing_jobs
+  WHERE id = $2 AND status = 'PROCESSING' AND locked_by = $3
+  FOR UPDATE
+),
+updated AS (
+  UPDATE processing_jobs j SET stage = $4, progress = GREATEST(0, LEAST(100, $5::int)),
+    bytes_done = $6, bytes_total = $7, heartbeat_at = clock.now, updated_at = clock.now
+  FROM target t, clock WHERE j.id = t.id
+  RETURNING j.*, t.from_stage
+),
+events AS (
+  -- The timeline records each new stage, not every percent.
+  INSERT INTO job_events (job_id, from_status, to_status, attempt, stage, progress, at)
+  SELECT id, status, status, retry_count + 1, stage, progress, updated_at
+  FROM updated WHERE stage IS DISTINCT FROM from_stage
+)
+SELECT ${CHANGE_COLUMNS}, status AS from_status FROM updated`;
+
+/** $2 ids, $3 worker. Returns the ids still owned, and whether a cancel was requested. */
+export const HEARTBEAT = `UPDATE processing_jobs SET heartbeat_at = COALESCE($1::timestamptz, now())
+WHERE id = ANY($2::uuid[]) AND status = 'PROCESSING' AND locked_by = $3
+RETURNING id, cancel_requested_at IS NOT NULL AS cancel_requested`;
+
+/** $2 id, $3 actor. Queued or retrying jobs are cancelled at once. */
+export const CANCEL_WAITING = transitionSql({
+  where: `id = $2 AND status IN ('QUEUED', 'RETRYING')`,
+  set: `status = 'CANCELLED', cancel_requested_at = clock.now, completed_at = clock.now,
+    error_code = 'CANCELLED', error_message = 'Cancelled by request', error_details = NULL, error_recoverable = false`,
+  attempt: `retry_count`,
+  message: `'cancelled'`,
+  audit: { actor: "$3", action: "job.cancelled" },
+});
+
+/** $2 id, $3 actor. A running job is only marked; its pool (told by NOTIFY) aborts the handler. */
+export const REQUEST_CANCEL = `WITH requested AS (
+  UPDATE processing_jobs SET cancel_requested_at = COALESCE(cancel_requested_at, COALESCE($1::timestamptz, now()))
+  WHERE id = $2 AND status = 'PROCESSING'
+  RETURNING id, correlation_id
+),
+audit AS (
+  INSERT INTO audit_events (actor, action, entity_type, entity_id, correlation_id, metadata)
+  SELECT $3, 'job.cancel-requested', 'ProcessingJob', id::text, correlation_id, '{}'::jsonb FROM requested
+),
+wake AS (SELECT pg_notify('conveyor_cancel', id::text) FROM requested)
+SELECT id, (SELECT count(*) FROM wake) AS notified FROM requested`;
+
+/** $2 id, $3 actor. FAILED, VALIDATION_FAILED and CANCELLED jobs go back to the queue with fresh attempts. */
+export const RETRY_BY_HAND = transitionSql({
+  where: `id = $2 AND status IN ('FAILED', 'VALIDATION_FAILED', 'CANCELLED')`,
+  set: `status = 'QUEUED', retry_count = 0, run_at = clock.now, started_at = NULL, completed_at = NULL,
+    processing_time_ms = NULL, cancel_requested_at = NULL, stage = NULL, progress = 0, result = NULL, ${CLEAR_ERROR}`,
+  attempt: `1`,
+  message: `'retried by hand'`,
+  audit: { actor: "$3", action: "job.retried" },
+});
+
+/** $2 worker, $3 ids: on shutdown, running jobs go back to the queue; the attempt does not count. */
+export const RELEASE = transitionSql({
+  where: `id = ANY($3::uuid[]) AND status = 'PROCESSING' AND locked_by = $2`,
+  set: `status = 'QUEUED', locked_by = NULL, heartbeat_at = NULL, started_at = NULL, run_at = clock.now,
+    stage = NULL, progress = 0`,
+  message: `'released on shutdown'`,
+});
+
+/**
+ * $2 stalled threshold ms, $3 batch size, $4 error message. Jobs whose heartbeat stopped go to
+ * RETRYING (at once: they have waited the threshold already) or FAILED when out of attempts.
+ */
+export const RECOVER_STALLED = transitionSql({
+  where: `status = 'PROCESSING'
+    AND heartbeat_at < COALESCE($1::timestamptz, now()) - make_interval(secs => $2::double precision / 1000)`,
+  tail: `ORDER BY heartbeat_at LIMIT $3`,
+  skipLocked: true,
+  set: `status = CASE WHEN j.retry_count + 1 < j.max_attempts THEN 'RETRYING' ELSE 'FAILED' END::"JobStatus",
+    retry_count = CASE WHEN j.retry_count + 1 < j.max_attempts THEN j.retry_count + 1 ELSE j.retry_count END,
+    last_retry_at = CASE WHEN j.retry_count + 1 < j.max_attempts THEN clock.now ELSE j.last_retry_at END,
+    run_at = clock.now,
+    completed_at = CASE WHEN j.retry_count + 1 < j.max_attempts THEN NULL ELSE clock.now END,
+    processing_time_ms = ${DURATION_MS},
+    locked_by = NULL, heartbeat_at = NULL,
+    error_code = 'STALLED', error_message = $4, error_recoverable = true,
+    error_details = jsonb_build_object('category', 'STALLED', 'reason', 'heartbeat stopped', 'lockedBy', j.locked_by)`,
+  attempt: `CASE WHEN status = 'RETRYING' THEN retry_count ELSE retry_count + 1 END`,
+  message: `'recovered: heartbeat stopped'`,
+  audit: { actor: "'system'", action: "job.recovered" },
+});
+
+/** Insert columns for one job; the statement inserts from parallel arrays so a batch is one round trip. */
+const INSERT_COLUMNS = `type, owner, assessment_id, correlation_id, schema_version, idempotency_key, priority,
+  priority_rank, max_attempts, run_at, timeout_ms, payload, metadata`;
+
+/**
+ * Parallel arrays $2..$15 (ids chosen by the caller, then INSERT_COLUMNS), $16 actor. Conflicts on
+ * either unique key insert nothing; the caller re-reads the existing job. One NOTIFY per statement
+ * wakes idle pools.
+ */
+export const ENQUEUE_MANY = `WITH ${CLOCK},
+input AS (
+  SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::text[],
+    $9::"JobPriority"[], $10::smallint[], $11::int[], $12::timestamptz[], $13::int[], $14::jsonb[], $15::jsonb[])
+    AS i(id, ${INSERT_COLUMNS})
+),
+inserted AS (
+  INSERT INTO processing_jobs (id, ${INSERT_COLUMNS}, created_at, updated_at)
+  SELECT id, type, owner, assessment_id, correlation_id, schema_version, idempotency_key, priority,
+    priority_rank, max_attempts, COALESCE(run_at, clock.now), timeout_ms, payload, metadata, clock.now, clock.now
+  FROM input, clock
+  ON CONFLICT DO NOTHING
+  RETURNING *
+),
+events AS (
+  INSERT INTO job_events (job_id, from_status, to_status, attempt, message, at)
+  SELECT id, NULL, status, 1, 'created', created_at FROM inserted
+),
+audit AS (
+  INSERT INTO audit_events (actor, action, entity_type, entity_id, correlation_id, metadata, at)
+  SELECT $16, 'job.created', 'ProcessingJob', id::text, correlation_id, jsonb_build_object('type', type), created_at FROM inserted
+),
+wake AS (SELECT pg_notify('conveyor_jobs', '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted)
+SELECT inserted.*, (SELECT count(*) FROM wake) AS notified FROM inserted`;
+
+/** $1 idempotency keys, $2 assessment ids, $3 correlation ids, $4 schema versions. */
+export const FIND_EXISTING = `SELECT j.* FROM processing_jobs j
+JOIN unnest($1::text[], $2::uuid[], $3::text[], $4::text[]) AS k(idempotency_key, assessment_id, correlation_id, schema_version)
+  ON (k.idempotency_key IS NOT NULL AND j.idempotency_key = k.idempotency_key)
+  OR (k.assessment_id IS NOT NULL AND j.assessment_id = k.assessment_id AND j.correlation_id = k.correlation_id
+      AND j.schema_version = k.schema_version)`;
+
+export const SELECT_JOB = `SELECT * FROM processing_jobs WHERE id = $1`;
+
+/** $1 id: how many runnable jobs would be claimed before it (1-based position), NULL unless waiting. */
+export const QUEUE_POSITION = `SELECT CASE WHEN j.status IN ('QUEUED', 'RETRYING') THEN (
+    SELECT count(*) + 1 FROM processing_jobs o
+    WHERE o.status IN ('QUEUED', 'RETRYING')
+      AND (o.priority_rank > j.priority_rank
+        OR (o.priority_rank = j.priority_rank AND (o.run_at, o.id) < (j.run_at, j.id)))
+  ) END AS position
+FROM processing_jobs j WHERE j.id = $1`;
+
+/**
+ * $1 now, $2 max age ms, $3 batch size. Deletes one bounded batch of finished jobs (their events
+ * go by cascade); the caller loops until a batch comes back short.
+ */
+export const DELETE_FINISHED_BATCH = `DELETE FROM processing_jobs WHERE id IN (
+  SELECT id FROM processing_jobs
+  WHERE completed_at IS NOT NULL AND status IN ('COMPLETED', 'FAILED', 'VALIDATION_FAILED', 'CANCELLED')
+    AND completed_at < COALESCE($1::timestamptz, now()) - make_interval(secs => $2::double precision / 1000)
+  ORDER BY completed_at
+  LIMIT $3
+  FOR UPDATE SKIP LOCKED
+)`;

@@ -1,0 +1,87 @@
+import type { JobPriority, JobStatus } from "../generated/prisma/enums.js";
+
+export { JobPriority, JobStatus } from "../generated/prisma/enums.js";
+
+export const RUNNABLE_STATUSES: readonly JobStatus[] = ["QUEUED", "RETRYING"];
+export const TERMINAL_STATUSES: readonly JobStatus[] = ["COMPLETED", "FAILED", "VALIDATION_FAILED", "CANCELLED"];
+export const RETRYABLE_BY_HAND: readonly JobStatus[] = ["FAILED", "VALIDATION_FAILED", "CANCELLED"];
+
+export const PRIORITY_RANK: Record<JobPriority, number> = { LOW: 0, NORMAL: 1, HIGH: 2 };
+
+/** A job as the engine reads it (plain SQL rows, camel-cased). */
+export interface Job {
+  id: string;
+  type: string;
+  owner: string;
+  assessmentId: string | null;
+  correlationId: string;
+  schemaVersion: string;
+  idempotencyKey: string | null;
+  status: JobStatus;
+  stage: string | null;
+  progress: number;
+  bytesDone: number | null;
+  bytesTotal: number | null;
+  priority: JobPriority;
+  retryCount: number;
+  maxAttempts: number;
+  runAt: Date;
+  lastRetryAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+  startedAt: Date | null;
+  completedAt: Date | null;
+  processingTimeMs: number | null;
+  heartbeatAt: Date | null;
+  lockedBy: string | null;
+  timeoutMs: number | null;
+  payload: unknown;
+  result: unknown;
+  metadata: Record<string, unknown>;
+  errorCode: string | null;
+  errorMessage: string | null;
+  errorDetails: unknown;
+  errorRecoverable: boolean | null;
+  cancelRequestedAt: Date | null;
+}
+
+/** A source of "now" for the engine's SQL; absent means the database clock. Tests inject one. */
+export type Clock = () => Date;
+
+export function jobFromRow(row: Record<string, unknown>): Job {
+  return {
+    id: row.id as string,
+    type: row.type as string,
+    owner: row.owner as string,
+    assessmentId: (row.assessment_id as string | null) ?? null,
+    correlationId: row.correlation_id as string,
+    schemaVersion: row.schema_version as string,
+    idempotencyKey: (row.idempotency_key as string | null) ?? null,
+    status: row.status as JobStatus,
+    stage: (row.stage as string | null) ?? null,
+    progress: row.progress as number,
+    bytesDone: (row.bytes_done as number | null) ?? null,
+    bytesTotal: (row.bytes_total as number | null) ?? null,
+    priority: row.priority as JobPriority,
+    retryCount: row.retry_count as number,
+    maxAttempts: row.max_attempts as number,
+    runAt: row.run_at as Date,
+    lastRetryAt: (row.last_retry_at as Date | null) ?? null,
+    createdAt: row.created_at as Date,
+    updatedAt: row.updated_at as Date,
+    startedAt: (row.started_at as Date | null) ?? null,
+    completedAt: (row.completed_at as Date | null) ?? null,
+    processingTimeMs: (row.processing_time_ms as number | null) ?? null,
+    heartbeatAt: (row.heartbeat_at as Date | null) ?? null,
+    lockedBy: (row.locked_by as string | null) ?? null,
+    timeoutMs: (row.timeout_ms as number | null) ?? null,
+    payload: row.payload,
+    result: row.result ?? null,
+    metadata: (row.metadata as Record<string, unknown>) ?? {},
+    errorCode: (row.error_code as string | null) ?? null,
+    errorMessage: (row.error_message as string | null) ?? null,
+    errorDetails: row.error_details ?? null,
+    errorRecoverable: (row.error_recoverable as boolean | null) ?? null,
+    cancelRequestedAt: (row.cancel_requested_at as Date | null) ?? null,
+  };
+}

@@ -1,0 +1,47 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type pg from "pg";
+import { pendingMigrations } from "../db/migrate.js";
+
+export type RequestListener = (request: IncomingMessage, response: ServerResponse) => void;
+
+/**
+ * The HTTP server: /health (the process lives) and /ready (the database answers and every
+ * migration is applied); everything else goes to `next` (the GraphQL app).
+ */
+export function createHttpServer(options: { pool: pg.Pool; next?: RequestListener }): Server {
+  return createServer((request, response) => {
+    const path = (request.url ?? "/").split("?")[0];
+    if (path === "/health") return sendJson(response, 200, { status: "ok" });
+    if (path === "/ready") {
+      void readiness(options.pool).then(({ ready, ...body }) => sendJson(response, ready ? 200 : 503, { status: ready ? "ready" : "not ready", ...body }));
+      return;
+    }
+    if (options.next) return options.next(request, response);
+    sendJson(response, 404, { error: "not found" });
+  });
+}
+
+async function readiness(pool: pg.Pool): Promise<{ ready: boolean; database: string; pendingMigrations?: string[] }> {
+  try {
+    const pending = await pendingMigrations(pool);
+    return pending.length === 0 ? { ready: true, database: "ok" } : { ready: false, database: "ok", pendingMigrations: pending };
+  } catch {
+    return { ready: false, database: "unreachable" };
+  }
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
+  response.end(JSON.stringify(body));
+}
+
+export function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
