@@ -11,6 +11,12 @@ import type { Clock } from "./jobs/types.js";
 import { WorkerPool } from "./jobs/worker-pool.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createHttpServer, listen } from "./server/http-server.js";
+import { AssessmentService } from "./assessments/assessment-service.js";
+import { createTokenVerifier } from "./graphql/auth.js";
+import type { Services } from "./graphql/context.js";
+import { HealthMonitor } from "./jobs/health-monitor.js";
+import { createGraphQLApp, type GraphQLApp } from "./server/graphql-app.js";
+import { handleResultExport } from "./server/result-export.js";
 
 export interface ConveyorOptions {
   config: Config;
@@ -29,6 +35,8 @@ export interface Conveyor {
   registry: HandlerRegistry;
   lifecycle: JobLifecycle;
   jobs: JobService;
+  services: Services;
+  graphql: GraphQLApp;
   workerPool: WorkerPool | null;
   maintenance: Maintenance;
   server: Server;
@@ -93,7 +101,19 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
         shutdownGraceMs: config.worker.shutdownGraceMs,
       })
     : null;
-  const server = createHttpServer({ pool: database.pool });
+  const assessments = new AssessmentService({ prisma: database.prisma, pool: database.pool, jobs, events, logger });
+  const healthMonitor = new HealthMonitor(() => jobs.health(), config.health.broadcastIntervalMs, logger);
+  const services: Services = { prisma: database.prisma, jobs, assessments, events, healthMonitor, logger };
+  const verifyToken = createTokenVerifier(config.auth);
+  const graphql = createGraphQLApp({ config, services, logger, verifyToken });
+  const server = createHttpServer({
+    pool: database.pool,
+    maxBodyBytes: config.graphql.maxBodyBytes,
+    next: (request, response) => {
+      if (!handleResultExport(request, response, { jobs, verifyToken })) void graphql.yoga(request, response);
+    },
+  });
+  graphql.attach(server);
 
   let stopping: Promise<void> | null = null;
   const conveyor: Conveyor = {
@@ -104,6 +124,8 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     registry,
     lifecycle,
     jobs,
+    services,
+    graphql,
     workerPool,
     maintenance,
     server,
@@ -119,6 +141,8 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
       stopping ??= (async () => {
         server.closeIdleConnections?.();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        await graphql.close();
+        healthMonitor.stop();
         await workerPool?.stop();
         await maintenance.stop();
         server.closeAllConnections?.();

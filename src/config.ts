@@ -48,7 +48,26 @@ const environmentSchema = z.object({
   HEALTH_DEGRADED_QUEUED: z.coerce.number().int().nonnegative().default(100),
   HEALTH_DEGRADED_OLDEST_QUEUED_MS: milliseconds(10 * 60_000),
   HEALTH_WINDOW_MS: milliseconds(3600_000),
+
+  JWT_SECRET: optionalText,
+  JWT_JWKS_URL: optionalText.pipe(z.string().url("JWT_JWKS_URL must be an https:// URL").optional()),
+  JWT_ISSUER: optionalText,
+  JWT_AUDIENCE: optionalText,
+
+  GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(1).default(12),
+  GRAPHQL_MAX_COST: z.coerce.number().int().min(1).default(5000),
+  GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).default(30),
+  GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(1).default(2000),
+  GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).default(20),
+  GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(100_000),
+  GRAPHQL_INTROSPECTION: z.enum(["true", "false"]).optional(),
+  GRAPHIQL: z.enum(["true", "false"]).optional(),
+  ALLOWED_ORIGINS: z.string().default(""),
+  HEALTH_BROADCAST_INTERVAL_MS: milliseconds(5000),
 });
+
+// A fixed secret is convenient on a laptop and dangerous anywhere else; production must set its own.
+export const DEVELOPMENT_JWT_SECRET = "conveyor-development-secret-do-not-use-in-production";
 
 export type Config = ReturnType<typeof loadConfig>;
 
@@ -64,6 +83,13 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
     throw new ConfigError(`Invalid configuration:\n${problems.join("\n")}`);
   }
   const env = parsed.data;
+  const production = env.NODE_ENV === "production";
+  if (production && !env.JWT_SECRET && !env.JWT_JWKS_URL) {
+    throw new ConfigError("Invalid configuration:\n  JWT_SECRET or JWT_JWKS_URL must be set when NODE_ENV=production");
+  }
+  if (env.JWT_SECRET && env.JWT_SECRET.length < 32) {
+    throw new ConfigError("Invalid configuration:\n  JWT_SECRET must be at least 32 characters");
+  }
   return {
     environment: env.NODE_ENV,
     http: { host: env.HOST, port: env.PORT },
@@ -105,6 +131,26 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       degradedQueued: env.HEALTH_DEGRADED_QUEUED,
       degradedOldestQueuedMs: env.HEALTH_DEGRADED_OLDEST_QUEUED_MS,
       windowMs: env.HEALTH_WINDOW_MS,
+      broadcastIntervalMs: env.HEALTH_BROADCAST_INTERVAL_MS,
+    },
+    auth: {
+      secret: env.JWT_SECRET ?? (env.JWT_JWKS_URL ? undefined : DEVELOPMENT_JWT_SECRET),
+      jwksUrl: env.JWT_JWKS_URL,
+      issuer: env.JWT_ISSUER,
+      audience: env.JWT_AUDIENCE,
+    },
+    graphql: {
+      maxDepth: env.GRAPHQL_MAX_DEPTH,
+      maxCost: env.GRAPHQL_MAX_COST,
+      maxAliases: env.GRAPHQL_MAX_ALIASES,
+      maxTokens: env.GRAPHQL_MAX_TOKENS,
+      maxDirectives: env.GRAPHQL_MAX_DIRECTIVES,
+      maxBodyBytes: env.GRAPHQL_MAX_BODY_BYTES,
+      introspection: env.GRAPHQL_INTROSPECTION ? env.GRAPHQL_INTROSPECTION === "true" : !production,
+      graphiql: env.GRAPHIQL ? env.GRAPHIQL === "true" : !production,
+      // Field suggestions ("did you mean …") reveal the schema; hidden in production.
+      hideSuggestions: production,
+      allowedOrigins: env.ALLOWED_ORIGINS.split(",").map((origin) => origin.trim()).filter(Boolean),
     },
   };
 }

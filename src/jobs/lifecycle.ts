@@ -240,3 +240,21 @@ export function toChange(row: Record<string, unknown>): JobChange {
     at: (row.updated_at as Date).toISOString(),
   };
 }
+
+/** The change a job in its current state announces (for jobs created inside a caller's transaction). */
+export function changeOf(job: Job, previousStatus: JobStatus | null): JobChange {
+  return {
+    jobId: job.id,
+    type: job.type,
+    owner: job.owner,
+    status: job.status,
+    previousStatus,
+    stage: job.stage,
+    progress: job.progress,
+    bytesDone: job.bytesDone,
+    bytesTotal: job.bytesTotal,
+    retryCount: job.retryCount,
+    errorCode: job.errorCode,
+    at: job.updatedAt.toISOString(),
+  };
+}

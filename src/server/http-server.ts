@@ -9,10 +9,18 @@ export type RequestListener = (request: IncomingMessage, response: ServerRespons
  * The HTTP server: /health (the process lives) and /ready (the database answers and every
  * migration is applied); everything else goes to `next` (the GraphQL app).
  */
-export function createHttpServer(options: { pool: pg.Pool; next?: RequestListener }): Server {
+export function createHttpServer(options: { pool: pg.Pool; maxBodyBytes: number; next?: RequestListener }): Server {
   return createServer((request, response) => {
     const path = (request.url ?? "/").split("?")[0];
     if (path === "/health") return sendJson(response, 200, { status: "ok" });
+    if (request.method === "POST") {
+      const length = Number(request.headers["content-length"] ?? Number.NaN);
+      // Without a declared length the size cannot be checked before the body is parsed.
+      if (!Number.isFinite(length)) return sendJson(response, 411, { error: { code: "LENGTH_REQUIRED", message: "Send a Content-Length header" } });
+      if (length > options.maxBodyBytes) {
+        return sendJson(response, 413, { error: { code: "PAYLOAD_TOO_LARGE", message: `Request bodies are limited to ${options.maxBodyBytes} bytes` } });
+      }
+    }
     if (path === "/ready") {
       void readiness(options.pool).then(({ ready, ...body }) => sendJson(response, ready ? 200 : 503, { status: ready ? "ready" : "not ready", ...body }));
       return;

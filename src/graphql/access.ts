@@ -1,0 +1,38 @@
+import type { Viewer } from "./auth.js";
+import type { GraphQLContext } from "./context.js";
+import { badInput, forbidden, notFound, unauthenticated } from "./errors.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function requireViewer(context: GraphQLContext): Viewer {
+  if (!context.viewer) throw unauthenticated();
+  return context.viewer;
+}
+
+export function requireUuid(value: string, argument = "id"): string {
+  if (!UUID.test(value)) throw badInput(`${argument} must be a UUID`, [{ field: argument, message: "expected a UUID" }]);
+  return value.toLowerCase();
+}
+
+/**
+ * Users reach only what they own; operators reach everything. Somebody else's job is FORBIDDEN
+ * rather than NOT_FOUND: ids are random UUIDs, so confirming that one exists leaks nothing an
+ * attacker could use, and telling "not yours" apart from "deleted" saves users and support time.
+ */
+export function ensureCanAccess(viewer: Viewer, owner: string, what: string): void {
+  if (viewer.role !== "operator" && viewer.id !== owner) throw forbidden(what);
+}
+
+/** Loads with `load`, then applies ensureCanAccess; NOT_FOUND when there is nothing. */
+export async function loadAccessible<T extends { owner: string }>(
+  context: GraphQLContext,
+  id: string,
+  what: string,
+  load: (id: string) => Promise<T | null>,
+): Promise<T> {
+  const viewer = requireViewer(context);
+  const entity = await load(requireUuid(id));
+  if (!entity) throw notFound(what);
+  ensureCanAccess(viewer, entity.owner, `this ${what.toLowerCase()}`);
+  return entity;
+}

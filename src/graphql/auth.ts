@@ -1,0 +1,57 @@
+import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTVerifyGetKey } from "jose";
+
+export type Role = "user" | "operator";
+
+/** Who is calling: the token's subject and role. */
+export interface Viewer {
+  id: string;
+  role: Role;
+}
+
+export interface AuthSettings {
+  secret?: string;
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string;
+}
+
+export class InvalidTokenError extends Error {
+  override name = "InvalidTokenError";
+}
+
+/** Verifies Bearer tokens: HS256 with a shared secret, or any JWKS-published key. */
+export function createTokenVerifier(settings: AuthSettings): (token: string) => Promise<Viewer> {
+  const key: Uint8Array | JWTVerifyGetKey = settings.jwksUrl
+    ? createRemoteJWKSet(new URL(settings.jwksUrl))
+    : new TextEncoder().encode(settings.secret ?? "");
+  return async (token) => {
+    try {
+      const { payload } = await jwtVerify(token, key as Uint8Array, {
+        issuer: settings.issuer,
+        audience: settings.audience,
+        algorithms: settings.jwksUrl ? undefined : ["HS256"],
+      });
+      if (typeof payload.sub !== "string" || payload.sub.length === 0) throw new InvalidTokenError("The token has no subject");
+      const role = payload.role ?? "user";
+      if (role !== "user" && role !== "operator") throw new InvalidTokenError("The token's role must be user or operator");
+      return { id: payload.sub, role };
+    } catch (error) {
+      if (error instanceof InvalidTokenError) throw error;
+      throw new InvalidTokenError("The token is invalid or expired");
+    }
+  };
+}
+
+/** The token from an `Authorization: Bearer …` header, or null. */
+export function bearerToken(header: string | null | undefined): string | null {
+  const match = /^Bearer\s+(\S+)$/i.exec(header?.trim() ?? "");
+  return match?.[1] ?? null;
+}
+
+/** Mints an HS256 token, for development and tests. */
+export function signToken(secret: string, viewer: Viewer, options: { expiresIn?: string; issuer?: string; audience?: string } = {}): Promise<string> {
+  let jwt = new SignJWT({ role: viewer.role }).setProtectedHeader({ alg: "HS256" }).setSubject(viewer.id).setIssuedAt().setExpirationTime(options.expiresIn ?? "12h");
+  if (options.issuer) jwt = jwt.setIssuer(options.issuer);
+  if (options.audience) jwt = jwt.setAudience(options.audience);
+  return jwt.sign(new TextEncoder().encode(secret));
+}

@@ -1,0 +1,145 @@
+import type { ProcessingJob } from "../../generated/prisma/client.js";
+import { InvalidJobInputError, UnknownJobTypeError } from "../../jobs/job-service.js";
+import { loadAccessible, requireViewer } from "../access.js";
+import { builder } from "../builder.js";
+import type { GraphQLContext } from "../context.js";
+import { badInput, conflict } from "../errors.js";
+import { JobType } from "./job.js";
+import { JobPriorityEnum } from "./scalars.js";
+
+const findJob = (context: GraphQLContext) => (id: string) => context.services.prisma.processingJob.findUnique({ where: { id } });
+const reloadJob = (context: GraphQLContext, id: string) => context.services.prisma.processingJob.findUniqueOrThrow({ where: { id } });
+
+const EnqueueJobInput = builder.inputType("EnqueueJobInput", {
+  fields: (t) => ({
+    type: t.string({ required: true, description: "A registered handler's name." }),
+    payload: t.field({ type: "JSON", required: false }),
+    priority: t.field({ type: JobPriorityEnum, required: false }),
+    runAt: t.field({ type: "DateTime", required: false, description: "Do not run before this time." }),
+    idempotencyKey: t.string({ required: false, description: "Calls with the same key get the same job back." }),
+    maxAttempts: t.int({ required: false }),
+  }),
+});
+
+const EnqueueJobPayload = builder.objectRef<{ created: boolean; job: ProcessingJob }>("EnqueueJobPayload").implement({
+  fields: (t) => ({
+    created: t.exposeBoolean("created", { description: "False when the idempotency key matched an existing job." }),
+    job: t.field({ type: JobType, resolve: (parent) => parent.job }),
+  }),
+});
+
+builder.mutationField("enqueueJob", (t) =>
+  t.field({
+    type: EnqueueJobPayload,
+    authScopes: { authenticated: true },
+    args: { input: t.arg({ type: EnqueueJobInput, required: true }) },
+    resolve: async (_root, { input }, context) => {
+      const viewer = requireViewer(context);
+      try {
+        const { job, created } = await context.services.jobs.enqueue(
+          {
+            type: input.type,
+            owner: viewer.id,
+            payload: input.payload ?? {},
+            priority: input.priority ?? undefined,
+            runAt: input.runAt ?? null,
+            idempotencyKey: input.idempotencyKey ?? null,
+            maxAttempts: input.maxAttempts ?? undefined,
+          },
+          viewer.id,
+        );
+        if (!created && job.owner !== viewer.id && viewer.role !== "operator") throw conflict("This idempotency key is already used");
+        return { created, job: await reloadJob(context, job.id) };
+      } catch (error) {
+        if (error instanceof UnknownJobTypeError) throw badInput(error.message, [{ field: "input.type", message: "unknown job type" }]);
+        if (error instanceof InvalidJobInputError) {
+          throw badInput(`Invalid job: ${error.message}`, error.problems.map((problem) => ({ field: "input", message: problem })));
+        }
+        throw error;
+      }
+    },
+  }),
+);
+
+builder.mutationField("retryJob", (t) =>
+  t.prismaField({
+    type: "ProcessingJob",
+    description: "Puts a FAILED, VALIDATION_FAILED or CANCELLED job back in the queue with fresh attempts.",
+    authScopes: { authenticated: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (query, _root, args, context) => {
+      const job = await loadAccessible(context, String(args.id), "Job", findJob(context));
+      const retried = await context.services.jobs.retry(job.id, context.viewer!.id);
+      if (!retried) throw conflict(`Only failed, invalid or cancelled jobs can be retried; this one is ${job.status}`);
+      return context.services.prisma.processingJob.findUniqueOrThrow({ ...query, where: { id: job.id } });
+    },
+  }),
+);
+
+const CancelOutcome = builder.enumType("CancelOutcome", {
+  values: {
+    CANCELLED: { description: "It was waiting and is now CANCELLED." },
+    CANCEL_REQUESTED: { description: "It is running; its handler has been told to stop and it will end CANCELLED." },
+  },
+});
+
+const CancelJobPayload = builder.objectRef<{ outcome: "CANCELLED" | "CANCEL_REQUESTED"; job: ProcessingJob }>("CancelJobPayload").implement({
+  fields: (t) => ({
+    outcome: t.field({ type: CancelOutcome, resolve: (parent) => parent.outcome }),
+    job: t.field({ type: JobType, resolve: (parent) => parent.job }),
+  }),
+});
+
+builder.mutationField("cancelJob", (t) =>
+  t.field({
+    type: CancelJobPayload,
+    description: "Cancels a queued, retrying or running job.",
+    authScopes: { authenticated: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, args, context) => {
+      const job = await loadAccessible(context, String(args.id), "Job", findJob(context));
+      const result = await context.services.jobs.cancel(job.id, context.viewer!.id);
+      if (result.outcome === "not-cancellable") throw conflict(`Only queued, retrying or running jobs can be cancelled; this one is ${job.status}`);
+      return {
+        outcome: result.outcome === "cancelled" ? ("CANCELLED" as const) : ("CANCEL_REQUESTED" as const),
+        job: await reloadJob(context, job.id),
+      };
+    },
+  }),
+);
+
+const CleanupJobsPayload = builder.objectRef<{ deleted: number }>("CleanupJobsPayload").implement({
+  fields: (t) => ({ deleted: t.exposeInt("deleted", { description: "Finished jobs deleted, with their events." }) }),
+});
+
+builder.mutationField("cleanupJobs", (t) =>
+  t.field({
+    type: CleanupJobsPayload,
+    description: "Operators: deletes finished jobs completed more than `olderThanSeconds` ago.",
+    authScopes: { operator: true },
+    args: { olderThanSeconds: t.arg.int({ required: true }) },
+    resolve: async (_root, args, context) => {
+      if (args.olderThanSeconds < 0) throw badInput("olderThanSeconds must be zero or more", [{ field: "olderThanSeconds", message: "negative" }]);
+      return { deleted: await context.services.jobs.cleanup(args.olderThanSeconds * 1000) };
+    },
+  }),
+);
+
+const RecoverStalledJobsPayload = builder.objectRef<{ recovered: number; jobIds: string[] }>("RecoverStalledJobsPayload").implement({
+  fields: (t) => ({
+    recovered: t.exposeInt("recovered"),
+    jobIds: t.exposeIDList("jobIds"),
+  }),
+});
+
+builder.mutationField("recoverStalledJobs", (t) =>
+  t.field({
+    type: RecoverStalledJobsPayload,
+    description: "Operators: moves running jobs whose heartbeat stopped back to RETRYING (or FAILED when out of attempts).",
+    authScopes: { operator: true },
+    resolve: async (_root, _args, context) => {
+      const changes = await context.services.jobs.recoverStalled();
+      return { recovered: changes.length, jobIds: changes.map((change) => change.jobId) };
+    },
+  }),
+);

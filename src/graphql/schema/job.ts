@@ -1,0 +1,197 @@
+import type { ProcessingJob } from "../../generated/prisma/client.js";
+import type { Prisma } from "../../generated/prisma/client.js";
+import { userMessage } from "../../jobs/error-categories.js";
+import type { QueueStats } from "../../jobs/health.js";
+import { RUNNABLE_STATUSES, TERMINAL_STATUSES, type JobStatus } from "../../jobs/types.js";
+import type { Locale } from "../../i18n/locale.js";
+import { loadAccessible, requireUuid, requireViewer } from "../access.js";
+import { builder } from "../builder.js";
+import type { GraphQLContext } from "../context.js";
+import { forbidden } from "../errors.js";
+import { JobPriorityEnum, JobStatusEnum, LocaleEnum } from "./scalars.js";
+
+interface JobErrorShape {
+  category: string;
+  technicalMessage: string | null;
+  details: unknown;
+  recoverable: boolean | null;
+}
+
+const JobError = builder.objectRef<JobErrorShape>("JobError").implement({
+  description: "Why a job failed: a category, a message for the user, and raw details for operators.",
+  fields: (t) => ({
+    category: t.exposeString("category", { description: "One of ErrorCategory (kept as text so new categories never break old clients)." }),
+    message: t.string({
+      description: "What to tell the user, in their language.",
+      args: { locale: t.arg({ type: LocaleEnum, required: false }) },
+      resolve: (error, args, context) => userMessage(error.category, (args.locale as Locale | null) ?? context.locale),
+    }),
+    recoverable: t.boolean({ nullable: true, resolve: (error) => error.recoverable }),
+    technicalMessage: t.string({
+      nullable: true,
+      description: "The handler's own (redacted) message. Operators only; null for users.",
+      resolve: (error, _args, context) => (context.viewer?.role === "operator" ? error.technicalMessage : null),
+    }),
+    details: t.field({
+      type: "JSON",
+      nullable: true,
+      description: "Structured, redacted details. Operators only; null for users.",
+      resolve: (error, _args, context) => (context.viewer?.role === "operator" ? error.details : null),
+    }),
+  }),
+});
+
+builder.prismaObject("JobEvent", {
+  description: "One step in a job's history: a transition or a new stage.",
+  fields: (t) => ({
+    id: t.id({ resolve: (event) => String(event.id) }),
+    fromStatus: t.field({ type: JobStatusEnum, nullable: true, resolve: (event) => event.fromStatus }),
+    toStatus: t.field({ type: JobStatusEnum, resolve: (event) => event.toStatus }),
+    attempt: t.exposeInt("attempt"),
+    stage: t.exposeString("stage", { nullable: true }),
+    progress: t.exposeInt("progress", { nullable: true }),
+    message: t.exposeString("message", { nullable: true }),
+    at: t.expose("at", { type: "DateTime" }),
+  }),
+});
+
+export const JobType = builder.prismaObject("ProcessingJob", {
+  name: "Job",
+  description: "A unit of background work and everything recorded about its life.",
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    type: t.exposeString("type", { description: "The handler that runs it." }),
+    owner: t.exposeString("owner"),
+    correlationId: t.exposeString("correlationId"),
+    schemaVersion: t.exposeString("schemaVersion"),
+    idempotencyKey: t.exposeString("idempotencyKey", { nullable: true }),
+    status: t.field({ type: JobStatusEnum, resolve: (job) => job.status }),
+    stage: t.exposeString("stage", { nullable: true }),
+    progress: t.exposeInt("progress", { description: "0–100." }),
+    bytesDone: t.float({ nullable: true, resolve: (job) => (job.bytesDone === null ? null : Number(job.bytesDone)) }),
+    bytesTotal: t.float({ nullable: true, resolve: (job) => (job.bytesTotal === null ? null : Number(job.bytesTotal)) }),
+    priority: t.field({ type: JobPriorityEnum, resolve: (job) => job.priority }),
+    retryCount: t.exposeInt("retryCount", { description: "Retries so far; the current attempt is retryCount + 1." }),
+    maxAttempts: t.exposeInt("maxAttempts"),
+    runAt: t.expose("runAt", { type: "DateTime", description: "Not run before this time." }),
+    lastRetryAt: t.expose("lastRetryAt", { type: "DateTime", nullable: true }),
+    createdAt: t.expose("createdAt", { type: "DateTime" }),
+    updatedAt: t.expose("updatedAt", { type: "DateTime" }),
+    startedAt: t.expose("startedAt", { type: "DateTime", nullable: true, description: "Start of the latest attempt." }),
+    completedAt: t.expose("completedAt", { type: "DateTime", nullable: true, description: "When it reached a final state." }),
+    processingTimeMs: t.exposeInt("processingTimeMs", { nullable: true, description: "Duration of the latest attempt." }),
+    cancelRequestedAt: t.expose("cancelRequestedAt", { type: "DateTime", nullable: true }),
+    heartbeatAt: t.expose("heartbeatAt", { type: "DateTime", nullable: true }),
+    lockedBy: t.string({
+      nullable: true,
+      description: "The worker running it. Operators only.",
+      resolve: (job, _args, context) => (context.viewer?.role === "operator" ? job.lockedBy : null),
+    }),
+    payload: t.expose("payload", { type: "JSON" }),
+    result: t.expose("result", { type: "JSON", nullable: true }),
+    metadata: t.expose("metadata", { type: "JSON" }),
+    error: t.field({
+      type: JobError,
+      nullable: true,
+      resolve: (job) =>
+        job.errorCode
+          ? { category: job.errorCode, technicalMessage: job.errorMessage, details: job.errorDetails, recoverable: job.errorRecoverable }
+          : null,
+    }),
+    queuePosition: t.int({
+      nullable: true,
+      description: "1-based place in the claim order while waiting; null otherwise.",
+      resolve: (job, _args, context) => (isWaiting(job.status) ? context.services.jobs.queuePosition(job.id) : null),
+    }),
+    estimatedStartAt: t.field({
+      type: "DateTime",
+      nullable: true,
+      description: "From the last hour's throughput and the queue position; null once started or without history.",
+      resolve: async (job, _args, context) => {
+        if (!isWaiting(job.status)) return null;
+        return estimateStart(job, await recentStats(context), await context.services.jobs.queuePosition(job.id));
+      },
+    }),
+    estimatedCompletionAt: t.field({
+      type: "DateTime",
+      nullable: true,
+      description: "Start (or estimated start) plus the recent average processing time; null when finished or without history.",
+      resolve: async (job, _args, context) => {
+        if ((TERMINAL_STATUSES as string[]).includes(job.status)) return null;
+        const stats = await recentStats(context);
+        if (stats.averageProcessingMs === null) return null;
+        const start =
+          job.status === "PROCESSING" ? job.startedAt : estimateStart(job, stats, await context.services.jobs.queuePosition(job.id));
+        return start ? new Date(start.getTime() + stats.averageProcessingMs) : null;
+      },
+    }),
+    events: t.relation("events", { query: { orderBy: { id: "asc" } }, description: "The job's timeline, oldest first." }),
+    assessment: t.relation("assessment", { nullable: true }),
+  }),
+});
+
+function isWaiting(status: JobStatus): boolean {
+  return (RUNNABLE_STATUSES as string[]).includes(status);
+}
+
+/** Stats for estimates, computed at most once per request. */
+function recentStats(context: GraphQLContext): Promise<QueueStats> {
+  const cache = context as GraphQLContext & { recentStats?: Promise<QueueStats> };
+  cache.recentStats ??= context.services.jobs.stats(3600_000);
+  return cache.recentStats;
+}
+
+function estimateStart(job: Pick<ProcessingJob, "runAt">, stats: QueueStats, position: number | null): Date | null {
+  if (position === null) return null;
+  const perSecond = stats.throughput.lastHour / 3600;
+  const waitMs = perSecond > 0 ? ((position - 1) / perSecond) * 1000 : stats.averageQueueMs;
+  if (waitMs === null) return null;
+  return new Date(Math.max(job.runAt.getTime(), Date.now() + waitMs));
+}
+
+builder.queryField("job", (t) =>
+  t.prismaField({
+    type: "ProcessingJob",
+    args: { id: t.arg.id({ required: true }) },
+    authScopes: { authenticated: true },
+    resolve: (query, _root, args, context) =>
+      loadAccessible(context, String(args.id), "Job", (id) => context.services.prisma.processingJob.findUnique({ ...query, where: { id } })),
+  }),
+);
+
+const JobFilter = builder.inputType("JobFilter", {
+  fields: (t) => ({
+    status: t.field({ type: [JobStatusEnum], required: false }),
+    type: t.string({ required: false }),
+    assessmentId: t.id({ required: false }),
+    owner: t.string({ required: false, description: "Operators only; users always see their own jobs." }),
+    createdAfter: t.field({ type: "DateTime", required: false }),
+    createdBefore: t.field({ type: "DateTime", required: false }),
+  }),
+});
+
+builder.queryField("jobs", (t) =>
+  t.prismaConnection({
+    type: "ProcessingJob",
+    cursor: "id",
+    description: "Jobs, newest first. Users see their own; operators see all and may filter by owner.",
+    authScopes: { authenticated: true },
+    defaultSize: 20,
+    maxSize: 100,
+    args: { filter: t.arg({ type: JobFilter, required: false }) },
+    resolve: (query, _root, args, context) => {
+      const viewer = requireViewer(context);
+      const filter = args.filter ?? {};
+      if (filter.owner && viewer.role !== "operator" && filter.owner !== viewer.id) throw forbidden("other users' jobs");
+      const owner = viewer.role === "operator" ? (filter.owner ?? undefined) : viewer.id;
+      const where: Prisma.ProcessingJobWhereInput = {
+        owner,
+        status: filter.status?.length ? { in: filter.status } : undefined,
+        type: filter.type ?? undefined,
+        assessmentId: filter.assessmentId ? requireUuid(String(filter.assessmentId), "filter.assessmentId") : undefined,
+        createdAt: filter.createdAfter || filter.createdBefore ? { gte: filter.createdAfter ?? undefined, lt: filter.createdBefore ?? undefined } : undefined,
+      };
+      return context.services.prisma.processingJob.findMany({ ...query, where, orderBy: [{ createdAt: "desc" }, { id: "desc" }] });
+    },
+  }),
+);

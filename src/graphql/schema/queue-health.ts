@@ -1,0 +1,120 @@
+import { Repeater } from "@graphql-yoga/subscription";
+import type { QueueHealthChange } from "../../events/messages.js";
+import type { QueueHealth, QueueStats } from "../../jobs/health.js";
+import { builder } from "../builder.js";
+import { badInput } from "../errors.js";
+import { guardStream } from "../streams.js";
+
+const HealthStatusEnum = builder.enumType("HealthStatus", { values: ["HEALTHY", "DEGRADED", "UNHEALTHY"] as const });
+
+const StatusCounts = builder.objectRef<QueueStats["counts"]>("JobStatusCounts").implement({
+  description: "Waiting and running jobs now; finished ones within the window.",
+  fields: (t) => ({
+    queued: t.exposeInt("queued"),
+    processing: t.exposeInt("processing"),
+    retrying: t.exposeInt("retrying"),
+    completed: t.exposeInt("completed"),
+    failed: t.exposeInt("failed"),
+    validationFailed: t.exposeInt("validationFailed"),
+    cancelled: t.exposeInt("cancelled"),
+  }),
+});
+
+const TypeCount = builder.objectRef<QueueStats["byType"][number]>("JobTypeCount").implement({
+  fields: (t) => ({ type: t.exposeString("type"), status: t.exposeString("status"), count: t.exposeInt("count") }),
+});
+const PriorityCount = builder.objectRef<QueueStats["byPriority"][number]>("JobPriorityCount").implement({
+  fields: (t) => ({ priority: t.exposeString("priority"), status: t.exposeString("status"), count: t.exposeInt("count") }),
+});
+const CategoryCount = builder.objectRef<QueueStats["failuresByCategory"][number]>("ErrorCategoryCount").implement({
+  fields: (t) => ({ category: t.exposeString("category"), count: t.exposeInt("count") }),
+});
+const Throughput = builder.objectRef<QueueStats["throughput"]>("Throughput").implement({
+  description: "Jobs completed in the last hour, day and week.",
+  fields: (t) => ({ lastHour: t.exposeInt("lastHour"), lastDay: t.exposeInt("lastDay"), lastWeek: t.exposeInt("lastWeek") }),
+});
+
+const QueueStatsType = builder.objectRef<QueueStats>("QueueStats").implement({
+  fields: (t) => ({
+    windowSeconds: t.int({ resolve: (stats) => Math.round(stats.windowMs / 1000) }),
+    counts: t.field({ type: StatusCounts, resolve: (stats) => stats.counts }),
+    byType: t.field({ type: [TypeCount], resolve: (stats) => stats.byType }),
+    byPriority: t.field({ type: [PriorityCount], resolve: (stats) => stats.byPriority }),
+    failuresByCategory: t.field({ type: [CategoryCount], resolve: (stats) => stats.failuresByCategory }),
+    successRate: t.exposeFloat("successRate", { nullable: true, description: "0–1; null when nothing finished in the window." }),
+    averageProcessingMs: t.exposeFloat("averageProcessingMs", { nullable: true }),
+    averageQueueMs: t.exposeFloat("averageQueueMs", { nullable: true }),
+    throughput: t.field({ type: Throughput, resolve: (stats) => stats.throughput }),
+    stalled: t.exposeInt("stalled", { description: "Running jobs whose heartbeat stopped." }),
+    oldestQueuedAgeMs: t.exposeFloat("oldestQueuedAgeMs", { nullable: true }),
+  }),
+});
+
+const QueueHealthType = builder.objectRef<QueueHealth>("QueueHealth").implement({
+  fields: (t) => ({
+    status: t.field({ type: HealthStatusEnum, resolve: (health) => health.status }),
+    reasons: t.exposeStringList("reasons", { description: "Every threshold crossed; empty when healthy." }),
+    checkedAt: t.field({ type: "DateTime", resolve: (health) => health.checkedAt }),
+    stats: t.field({ type: QueueStatsType, resolve: (health) => health }),
+  }),
+});
+
+builder.queryField("queueHealth", (t) =>
+  t.field({
+    type: QueueHealthType,
+    description: "Operators: HEALTHY, DEGRADED or UNHEALTHY, with the reasons and the figures behind them.",
+    authScopes: { operator: true },
+    resolve: (_root, _args, context) => context.services.jobs.health(),
+  }),
+);
+
+builder.queryField("queueStats", (t) =>
+  t.field({
+    type: QueueStatsType,
+    description: "Operators: queue figures over a window (default one hour, at most 7 days).",
+    authScopes: { operator: true },
+    args: { windowSeconds: t.arg.int({ required: false, defaultValue: 3600 }) },
+    resolve: (_root, args, context) => {
+      const seconds = args.windowSeconds ?? 3600;
+      if (seconds < 1 || seconds > 7 * 24 * 3600) {
+        throw badInput("windowSeconds must be from 1 to 604800 (7 days)", [{ field: "windowSeconds", message: "out of range" }]);
+      }
+      return context.services.jobs.stats(seconds * 1000);
+    },
+  }),
+);
+
+const QueueHealthChangeType = builder.objectRef<QueueHealthChange>("QueueHealthChange").implement({
+  fields: (t) => ({
+    status: t.field({ type: HealthStatusEnum, resolve: (change) => change.status }),
+    previousStatus: t.field({ type: HealthStatusEnum, nullable: true, resolve: (change) => change.previousStatus }),
+    reasons: t.exposeStringList("reasons"),
+    at: t.field({ type: "DateTime", resolve: (change) => change.at }),
+  }),
+});
+
+builder.subscriptionField("queueHealthChanged", (t) =>
+  t.field({
+    type: QueueHealthChangeType,
+    description: "Operators: the current health, then an event each time the status changes.",
+    authScopes: { operator: true },
+    subscribe: async (_root, _args, context) => {
+      const { healthMonitor, jobs, logger } = context.services;
+      const current = await jobs.health();
+      const source = new Repeater<QueueHealthChange>(async (push, stop) => {
+        await push({ status: current.status, previousStatus: null, reasons: current.reasons, at: current.checkedAt.toISOString() });
+        let last = current.status;
+        const unlisten = healthMonitor.listen((change) => {
+          if (change.status === last) return;
+          const event = { ...change, previousStatus: last };
+          last = change.status;
+          void push(event);
+        });
+        await stop;
+        unlisten();
+      });
+      return guardStream(source, logger);
+    },
+    resolve: (change) => change,
+  }),
+);

@@ -1,0 +1,59 @@
+import { GraphQLError, Kind, type ValueNode } from "graphql";
+import { ERROR_CATEGORIES } from "../../jobs/error-categories.js";
+import { builder } from "../builder.js";
+
+builder.scalarType("DateTime", {
+  description: "An instant in time, as an ISO 8601 string in UTC (e.g. 2026-11-24T12:00:00.000Z).",
+  serialize: (value) => (value instanceof Date ? value.toISOString() : new Date(value).toISOString()),
+  parseValue: (value) => parseDate(value),
+  parseLiteral: (node) => {
+    if (node.kind !== Kind.STRING) throw new GraphQLError("DateTime must be an ISO 8601 string", { extensions: { code: "BAD_USER_INPUT" } });
+    return parseDate(node.value);
+  },
+});
+
+builder.scalarType("JSON", {
+  description: "Any JSON value.",
+  serialize: (value) => value,
+  parseValue: (value) => value,
+  parseLiteral: (node) => literalValue(node),
+});
+
+function parseDate(value: unknown): Date {
+  const date = typeof value === "string" ? new Date(value) : new Date(Number.NaN);
+  if (Number.isNaN(date.getTime())) {
+    throw new GraphQLError("DateTime must be an ISO 8601 string", { extensions: { code: "BAD_USER_INPUT" } });
+  }
+  return date;
+}
+
+function literalValue(node: ValueNode): unknown {
+  switch (node.kind) {
+    case Kind.STRING:
+    case Kind.BOOLEAN:
+      return node.value;
+    case Kind.INT:
+    case Kind.FLOAT:
+      return Number(node.value);
+    case Kind.NULL:
+      return null;
+    case Kind.LIST:
+      return node.values.map(literalValue);
+    case Kind.OBJECT:
+      return Object.fromEntries(node.fields.map((field) => [field.name.value, literalValue(field.value)]));
+    default:
+      throw new GraphQLError("Variables are not allowed inside a JSON literal", { extensions: { code: "BAD_USER_INPUT" } });
+  }
+}
+
+export const JobStatusEnum = builder.enumType("JobStatus", {
+  values: ["QUEUED", "PROCESSING", "RETRYING", "COMPLETED", "FAILED", "VALIDATION_FAILED", "CANCELLED"] as const,
+});
+export const JobPriorityEnum = builder.enumType("JobPriority", { values: ["LOW", "NORMAL", "HIGH"] as const });
+export const AssessmentStatusEnum = builder.enumType("AssessmentStatus", { values: ["IN_PROGRESS", "COMPLETED"] as const });
+export const ErrorCategoryEnum = builder.enumType("ErrorCategory", { values: ERROR_CATEGORIES });
+export const LocaleEnum = builder.enumType("Locale", {
+  description: "A language for user-facing messages; without one, Accept-Language decides (English by default).",
+  values: { EN: { value: "en" }, FR: { value: "fr" }, DE: { value: "de" } } as const,
+});
+export const RoleEnum = builder.enumType("Role", { values: { USER: { value: "user" }, OPERATOR: { value: "operator" } } as const });

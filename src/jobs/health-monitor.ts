@@ -1,0 +1,60 @@
+import type { QueueHealthChange } from "../events/messages.js";
+import type { Logger } from "../logger.js";
+import type { HealthStatus, QueueHealth } from "./health.js";
+
+/**
+ * Computes queue health on a timer while anybody listens, and tells listeners when the status
+ * changes. Every instance reads the same database, so each computes the same answer locally
+ * rather than broadcasting it.
+ */
+export class HealthMonitor {
+  private listeners = new Set<(change: QueueHealthChange) => void>();
+  private timer: NodeJS.Timeout | undefined;
+  private lastStatus: HealthStatus | null = null;
+  private checking = false;
+
+  constructor(
+    private readonly check: () => Promise<QueueHealth>,
+    private readonly intervalMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Registers a listener; returns the function that removes it. */
+  listen(listener: (change: QueueHealthChange) => void): () => void {
+    this.listeners.add(listener);
+    if (!this.timer && this.intervalMs > 0) {
+      this.timer = setInterval(() => void this.tick(), this.intervalMs);
+      this.timer.unref();
+    }
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.stop();
+    };
+  }
+
+  /** Checks now; announces a change of status to every listener. */
+  async tick(): Promise<QueueHealth | null> {
+    if (this.checking) return null;
+    this.checking = true;
+    try {
+      const health = await this.check();
+      if (health.status !== this.lastStatus) {
+        const change: QueueHealthChange = { status: health.status, previousStatus: this.lastStatus, reasons: health.reasons, at: health.checkedAt.toISOString() };
+        this.lastStatus = health.status;
+        for (const listener of this.listeners) listener(change);
+      }
+      return health;
+    } catch (error) {
+      this.logger.warn({ err: error }, "queue health check failed");
+      return null;
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.lastStatus = null;
+  }
+}
