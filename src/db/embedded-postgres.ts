@@ -99,7 +99,7 @@ function acquireDirectoryLock(lockFile: string): () => void {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
       const owner = Number(readFileSync(lockFile, "utf8").trim());
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
         throw new Error(
           `The embedded database folder is in use by process ${owner} (lock ${lockFile}). Stop that process, or set EMBEDDED_POSTGRES_DIR to another folder.`,
         );

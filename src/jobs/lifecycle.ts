@@ -69,7 +69,7 @@ export class JobLifecycle {
   /** QUEUED/RETRYING → PROCESSING for up to `limit` runnable jobs of the given types. */
   async claim(workerId: string, types: string[], limit: number): Promise<Job[]> {
     if (limit <= 0 || types.length === 0) return [];
-    const { rows } = await this.pool.query(sql.CLAIM, [this.now(), workerId, types, limit]);
+    const { rows } = await this.pool.query({ name: "conveyor-claim", text: sql.CLAIM, values: [this.now(), workerId, types, limit] });
     this.announce(rows);
     return rows.map(jobFromRow);
   }
@@ -81,15 +81,11 @@ export class JobLifecycle {
     report: { stage: string; percent: number; bytesDone?: number | null; bytesTotal?: number | null },
   ): Promise<boolean> {
     const percent = Number.isFinite(report.percent) ? Math.round(report.percent) : 0;
-    const { rows } = await this.pool.query(sql.PROGRESS, [
-      this.now(),
-      jobId,
-      workerId,
-      report.stage.slice(0, 200),
-      percent,
-      report.bytesDone ?? null,
-      report.bytesTotal ?? null,
-    ]);
+    const { rows } = await this.pool.query({
+      name: "conveyor-progress",
+      text: sql.PROGRESS,
+      values: [this.now(), jobId, workerId, report.stage.slice(0, 200), percent, report.bytesDone ?? null, report.bytesTotal ?? null],
+    });
     this.announce(rows);
     return rows.length === 1;
   }
@@ -111,12 +107,11 @@ export class JobLifecycle {
     while (this.pendingCompletions.length > 0) {
       const batch = this.pendingCompletions.splice(0, MAX_COMPLETION_BATCH);
       try {
-        const { rows } = await this.pool.query(sql.COMPLETE_MANY, [
-          this.now(),
-          batch.map((item) => item.id),
-          batch.map((item) => item.workerId),
-          batch.map((item) => item.result),
-        ]);
+        const { rows } = await this.pool.query({
+          name: "conveyor-complete",
+          text: sql.COMPLETE_MANY,
+          values: [this.now(), batch.map((item) => item.id), batch.map((item) => item.workerId), batch.map((item) => item.result)],
+        });
         this.announce(rows);
         const completed = new Set(rows.map((row) => row.id as string));
         for (const item of batch) item.settle(completed.has(item.id));
@@ -159,7 +154,7 @@ export class JobLifecycle {
   /** Marks the worker's running jobs alive. Returns which it still owns and which were asked to stop. */
   async heartbeat(workerId: string, jobIds: string[]): Promise<{ owned: Set<string>; cancelRequested: Set<string> }> {
     if (jobIds.length === 0) return { owned: new Set(), cancelRequested: new Set() };
-    const { rows } = await this.pool.query<{ id: string; cancel_requested: boolean }>(sql.HEARTBEAT, [this.now(), jobIds, workerId]);
+    const { rows } = await this.pool.query<{ id: string; cancel_requested: boolean }>({ name: "conveyor-heartbeat", text: sql.HEARTBEAT, values: [this.now(), jobIds, workerId] });
     return {
       owned: new Set(rows.map((row) => row.id)),
       cancelRequested: new Set(rows.filter((row) => row.cancel_requested).map((row) => row.id)),

@@ -82,7 +82,7 @@ export const COMPLETE_MANY = `WITH ${CLOCK},
 input AS (SELECT * FROM unnest($2::uuid[], $3::text[], $4::jsonb[]) AS i(id, worker, result)),
 target AS (
   SELECT j.id FROM processing_jobs j JOIN input i ON i.id = j.id
-  WHERE j.status = 'PROCESSING' AND j.locked_by = i.worker
+  WHERE j.id = ANY($2::uuid[]) AND j.status = 'PROCESSING' AND j.locked_by = i.worker
   FOR UPDATE OF j
 ),
 updated AS (

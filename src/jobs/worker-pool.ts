@@ -25,6 +25,8 @@ interface RunningJob {
   job: Job;
   controller: AbortController;
   done: Promise<void>;
+  /** True once the handler settled: the slot is free while its outcome is being written. */
+  slotFreed: boolean;
 }
 
 // How long a handler may take to settle after its signal fired before the slot is taken back.
@@ -39,7 +41,10 @@ const CLAIM_ERROR_BACKOFF_MS = 1000;
  */
 export class WorkerPool {
   readonly workerId: string;
+  /** Every job this pool owns, until its outcome is written. */
   private readonly running = new Map<string, RunningJob>();
+  /** Jobs whose handler has not settled yet: what occupies a slot. */
+  private busySlots = 0;
   private listener: NotificationListener | null = null;
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -95,7 +100,7 @@ export class WorkerPool {
     try {
       do {
         this.fetchAgain = false;
-        const free = this.options.concurrency - this.running.size;
+        const free = this.options.concurrency - this.busySlots;
         if (free <= 0 || this.stopping) break;
         const jobs = await this.options.lifecycle.claim(this.workerId, this.options.registry.types(), free);
         this.claimFailures = 0;
@@ -123,15 +128,28 @@ export class WorkerPool {
 
   private run(job: Job): void {
     const controller = new AbortController();
-    const entry: RunningJob = { job, controller, done: Promise.resolve() };
+    const entry: RunningJob = { job, controller, done: Promise.resolve(), slotFreed: false };
     this.running.set(job.id, entry);
-    entry.done = this.execute(job, controller).finally(() => {
+    this.busySlots++;
+    entry.done = this.execute(entry).finally(() => {
+      this.freeSlot(entry);
       if (this.running.get(job.id) === entry) this.running.delete(job.id);
-      this.wake();
     });
   }
 
-  private async execute(job: Job, controller: AbortController): Promise<void> {
+  /**
+   * Called as soon as a handler settles: the next claim then runs while this job's outcome is
+   * being written, so the two round trips overlap instead of adding up.
+   */
+  private freeSlot(entry: RunningJob): void {
+    if (entry.slotFreed) return;
+    entry.slotFreed = true;
+    this.busySlots--;
+    this.wake();
+  }
+
+  private async execute(entry: RunningJob): Promise<void> {
+    const { job, controller } = entry;
     const { lifecycle, registry, logger: poolLogger } = this.options;
     const handler = registry.get(job.type)!;
     const logger = poolLogger.child({ jobId: job.id, type: job.type, attempt: job.retryCount + 1 });
@@ -161,11 +179,13 @@ export class WorkerPool {
 
     try {
       const result = await settleOrAbandon(() => handler.run(job.payload, context), signal);
+      this.freeSlot(entry);
       const reason = signal.reason;
       if (reason instanceof JobAbortReason && (reason.kind === "lost" || reason.kind === "shutdown")) return;
       const completed = await lifecycle.complete(job.id, this.workerId, result);
       if (!completed) logger.warn("job finished but its claim was taken over; result discarded");
     } catch (error) {
+      this.freeSlot(entry);
       const reason = signal.aborted ? signal.reason : undefined;
       if (reason instanceof JobAbortReason && (reason.kind === "lost" || reason.kind === "shutdown")) {
         logger.info({ reason: reason.kind }, "job stopped without recording a failure");

@@ -1,4 +1,6 @@
-import { createClient, type Client, type ExecutionResult } from "graphql-ws";
+import { createClient, type Client, type FormattedExecutionResult } from "graphql-ws";
+
+type ExecutionResult<T> = FormattedExecutionResult<T, unknown>;
 import WebSocket from "ws";
 import { signToken, type Role } from "../../src/graphql/auth.js";
 import type { Conveyor } from "../../src/app.js";
