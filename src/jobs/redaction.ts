@@ -46,14 +46,16 @@ const PERSONAL_PATTERNS: [RegExp, string][] = [
 ];
 
 export function scrubText(text: string, maxLength = MAX_STRING): string {
-  let scrubbed = text;
+  // Cut before matching: the patterns backtrack, and a 100 kB message must not cost seconds. The
+  // margin keeps an address that straddles the cut whole enough to be recognised.
+  let scrubbed = text.length > maxLength + 256 ? text.slice(0, maxLength + 256) : text;
   for (const [pattern, replacement] of PERSONAL_PATTERNS) scrubbed = scrubbed.replace(pattern, replacement);
-  return truncate(scrubbed, maxLength);
+  return truncate(scrubbed, maxLength, text.length);
 }
 
-export function truncate(text: string, maxLength: number): string {
+export function truncate(text: string, maxLength: number, originalLength = text.length): string {
   if (text.length <= maxLength) return text;
-  const marker = `… [${text.length - maxLength + 1} more characters]`;
+  const marker = `… [${originalLength - maxLength + 1} more characters]`;
   return text.slice(0, Math.max(0, maxLength - marker.length)) + marker;
 }
 

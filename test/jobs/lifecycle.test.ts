@@ -1,0 +1,252 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { JobValidationError } from "../../src/jobs/job-errors.js";
+import { JobAbortReason } from "../../src/jobs/job-errors.js";
+import { enqueueJob } from "../../src/jobs/queue.js";
+import type { JobHandler } from "../../src/handlers/registry.js";
+import { startTestConveyor, type TestConveyor } from "../support/conveyor.js";
+
+// Transitions driven directly through the lifecycle with a fake worker id, so each step and the
+// metadata it stores can be checked on its own.
+const noop: JobHandler = { type: "noop", run: async () => null };
+const WORKER = "test-worker-1";
+const OTHER_WORKER = "test-worker-2";
+
+describe("job lifecycle", () => {
+  let conveyor: TestConveyor;
+  const row = async (id: string) => (await conveyor.database.pool.query("SELECT * FROM processing_jobs WHERE id = $1", [id])).rows[0];
+  const events = async (id: string) =>
+    (await conveyor.database.pool.query("SELECT from_status, to_status, attempt, stage, message FROM job_events WHERE job_id = $1 ORDER BY id", [id])).rows;
+  const enqueue = async (extra: Record<string, unknown> = {}) =>
+    (await enqueueJob(conveyor.database.pool, { type: "noop", owner: "alice", ...extra }, { actor: "alice" })).job;
+  const claimOne = async (worker = WORKER) => {
+    const [job] = await conveyor.lifecycle.claim(worker, ["noop"], 1);
+    expect(job).toBeDefined();
+    return job!;
+  };
+
+  beforeAll(async () => {
+    conveyor = await startTestConveyor({ handlers: [noop], start: false, random: () => 0.5 });
+  });
+  afterAll(() => conveyor?.dispose());
+  beforeEach(async () => {
+    await conveyor.database.pool.query("DELETE FROM processing_jobs");
+  });
+
+  it("claims QUEUED → PROCESSING with start time, heartbeat and owner, highest priority first", async () => {
+    const low = await enqueue({ priority: "LOW" });
+    const high = await enqueue({ priority: "HIGH" });
+    const claimed = await claimOne();
+    expect(claimed.id).toBe(high.id);
+    const stored = await row(high.id);
+    expect(stored.status).toBe("PROCESSING");
+    expect(stored.locked_by).toBe(WORKER);
+    expect(stored.started_at).toBeInstanceOf(Date);
+    expect(stored.heartbeat_at).toBeInstanceOf(Date);
+    expect((await row(low.id)).status).toBe("QUEUED");
+    expect(await events(high.id)).toEqual([
+      { from_status: null, to_status: "QUEUED", attempt: 1, stage: null, message: "created" },
+      { from_status: "QUEUED", to_status: "PROCESSING", attempt: 1, stage: null, message: null },
+    ]);
+  });
+
+  it("does not claim a job whose run_at is in the future, nor types it has no handler for", async () => {
+    await enqueue({ runAt: new Date(Date.now() + 60_000) });
+    await enqueueJob(conveyor.database.pool, { type: "elsewhere", owner: "alice" }, { actor: "alice" });
+    expect(await conveyor.lifecycle.claim(WORKER, ["noop"], 10)).toEqual([]);
+  });
+
+  it("records progress, with a JobEvent only when the stage changes", async () => {
+    const job = await enqueue();
+    await claimOne();
+    expect(await conveyor.lifecycle.progress(job.id, WORKER, { stage: "reading", percent: 10, bytesDone: 100, bytesTotal: 1000 })).toBe(true);
+    expect(await conveyor.lifecycle.progress(job.id, WORKER, { stage: "reading", percent: 40, bytesDone: 400, bytesTotal: 1000 })).toBe(true);
+    expect(await conveyor.lifecycle.progress(job.id, WORKER, { stage: "writing", percent: 150 })).toBe(true);
+    const stored = await row(job.id);
+    expect([stored.stage, stored.progress]).toEqual(["writing", 100]);
+    expect((await events(job.id)).map((event) => event.stage).filter(Boolean)).toEqual(["reading", "writing"]);
+    expect(await conveyor.lifecycle.progress(job.id, OTHER_WORKER, { stage: "hijack", percent: 1 })).toBe(false);
+  });
+
+  it("completes with result, completion time, a non-negative duration and the lock cleared", async () => {
+    const job = await enqueue();
+    await claimOne();
+    expect(await conveyor.lifecycle.complete(job.id, WORKER, { answer: 42 })).toBe(true);
+    const stored = await row(job.id);
+    expect(stored.status).toBe("COMPLETED");
+    expect(stored.result).toEqual({ answer: 42 });
+    expect(stored.completed_at.getTime()).toBeGreaterThanOrEqual(stored.started_at.getTime());
+    expect(stored.processing_time_ms).toBeGreaterThanOrEqual(0);
+    expect([stored.locked_by, stored.heartbeat_at, stored.progress]).toEqual([null, null, 100]);
+    expect(await conveyor.lifecycle.complete(job.id, WORKER, {})).toBe(false);
+  });
+
+  it("retries a recoverable failure with backoff, then fails when attempts run out", async () => {
+    const job = await enqueue({ maxAttempts: 2 });
+    const first = await claimOne();
+    const retried = await conveyor.lifecycle.fail(first, WORKER, new Error("flaky upstream"));
+    expect(retried?.status).toBe("RETRYING");
+    expect(retried?.retryDelayMs).toBe(1000); // random 0.5 → no jitter
+    let stored = await row(job.id);
+    expect(stored.retry_count).toBe(1);
+    expect(stored.last_retry_at).toBeInstanceOf(Date);
+    expect(stored.run_at.getTime() - stored.last_retry_at.getTime()).toBe(1000);
+    expect([stored.error_code, stored.error_message, stored.error_recoverable]).toEqual(["WORKER_ERROR", "flaky upstream", true]);
+    expect(stored.completed_at).toBeNull();
+
+    await conveyor.database.pool.query("UPDATE processing_jobs SET run_at = now() WHERE id = $1", [job.id]);
+    const second = await claimOne();
+    expect(second.retryCount).toBe(1);
+    expect((await conveyor.lifecycle.fail(second, WORKER, new Error("still flaky")))?.status).toBe("FAILED");
+    stored = await row(job.id);
+    expect([stored.status, stored.retry_count]).toEqual(["FAILED", 1]);
+    expect(stored.completed_at).toBeInstanceOf(Date);
+    expect((await events(job.id)).map((event) => `${event.to_status}:${event.attempt}`)).toEqual([
+      "QUEUED:1",
+      "PROCESSING:1",
+      "RETRYING:1",
+      "PROCESSING:2",
+      "FAILED:2",
+    ]);
+  });
+
+  it("stores a validation failure as VALIDATION_FAILED with per-field details, never retried", async () => {
+    const job = await enqueue({ maxAttempts: 5 });
+    const claimed = await claimOne();
+    const failure = new JobValidationError([{ field: "answers.email", rule: "format", reason: "not an address" }]);
+    expect((await conveyor.lifecycle.fail(claimed, WORKER, failure))?.status).toBe("VALIDATION_FAILED");
+    const stored = await row(job.id);
+    expect(stored.error_code).toBe("VALIDATION_ERROR");
+    expect(stored.error_recoverable).toBe(false);
+    expect(stored.error_details.failures).toEqual([{ field: "answers.email", rule: "format", reason: "not an address" }]);
+    expect(stored.retry_count).toBe(0);
+    expect(await conveyor.lifecycle.claim(WORKER, ["noop"], 1)).toEqual([]);
+  });
+
+  it("computes no duration without a start time, and never a negative one", async () => {
+    const missing = await enqueue();
+    await claimOne();
+    await conveyor.database.pool.query("UPDATE processing_jobs SET started_at = NULL WHERE id = $1", [missing.id]);
+    expect(await conveyor.lifecycle.complete(missing.id, WORKER, null)).toBe(true);
+    expect((await row(missing.id)).processing_time_ms).toBeNull();
+
+    const future = await enqueue();
+    const claimed = await claimOne();
+    await conveyor.database.pool.query("UPDATE processing_jobs SET started_at = now() + interval '1 hour' WHERE id = $1", [future.id]);
+    await conveyor.lifecycle.fail(claimed, WORKER, new Error("x"));
+    expect((await row(future.id)).processing_time_ms).toBe(0);
+  });
+
+  it("truncates a 100 kB error message and still writes the row", async () => {
+    const job = await enqueue({ maxAttempts: 1 });
+    const claimed = await claimOne();
+    expect((await conveyor.lifecycle.fail(claimed, WORKER, new Error("x".repeat(100_000))))?.status).toBe("FAILED");
+    const stored = await row(job.id);
+    expect(stored.error_message.length).toBeLessThanOrEqual(1000);
+    expect(stored.error_message).toMatch(/more characters\]$/);
+  });
+
+  it("keeps personal data out of stored errors", async () => {
+    const job = await enqueue({ maxAttempts: 1 });
+    const claimed = await claimOne();
+    const error = Object.assign(new Error("Could not mail jane.doe@example.com at +41 79 123 45 67"), { code: "EMAIL_FAILED" });
+    await conveyor.lifecycle.fail(claimed, WORKER, error);
+    const stored = await row(job.id);
+    const text = JSON.stringify([stored.error_message, stored.error_details]);
+    expect(text).not.toContain("jane.doe");
+    expect(text).not.toContain("123 45 67");
+    expect(stored.error_message).toContain("[email]");
+    expect(stored.error_details.code).toBe("EMAIL_FAILED");
+  });
+
+  it("refuses a worker whose claim was taken over", async () => {
+    const job = await enqueue();
+    const claimed = await claimOne();
+    await conveyor.database.pool.query("UPDATE processing_jobs SET heartbeat_at = now() - interval '1 hour' WHERE id = $1", [job.id]);
+    const recovered = await conveyor.lifecycle.recoverStalled(60_000);
+    expect(recovered.map((change) => [change.jobId, change.status])).toEqual([[job.id, "RETRYING"]]);
+    const stored = await row(job.id);
+    expect([stored.error_code, stored.locked_by, stored.retry_count]).toEqual(["STALLED", null, 1]);
+    const reclaimed = await claimOne(OTHER_WORKER);
+    expect(reclaimed.id).toBe(job.id);
+    expect(await conveyor.lifecycle.complete(job.id, WORKER, "late")).toBe(false);
+    expect(await conveyor.lifecycle.fail(claimed, WORKER, new Error("late"))).toBeNull();
+    expect((await conveyor.lifecycle.heartbeat(WORKER, [job.id])).owned.size).toBe(0);
+    expect(await conveyor.lifecycle.complete(job.id, OTHER_WORKER, "winner")).toBe(true);
+    expect((await row(job.id)).result).toBe("winner");
+    const audit = await conveyor.database.pool.query("SELECT action FROM audit_events WHERE entity_id = $1 ORDER BY id", [job.id]);
+    expect(audit.rows.map((entry) => entry.action)).toEqual(["job.created", "job.recovered"]);
+  });
+
+  it("fails a stalled job that has no attempts left", async () => {
+    const job = await enqueue({ maxAttempts: 1 });
+    await claimOne();
+    await conveyor.database.pool.query("UPDATE processing_jobs SET heartbeat_at = now() - interval '1 hour' WHERE id = $1", [job.id]);
+    await conveyor.lifecycle.recoverStalled(60_000);
+    const stored = await row(job.id);
+    expect([stored.status, stored.error_code]).toEqual(["FAILED", "STALLED"]);
+  });
+
+  it("cancels a queued job at once and only asks a running one to stop", async () => {
+    const queued = await enqueue();
+    expect((await conveyor.lifecycle.cancel(queued.id, "alice")).outcome).toBe("cancelled");
+    expect((await row(queued.id)).status).toBe("CANCELLED");
+    expect((await conveyor.lifecycle.cancel(queued.id, "alice")).outcome).toBe("not-cancellable");
+
+    const running = await enqueue();
+    const claimed = await claimOne();
+    expect((await conveyor.lifecycle.cancel(running.id, "alice")).outcome).toBe("requested");
+    expect((await conveyor.lifecycle.heartbeat(WORKER, [running.id])).cancelRequested.has(running.id)).toBe(true);
+    const outcome = await conveyor.lifecycle.fail(claimed, WORKER, new Error("aborted"), new JobAbortReason("cancel", "Cancelled by request"));
+    expect(outcome?.status).toBe("CANCELLED");
+  });
+
+  it("retries by hand FAILED, VALIDATION_FAILED and CANCELLED jobs with fresh attempts", async () => {
+    const job = await enqueue({ maxAttempts: 1 });
+    const claimed = await claimOne();
+    await conveyor.lifecycle.fail(claimed, WORKER, new Error("boom"));
+    const change = await conveyor.lifecycle.retry(job.id, "olga");
+    expect(change?.status).toBe("QUEUED");
+    const stored = await row(job.id);
+    expect([stored.retry_count, stored.error_code, stored.completed_at, stored.started_at]).toEqual([0, null, null, null]);
+    expect(await conveyor.lifecycle.retry(job.id, "olga")).toBeNull();
+  });
+
+  it("releases a worker's running jobs back to the queue without counting the attempt", async () => {
+    const job = await enqueue();
+    await claimOne();
+    expect(await conveyor.lifecycle.release(WORKER, [job.id])).toBe(1);
+    const stored = await row(job.id);
+    expect([stored.status, stored.retry_count, stored.locked_by]).toEqual(["QUEUED", 0, null]);
+    expect((await events(job.id)).at(-1)).toMatchObject({ to_status: "QUEUED", message: "released on shutdown" });
+  });
+
+  it("reports the 1-based queue position in claim order, null once not waiting", async () => {
+    const first = await enqueue();
+    const second = await enqueue();
+    const urgent = await enqueue({ priority: "HIGH" });
+    expect(await conveyor.jobs.queuePosition(urgent.id)).toBe(1);
+    expect(await conveyor.jobs.queuePosition(first.id)).toBe(2);
+    expect(await conveyor.jobs.queuePosition(second.id)).toBe(3);
+    await claimOne();
+    expect(await conveyor.jobs.queuePosition(urgent.id)).toBeNull();
+    expect(await conveyor.jobs.queuePosition(first.id)).toBe(1);
+  });
+
+  it("deletes finished jobs past retention in bounded batches, with their events", async () => {
+    const old = await Promise.all(Array.from({ length: 25 }, () => enqueue()));
+    const recent = await enqueue();
+    const waiting = await enqueue();
+    await conveyor.database.pool.query(
+      "UPDATE processing_jobs SET status = 'COMPLETED', completed_at = now() - interval '10 days' WHERE id = ANY($1)",
+      [old.map((job) => job.id)],
+    );
+    await conveyor.database.pool.query("UPDATE processing_jobs SET status = 'COMPLETED', completed_at = now() WHERE id = $1", [recent.id]);
+    const { deleteFinishedJobs } = await import("../../src/jobs/retention.js");
+    expect(await deleteFinishedJobs(conveyor.database.pool, { maxAgeMs: 7 * 86_400_000, batchSize: 10, maxBatches: 2 })).toBe(20);
+    expect(await deleteFinishedJobs(conveyor.database.pool, { maxAgeMs: 7 * 86_400_000, batchSize: 10 })).toBe(5);
+    const left = await conveyor.database.pool.query("SELECT id FROM processing_jobs ORDER BY created_at");
+    expect(left.rows.map((entry) => entry.id).sort()).toEqual([recent.id, waiting.id].sort());
+    const orphanEvents = await conveyor.database.pool.query("SELECT count(*)::int AS n FROM job_events WHERE job_id = ANY($1)", [old.map((job) => job.id)]);
+    expect(orphanEvents.rows[0].n).toBe(0);
+  });
+});
