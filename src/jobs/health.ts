@@ -76,7 +76,7 @@ SELECT
   (SELECT count(*)::int FROM finished WHERE status = 'COMPLETED') AS throughput_week,
   (SELECT count(*)::int FROM processing_jobs, clock WHERE status = 'PROCESSING'
      AND heartbeat_at < clock.now - make_interval(secs => $3::double precision / 1000)) AS stalled,
-  (SELECT EXTRACT(EPOCH FROM (clock.now - min(run_at))) * 1000 FROM processing_jobs, clock
+  (SELECT EXTRACT(EPOCH FROM (max(clock.now) - min(run_at))) * 1000 FROM processing_jobs, clock
      WHERE status IN ('QUEUED', 'RETRYING') AND run_at <= clock.now) AS oldest_queued_age_ms`;
 
 interface StatsRow {

@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { startTestConveyor, type TestConveyor } from "../support/conveyor.js";
+
+// Rows are seeded with SQL: health is computed from the table alone, whoever wrote it.
+describe("queue health", () => {
+  let conveyor: TestConveyor;
+  const seed = async (count: number, fields: { status: string; type?: string; priority?: string; errorCode?: string | null; completedAgo?: string; heartbeatAgo?: string; runAtAgo?: string }) => {
+    await conveyor.database.pool.query(
+      `INSERT INTO processing_jobs (id, type, owner, correlation_id, status, priority, error_code, created_at, started_at, completed_at, processing_time_ms, heartbeat_at, run_at, locked_by)
+       SELECT gen_random_uuid(), $2, 'seed', 'c', $3::"JobStatus", $4::"JobPriority", $5,
+         now() - interval '2 minutes', now() - interval '1 minute',
+         CASE WHEN $6::interval IS NULL THEN NULL ELSE now() - $6::interval END,
+         CASE WHEN $6::interval IS NULL THEN NULL ELSE 250 END,
+         CASE WHEN $7::interval IS NULL THEN NULL ELSE now() - $7::interval END,
+         now() - COALESCE($8::interval, interval '0'), CASE WHEN $3 = 'PROCESSING' THEN 'seed-worker' END
+       FROM generate_series(1, $1)`,
+      [count, fields.type ?? "report", fields.status, fields.priority ?? "NORMAL", fields.errorCode ?? null, fields.completedAgo ?? null, fields.heartbeatAgo ?? null, fields.runAtAgo ?? null],
+    );
+  };
+  const health = () => conveyor.jobs.health();
+
+  beforeAll(async () => {
+    conveyor = await startTestConveyor({ start: false });
+  });
+  afterAll(() => conveyor?.dispose());
+  beforeEach(async () => {
+    await conveyor.database.pool.query("DELETE FROM processing_jobs");
+  });
+
+  it("is HEALTHY with no history and with a good success rate", async () => {
+    expect(await health()).toMatchObject({ status: "HEALTHY", reasons: [], successRate: null });
+    await seed(95, { status: "COMPLETED", completedAgo: "5 minutes" });
+    await seed(5, { status: "FAILED", errorCode: "WORKER_ERROR", completedAgo: "5 minutes" });
+    expect(await health()).toMatchObject({ status: "HEALTHY", successRate: 0.95 });
+  });
+
+  it("flips to DEGRADED below 90 % success and UNHEALTHY below 70 %", async () => {
+    await seed(89, { status: "COMPLETED", completedAgo: "5 minutes" });
+    await seed(11, { status: "FAILED", errorCode: "TIMEOUT", completedAgo: "5 minutes" });
+    let result = await health();
+    expect(result.status).toBe("DEGRADED");
+    expect(result.reasons.join()).toMatch(/success rate 89.0% is below 90.0%/);
+    await seed(30, { status: "VALIDATION_FAILED", errorCode: "VALIDATION_ERROR", completedAgo: "5 minutes" });
+    result = await health();
+    expect(result.status).toBe("UNHEALTHY");
+    expect(result.failuresByCategory).toEqual([
+      { category: "VALIDATION_ERROR", count: 30 },
+      { category: "TIMEOUT", count: 11 },
+    ]);
+  });
+
+  it("ignores failures outside the window for the success rate but counts them in throughput", async () => {
+    await seed(10, { status: "FAILED", errorCode: "WORKER_ERROR", completedAgo: "3 hours" });
+    await seed(10, { status: "COMPLETED", completedAgo: "3 hours" });
+    await seed(4, { status: "COMPLETED", completedAgo: "2 days" });
+    const result = await health();
+    expect(result.status).toBe("HEALTHY");
+    expect(result.throughput).toEqual({ lastHour: 0, lastDay: 10, lastWeek: 14 });
+  });
+
+  it("flips to DEGRADED with one stalled job and UNHEALTHY with more than five", async () => {
+    await seed(3, { status: "PROCESSING", heartbeatAgo: "10 seconds" });
+    expect((await health()).status).toBe("HEALTHY");
+    await seed(1, { status: "PROCESSING", heartbeatAgo: "10 minutes" });
+    let result = await health();
+    expect([result.status, result.stalled, result.counts.processing]).toEqual(["DEGRADED", 1, 4]);
+    await seed(5, { status: "PROCESSING", heartbeatAgo: "10 minutes" });
+    result = await health();
+    expect([result.status, result.stalled]).toEqual(["UNHEALTHY", 6]);
+  });
+
+  it("flips to DEGRADED with more than 100 waiting jobs or one waiting over 10 minutes", async () => {
+    await seed(100, { status: "QUEUED" });
+    expect((await health()).status).toBe("HEALTHY");
+    await seed(1, { status: "RETRYING", priority: "HIGH" });
+    let result = await health();
+    expect(result.status).toBe("DEGRADED");
+    expect(result.reasons).toEqual(["101 jobs waiting (more than 100)"]);
+    expect(result.byPriority).toContainEqual({ priority: "HIGH", status: "RETRYING", count: 1 });
+    expect(result.byType).toContainEqual({ type: "report", status: "QUEUED", count: 100 });
+
+    await conveyor.database.pool.query("DELETE FROM processing_jobs");
+    await seed(1, { status: "QUEUED", runAtAgo: "11 minutes" });
+    result = await health();
+    expect(result.status).toBe("DEGRADED");
+    expect(result.oldestQueuedAgeMs).toBeGreaterThan(10 * 60_000);
+  });
+
+  it("averages processing and queue times over the window", async () => {
+    await seed(4, { status: "COMPLETED", completedAgo: "1 minute" });
+    const result = await health();
+    expect(result.averageProcessingMs).toBe(250);
+    expect(result.averageQueueMs).toBe(60_000);
+  });
+});
