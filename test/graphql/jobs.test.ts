@@ -1,0 +1,221 @@
+import WebSocket from "ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { JobHandler } from "../../src/handlers/registry.js";
+import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
+import { collect, graphql, tokenFor, wsClient } from "../support/graphql-client.js";
+
+const handlers: JobHandler<any, any>[] = [
+  { type: "always-fails", run: async () => Promise.reject(new Error("upstream unavailable for jane@example.com")) },
+  {
+    type: "waits",
+    async run(_payload, context) {
+      await context.progress("waiting", 5);
+      await new Promise((_resolve, reject) => context.signal.addEventListener("abort", () => reject(context.signal.reason), { once: true }));
+    },
+  },
+  { type: "quick", run: async (payload) => ({ echo: payload }) },
+];
+
+describe("jobs over the API", () => {
+  let conveyor: TestConveyor;
+  let alice: string;
+  let bob: string;
+  let olga: string;
+  const enqueue = async (token: string, input: Record<string, unknown>) => {
+    const response = await graphql(conveyor, `mutation($input: EnqueueJobInput!) { enqueueJob(input: $input) { created job { id status owner } } }`, { input }, { token });
+    return response;
+  };
+
+  beforeAll(async () => {
+    conveyor = await startTestConveyor({
+      handlers,
+      environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "4", RETRY_INITIAL_DELAY_MS: "30", RETRY_MAX_DELAY_MS: "60", JOB_MAX_ATTEMPTS: "2", HEALTH_BROADCAST_INTERVAL_MS: "100" },
+    });
+    [alice, bob, olga] = await Promise.all([tokenFor(conveyor, "alice"), tokenFor(conveyor, "bob"), tokenFor(conveyor, "olga", "operator")]);
+  });
+  afterAll(() => conveyor?.dispose());
+
+  it("enqueues idempotently and refuses unknown types with BAD_USER_INPUT", async () => {
+    const first = await enqueue(alice, { type: "quick", payload: { n: 1 }, idempotencyKey: "k-1", priority: "HIGH" });
+    const second = await enqueue(alice, { type: "quick", payload: { n: 2 }, idempotencyKey: "k-1" });
+    expect(first.data.enqueueJob.created).toBe(true);
+    expect(second.data.enqueueJob).toMatchObject({ created: false, job: { id: first.data.enqueueJob.job.id } });
+    const unknown = await enqueue(alice, { type: "does-not-exist" });
+    expect(unknown.errors?.[0]?.extensions).toMatchObject({ code: "BAD_USER_INPUT" });
+    expect(unknown.errors?.[0]?.message).toMatch(/Unknown job type/);
+    const badAttempts = await enqueue(alice, { type: "quick", maxAttempts: 0 });
+    expect(badAttempts.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+    const badDate = await enqueue(alice, { type: "quick", runAt: "yesterday" });
+    expect(badDate.errors?.[0]?.message).toMatch(/DateTime/);
+  });
+
+  it("streams RETRYING then FAILED with a localized, categorized error", async () => {
+    const jobId = (await enqueue(alice, { type: "always-fails", runAt: new Date(Date.now() + 300).toISOString() })).data.enqueueJob.job.id;
+    const client = wsClient(conveyor, alice, { locale: "fr" });
+    const { done } = collect(client, `subscription($id: ID!) { jobProgress(jobId: $id) { status retryCount error { category message } } }`, { id: jobId });
+    const { events, error } = await done;
+    expect(error).toBeUndefined();
+    const statuses = events.map((event) => (event.data as any).jobProgress.status);
+    expect(statuses.filter((status) => status !== "PROCESSING")).toEqual(["QUEUED", "RETRYING", "FAILED"]);
+    const failed = (events.at(-1)!.data as any).jobProgress;
+    expect(failed).toMatchObject({ status: "FAILED", retryCount: 1, error: { category: "WORKER_ERROR" } });
+    expect(failed.error.message).toMatch(/erreur inattendue/);
+    const stored = await graphql(conveyor, `query($id: ID!) { job(id: $id) { error { technicalMessage } } }`, { id: jobId }, { token: olga });
+    expect(stored.data.job.error.technicalMessage).not.toContain("jane@example.com");
+    await client.dispose();
+  });
+
+  it("cancels a running job through the API", async () => {
+    const jobId = (await enqueue(alice, { type: "waits" })).data.enqueueJob.job.id;
+    await eventually(async () => (await conveyor.jobs.find(jobId))?.stage === "waiting");
+    const cancelled = await graphql(conveyor, `mutation($id: ID!) { cancelJob(id: $id) { outcome job { id cancelRequestedAt } } }`, { id: jobId }, { token: alice });
+    expect(cancelled.data.cancelJob.outcome).toBe("CANCEL_REQUESTED");
+    expect(cancelled.data.cancelJob.job.cancelRequestedAt).not.toBeNull();
+    await eventually(async () => (await conveyor.jobs.find(jobId))?.status === "CANCELLED");
+    const again = await graphql(conveyor, `mutation($id: ID!) { cancelJob(id: $id) { outcome } }`, { id: jobId }, { token: alice });
+    expect(again.errors?.[0]?.extensions?.code).toBe("CONFLICT");
+    const retried = await graphql(conveyor, `mutation($id: ID!) { retryJob(id: $id) { status retryCount } }`, { id: jobId }, { token: alice });
+    expect(retried.data.retryJob.status).toMatch(/QUEUED|PROCESSING/);
+    await eventually(async () => (await conveyor.jobs.find(jobId))?.stage === "waiting");
+    await graphql(conveyor, `mutation($id: ID!) { cancelJob(id: $id) { outcome } }`, { id: jobId }, { token: alice });
+  });
+
+  it("cancels a queued job at once and refuses to retry a job that has not failed", async () => {
+    const jobId = (await enqueue(alice, { type: "quick", runAt: new Date(Date.now() + 3_600_000).toISOString() })).data.enqueueJob.job.id;
+    const position = await graphql(conveyor, `query($id: ID!) { job(id: $id) { queuePosition status } }`, { id: jobId }, { token: alice });
+    expect(position.data.job.queuePosition).toBeGreaterThanOrEqual(1);
+    const retry = await graphql(conveyor, `mutation($id: ID!) { retryJob(id: $id) { id } }`, { id: jobId }, { token: alice });
+    expect(retry.errors?.[0]?.extensions?.code).toBe("CONFLICT");
+    const cancelled = await graphql(conveyor, `mutation($id: ID!) { cancelJob(id: $id) { outcome job { status queuePosition error { category } } } }`, { id: jobId }, { token: alice });
+    expect(cancelled.data.cancelJob).toMatchObject({ outcome: "CANCELLED", job: { status: "CANCELLED", queuePosition: null, error: { category: "CANCELLED" } } });
+  });
+
+  it("keeps another user's job out of reach on query, mutation and subscribe", async () => {
+    const jobId = (await enqueue(alice, { type: "quick", runAt: new Date(Date.now() + 3_600_000).toISOString() })).data.enqueueJob.job.id;
+    const read = await graphql(conveyor, `query($id: ID!) { job(id: $id) { id } }`, { id: jobId }, { token: bob });
+    expect(read.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+    expect(read.data?.job ?? null).toBeNull();
+    for (const mutation of ["cancelJob(id: $id) { outcome }", "retryJob(id: $id) { id }"]) {
+      const response = await graphql(conveyor, `mutation($id: ID!) { ${mutation} }`, { id: jobId }, { token: bob });
+      expect(response.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+    }
+    const client = wsClient(conveyor, bob);
+    const { done } = collect(client, `subscription($id: ID!) { jobProgress(jobId: $id) { status } }`, { id: jobId });
+    // Refused when it starts: one result carrying the error and no data, then the stream ends.
+    const { events, error } = await done;
+    expect(error).toBeUndefined();
+    expect(events).toHaveLength(1);
+    expect(events[0]!.data ?? null).toBeNull();
+    expect(events[0]!.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+    // The same socket still serves what bob may see.
+    const own = (await enqueue(bob, { type: "quick" })).data.enqueueJob.job.id;
+    const mine = await collect(client, `subscription($id: ID!) { jobProgress(jobId: $id) { status } }`, { id: own }).done;
+    expect((mine.events.at(-1)!.data as any).jobProgress.status).toBe("COMPLETED");
+    await client.dispose();
+    expect((await graphql(conveyor, `query($id: ID!) { job(id: $id) { id } }`, { id: jobId }, { token: olga })).data.job.id).toBe(jobId);
+    const missing = await graphql(conveyor, `query { job(id: "00000000-0000-4000-8000-000000000000") { id } }`, {}, { token: alice });
+    expect(missing.errors?.[0]?.extensions?.code).toBe("NOT_FOUND");
+    const malformed = await graphql(conveyor, `query { job(id: "not-a-uuid") { id } }`, {}, { token: alice });
+    expect(malformed.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+  });
+
+  it("lists jobs newest first as a Relay connection, users their own, operators anyone's", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await enqueue(bob, { type: "quick", payload: { i } })).data.enqueueJob.job.id);
+    const query = `query($first: Int, $after: String, $filter: JobFilter) { jobs(first: $first, after: $after, filter: $filter) { edges { cursor node { id owner type } } pageInfo { hasNextPage endCursor } } }`;
+    const page1 = await graphql(conveyor, query, { first: 3, filter: { type: "quick" } }, { token: bob });
+    const page2 = await graphql(conveyor, query, { first: 3, after: page1.data.jobs.pageInfo.endCursor, filter: { type: "quick" } }, { token: bob });
+    const listed = [...page1.data.jobs.edges, ...page2.data.jobs.edges].map((edge: any) => edge.node.id);
+    expect(listed.slice(0, 5)).toEqual([...ids].reverse());
+    expect(page1.data.jobs.pageInfo.hasNextPage).toBe(true);
+    expect(new Set([...page1.data.jobs.edges, ...page2.data.jobs.edges].map((edge: any) => edge.node.owner))).toEqual(new Set(["bob"]));
+    const spying = await graphql(conveyor, query, { first: 3, filter: { owner: "bob" } }, { token: alice });
+    expect(spying.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+    const asOperator = await graphql(conveyor, query, { first: 100, filter: { owner: "bob", status: ["COMPLETED"] } }, { token: olga });
+    expect(asOperator.data.jobs.edges.length).toBeGreaterThanOrEqual(5);
+    const unauthenticated = await graphql(conveyor, query, { first: 1 });
+    expect(unauthenticated.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
+  });
+
+  it("shows queue health and stats to operators only, and streams health changes", async () => {
+    const health = await graphql(conveyor, `{ queueHealth { status reasons checkedAt stats { counts { queued completed failed } successRate throughput { lastHour } failuresByCategory { category count } } } }`, {}, { token: olga });
+    expect(health.errors).toBeUndefined();
+    expect(["HEALTHY", "DEGRADED", "UNHEALTHY"]).toContain(health.data.queueHealth.status);
+    expect(health.data.queueHealth.stats.counts.completed).toBeGreaterThan(0);
+    const forbidden = await graphql(conveyor, `{ queueHealth { status } }`, {}, { token: alice });
+    expect(forbidden.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+    const window = await graphql(conveyor, `{ queueStats(windowSeconds: 0) { successRate } }`, {}, { token: olga });
+    expect(window.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+
+    const client = wsClient(conveyor, olga);
+    const changes = collect(client, `subscription { queueHealthChanged { status previousStatus reasons } }`, {}, (event) => (event.data as any)?.queueHealthChanged.previousStatus !== null);
+    await eventually(() => changes.events.length >= 1);
+    const before = (changes.events[0]!.data as any).queueHealthChanged.status;
+    // More than 100 waiting jobs degrades the queue (if it was not already for another reason).
+    await conveyor.jobs.enqueue({ type: "quick", owner: "olga" }, "olga");
+    await conveyor.database.pool.query(
+      `INSERT INTO processing_jobs (id, type, owner, correlation_id, run_at) SELECT gen_random_uuid(), 'parked', 'olga', 'c', now() - interval '1 hour' FROM generate_series(1, 150)`,
+    );
+    if (before === "HEALTHY") {
+      const { events } = await changes.done;
+      expect((events.at(-1)!.data as any).queueHealthChanged).toMatchObject({ status: "DEGRADED", previousStatus: "HEALTHY" });
+    } else changes.stop();
+    await conveyor.database.pool.query("DELETE FROM processing_jobs WHERE type = 'parked'");
+    await client.dispose();
+
+    const denied = await collect(wsClient(conveyor, alice), `subscription { jobUpdates { jobId } }`).done;
+    expect(denied.events).toHaveLength(1);
+    expect(denied.events[0]!.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+  });
+
+  it("streams every transition to operators on jobUpdates", async () => {
+    const client = wsClient(conveyor, olga);
+    const updates = collect(client, `subscription { jobUpdates(filter: { type: "quick" }) { jobId status } }`, {}, (event) => (event.data as any).jobUpdates.status === "COMPLETED");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const jobId = (await enqueue(alice, { type: "quick" })).data.enqueueJob.job.id;
+    const { events } = await updates.done;
+    expect(events.map((event) => (event.data as any).jobUpdates).filter((update: any) => update.jobId === jobId).map((update: any) => update.status)).toEqual([
+      "QUEUED",
+      "PROCESSING",
+      "COMPLETED",
+    ]);
+    await client.dispose();
+  });
+
+  it("streams a subscription over SSE", async () => {
+    const jobId = (await enqueue(alice, { type: "quick" })).data.enqueueJob.job.id;
+    const response = await fetch(`${conveyor.url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "text/event-stream", authorization: `Bearer ${alice}` },
+      body: JSON.stringify({ query: `subscription($id: ID!) { jobProgress(jobId: $id) { status } }`, variables: { id: jobId } }),
+    });
+    expect(response.headers.get("content-type")).toMatch(/text\/event-stream/);
+    const text = await response.text();
+    const data = text.split("\n").filter((line) => line.startsWith("data: ") && line.length > 6).map((line) => JSON.parse(line.slice(6)));
+    expect(data.at(-1)).toEqual({ data: { jobProgress: { status: "COMPLETED" } } });
+    expect(text).toContain("event: complete");
+  });
+
+  it("closes a WebSocket whose token is invalid with 4403, and answers UNAUTHENTICATED over HTTP", async () => {
+    const socket = new WebSocket(`${conveyor.url!.replace("http", "ws")}/graphql`, "graphql-transport-ws");
+    await new Promise((resolve) => socket.once("open", resolve));
+    socket.send(JSON.stringify({ type: "connection_init", payload: { authorization: "Bearer not-a-token" } }));
+    const [code] = (await new Promise((resolve) => socket.once("close", (...args) => resolve(args)))) as [number];
+    expect(code).toBe(4403);
+    const http = await graphql(conveyor, `{ me { id } }`, {}, { token: "not-a-token" });
+    expect(http.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
+    const me = await graphql(conveyor, `{ me { id role } }`, {}, { token: olga });
+    expect(me.data.me).toEqual({ id: "olga", role: "OPERATOR" });
+  });
+
+  it("lets operators clean up and recover stalled jobs, and nobody else", async () => {
+    const cleanup = await graphql(conveyor, `mutation { cleanupJobs(olderThanSeconds: 0) { deleted } }`, {}, { token: olga });
+    expect(cleanup.data.cleanupJobs.deleted).toBeGreaterThan(0);
+    const recover = await graphql(conveyor, `mutation { recoverStalledJobs { recovered jobIds } }`, {}, { token: olga });
+    expect(recover.data.recoverStalledJobs.recovered).toBe(0);
+    for (const mutation of ["cleanupJobs(olderThanSeconds: 0) { deleted }", "recoverStalledJobs { recovered }"]) {
+      const response = await graphql(conveyor, `mutation { ${mutation} }`, {}, { token: alice });
+      expect(response.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+    }
+  });
+});
