@@ -176,20 +176,36 @@ export function originAllowed(request: IncomingMessage, allowedOrigins: string[]
   }
 }
 
-/** Gives the limit plugins' rejections a stable code clients can branch on. */
+const LIMIT_MESSAGE = /limit of \d+ exceeded|Token limit|too many/i;
+
+/**
+ * Gives GraphQL Armor's rejections (depth, cost, aliases, directives, tokens) a stable code that
+ * clients can branch on; Armor reports them as bare "Syntax Error: … limit … exceeded" errors,
+ * some returned by validation and some thrown from it or from the parser.
+ */
 function useLimitErrorCodes(): Plugin {
+  const mark = (error: unknown) =>
+    error instanceof GraphQLError && !error.extensions?.code && LIMIT_MESSAGE.test(error.message)
+      ? new GraphQLError(error.message, { nodes: error.nodes, extensions: { ...error.extensions, code: "QUERY_TOO_COMPLEX" } })
+      : error;
   return {
-    onValidate() {
-      return ({ result, setResult }) => {
-        if (result.length === 0) return;
-        setResult(
-          result.map((error) =>
-            error.extensions?.code || !/limit|exceeded|too many|Too many/i.test(error.message)
-              ? error
-              : new GraphQLError(error.message, { nodes: error.nodes, extensions: { ...error.extensions, code: "QUERY_TOO_COMPLEX" } }),
-          ),
-        );
-      };
+    onParse({ parseFn, setParseFn }) {
+      setParseFn((...args: Parameters<typeof parseFn>) => {
+        try {
+          return parseFn(...args);
+        } catch (error) {
+          throw mark(error);
+        }
+      });
+    },
+    onValidate({ validateFn, setValidationFn }) {
+      setValidationFn((...args: Parameters<typeof validateFn>) => {
+        try {
+          return validateFn(...args).map((error: GraphQLError) => mark(error) as GraphQLError);
+        } catch (error) {
+          throw mark(error);
+        }
+      });
     },
   };
 }

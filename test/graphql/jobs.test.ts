@@ -200,7 +200,7 @@ describe("jobs over the API", () => {
     const socket = new WebSocket(`${conveyor.url!.replace("http", "ws")}/graphql`, "graphql-transport-ws");
     await new Promise((resolve) => socket.once("open", resolve));
     socket.send(JSON.stringify({ type: "connection_init", payload: { authorization: "Bearer not-a-token" } }));
-    const [code] = (await new Promise((resolve) => socket.once("close", (...args) => resolve(args)))) as [number];
+    const code = await new Promise<number>((resolve) => socket.once("close", (closeCode: number) => resolve(closeCode)));
     expect(code).toBe(4403);
     const http = await graphql(conveyor, `{ me { id } }`, {}, { token: "not-a-token" });
     expect(http.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
