@@ -86,6 +86,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     maintenance,
     thresholds: { ...config.health, stalledThresholdMs: config.worker.stalledThresholdMs },
     defaultMaxAttempts: config.retry.maxAttempts,
+    healthCacheMs: config.health.cacheMs,
     clock,
   });
   const workerPool = config.worker.enabled

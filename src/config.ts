@@ -64,6 +64,7 @@ const environmentSchema = z.object({
   GRAPHIQL: z.enum(["true", "false"]).optional(),
   ALLOWED_ORIGINS: z.string().default(""),
   HEALTH_BROADCAST_INTERVAL_MS: milliseconds(5000),
+  HEALTH_CACHE_MS: milliseconds(2000),
 });
 
 // A fixed secret is convenient on a laptop and dangerous anywhere else; production must set its own.
@@ -132,6 +133,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       degradedOldestQueuedMs: env.HEALTH_DEGRADED_OLDEST_QUEUED_MS,
       windowMs: env.HEALTH_WINDOW_MS,
       broadcastIntervalMs: env.HEALTH_BROADCAST_INTERVAL_MS,
+      cacheMs: env.HEALTH_CACHE_MS,
     },
     auth: {
       secret: env.JWT_SECRET ?? (env.JWT_JWKS_URL ? undefined : DEVELOPMENT_JWT_SECRET),

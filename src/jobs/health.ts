@@ -36,44 +36,38 @@ export interface QueueHealth extends QueueStats {
   checkedAt: Date;
 }
 
-// Active jobs come from the partial indexes; finished ones from the covering index on completed_at,
-// limited to the window (7 days for throughput). Nothing here reads a table's rows one by one.
+// Active jobs come from the partial indexes; finished ones from the covering index on
+// completed_at (index-only scans), each aggregate reading only its own time range. Nothing here
+// reads a table's rows one by one, and no intermediate result is materialized.
 const STATS_SQL = `
 WITH clock AS (SELECT COALESCE($1::timestamptz, now()) AS now),
+since AS (SELECT now - make_interval(secs => $2::double precision / 1000) AS window_start, now FROM clock),
 active AS (
-  SELECT status, type, priority, count(*)::int AS count, min(run_at) AS oldest_run_at
-  FROM processing_jobs WHERE status IN ('QUEUED', 'RETRYING')
-  GROUP BY status, type, priority
-  UNION ALL
-  SELECT status, type, priority, count(*)::int, NULL FROM processing_jobs WHERE status = 'PROCESSING'
-  GROUP BY status, type, priority
+  SELECT status, type, priority, count(*)::int AS count FROM processing_jobs
+  WHERE status IN ('QUEUED', 'RETRYING', 'PROCESSING') GROUP BY status, type, priority
 ),
-finished AS (
-  SELECT status, type, priority, error_code, processing_time_ms, created_at, started_at, completed_at
-  FROM processing_jobs, clock
-  WHERE completed_at IS NOT NULL AND completed_at >= clock.now - interval '7 days'
+recent AS (
+  SELECT status, type, priority, error_code, processing_time_ms, created_at, started_at
+  FROM processing_jobs, since WHERE completed_at IS NOT NULL AND completed_at >= since.window_start
 )
 SELECT
   (SELECT coalesce(json_agg(a), '[]') FROM (
-     SELECT status, type, priority, count, oldest_run_at FROM active
+     SELECT status, type, priority, count FROM active
      UNION ALL
-     SELECT f.status, f.type, f.priority, count(*)::int, NULL FROM finished f, clock
-     WHERE f.completed_at >= clock.now - make_interval(secs => $2::double precision / 1000)
-     GROUP BY f.status, f.type, f.priority) a) AS groups,
+     SELECT status, type, priority, count(*)::int FROM recent GROUP BY status, type, priority) a) AS groups,
   (SELECT coalesce(json_agg(c), '[]') FROM (
-     SELECT error_code AS category, count(*)::int AS count FROM finished f, clock
-     WHERE f.completed_at >= clock.now - make_interval(secs => $2::double precision / 1000)
-       AND f.status IN ('FAILED', 'VALIDATION_FAILED', 'CANCELLED') AND error_code IS NOT NULL
-     GROUP BY error_code ORDER BY count(*) DESC) c) AS categories,
-  (SELECT avg(processing_time_ms) FROM finished f, clock
-     WHERE f.completed_at >= clock.now - make_interval(secs => $2::double precision / 1000)
-       AND processing_time_ms IS NOT NULL) AS average_processing_ms,
-  (SELECT avg(EXTRACT(EPOCH FROM (started_at - created_at)) * 1000) FROM finished f, clock
-     WHERE f.completed_at >= clock.now - make_interval(secs => $2::double precision / 1000)
-       AND started_at IS NOT NULL AND started_at >= created_at) AS average_queue_ms,
-  (SELECT count(*) FILTER (WHERE completed_at >= clock.now - interval '1 hour')::int FROM finished, clock WHERE status = 'COMPLETED') AS throughput_hour,
-  (SELECT count(*) FILTER (WHERE completed_at >= clock.now - interval '1 day')::int FROM finished, clock WHERE status = 'COMPLETED') AS throughput_day,
-  (SELECT count(*)::int FROM finished WHERE status = 'COMPLETED') AS throughput_week,
+     SELECT error_code AS category, count(*)::int AS count FROM recent
+     WHERE status IN ('FAILED', 'VALIDATION_FAILED', 'CANCELLED') AND error_code IS NOT NULL
+     GROUP BY error_code ORDER BY count(*) DESC, error_code) c) AS categories,
+  (SELECT avg(processing_time_ms) FROM recent WHERE processing_time_ms IS NOT NULL) AS average_processing_ms,
+  (SELECT avg(EXTRACT(EPOCH FROM (started_at - created_at)) * 1000) FROM recent
+     WHERE started_at IS NOT NULL AND started_at >= created_at) AS average_queue_ms,
+  (SELECT count(*)::int FROM processing_jobs, clock WHERE completed_at IS NOT NULL AND status = 'COMPLETED'
+     AND completed_at >= clock.now - interval '1 hour') AS throughput_hour,
+  (SELECT count(*)::int FROM processing_jobs, clock WHERE completed_at IS NOT NULL AND status = 'COMPLETED'
+     AND completed_at >= clock.now - interval '1 day') AS throughput_day,
+  (SELECT count(*)::int FROM processing_jobs, clock WHERE completed_at IS NOT NULL AND status = 'COMPLETED'
+     AND completed_at >= clock.now - interval '7 days') AS throughput_week,
   (SELECT count(*)::int FROM processing_jobs, clock WHERE status = 'PROCESSING'
      AND heartbeat_at < clock.now - make_interval(secs => $3::double precision / 1000)) AS stalled,
   (SELECT EXTRACT(EPOCH FROM (max(clock.now) - min(run_at))) * 1000 FROM processing_jobs, clock

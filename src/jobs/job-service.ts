@@ -1,7 +1,8 @@
 import type pg from "pg";
 import type { EventBus } from "../events/event-bus.js";
 import type { HandlerRegistry } from "../handlers/registry.js";
-import { queueHealth, queueStats, type HealthThresholds } from "./health.js";
+import { queueHealth, queueStats, type HealthThresholds, type QueueHealth } from "./health.js";
+import { SharedComputation } from "./health-cache.js";
 import type { JobLifecycle } from "./lifecycle.js";
 import type { Maintenance } from "./maintenance.js";
 import { enqueueJob, findJob, queuePosition, type EnqueueInput, type Queryable } from "./queue.js";
@@ -20,6 +21,8 @@ export class InvalidJobInputError extends Error {
 
 /** What the API and the tests use of the engine: enqueue, look up, cancel, retry, health. */
 export class JobService {
+  private readonly sharedHealth: SharedComputation<QueueHealth>;
+
   constructor(
     private readonly deps: {
       pool: pg.Pool;
@@ -29,9 +32,13 @@ export class JobService {
       maintenance: Maintenance;
       thresholds: HealthThresholds;
       defaultMaxAttempts: number;
+      /** How long one health computation serves every caller (0: compute on every call). */
+      healthCacheMs: number;
       clock?: Clock;
     },
-  ) {}
+  ) {
+    this.sharedHealth = new SharedComputation(() => queueHealth(this.deps.pool, this.deps.thresholds, this.deps.clock), deps.healthCacheMs);
+  }
 
   /** Validates against the handler registry, then enqueues exactly once per unique key. */
   async enqueue(input: EnqueueInput, actor: string, db: Queryable = this.deps.pool, publish = true) {
@@ -69,8 +76,9 @@ export class JobService {
     return this.deps.lifecycle.retry(id, actor);
   }
 
+  /** Queue health; aggregating a large table is costly, so one computation serves every caller for a moment. */
   health() {
-    return queueHealth(this.deps.pool, this.deps.thresholds, this.deps.clock);
+    return this.sharedHealth.get();
   }
 
   stats(windowMs: number) {

@@ -25,6 +25,7 @@ export async function startTestConveyor(
     WORKER_POLL_INTERVAL_MS: "200",
     STALLED_CHECK_INTERVAL_MS: "0",
     RETENTION_INTERVAL_MS: "0",
+    HEALTH_CACHE_MS: "0",
     DATABASE_POOL_SIZE: "10",
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
     ...options.environment,
