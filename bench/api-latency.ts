@@ -1,26 +1,18 @@
 // API latency with a large jobs table: job(id), the first page of jobs for one owner, queueHealth.
 //   npx tsx bench/api-latency.ts            (ROWS=1000000 REQUESTS=2000 CONCURRENCY=10)
-import { randomBytes } from "node:crypto";
-import pg from "pg";
 import { createConveyor } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
-import { createDatabaseIfMissing, quoteIdentifier } from "../src/db/embedded-postgres.js";
 import { signToken } from "../src/graphql/auth.js";
+import { createBenchDatabase } from "./support/database.js";
 
-const serverUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
 const rows = Number(process.env.ROWS ?? 1_000_000);
 const requests = Number(process.env.REQUESTS ?? 2000);
 const concurrencies = (process.env.CONCURRENCY ?? "1,10").split(",").map(Number);
 const owners = 1000;
 
-const adminUrl = new URL(serverUrl);
-adminUrl.pathname = "/postgres";
-const name = `conveyor_bench_${randomBytes(4).toString("hex")}`;
-await createDatabaseIfMissing(adminUrl.toString(), name);
-const databaseUrl = new URL(adminUrl);
-databaseUrl.pathname = `/${name}`;
+const database = await createBenchDatabase();
 
-const config = loadConfig({ DATABASE_URL: databaseUrl.toString(), PORT: "0", LOG_LEVEL: "warn", WORKER_ENABLED: "false", NODE_ENV: "production", JWT_SECRET: "bench-secret-bench-secret-bench-secret-123" });
+const config = loadConfig({ DATABASE_URL: database.url, PORT: "0", LOG_LEVEL: "warn", WORKER_ENABLED: "false", NODE_ENV: "production", JWT_SECRET: "bench-secret-bench-secret-bench-secret-123" });
 const conveyor = await createConveyor({ config });
 try {
   const seedStart = performance.now();
@@ -100,8 +92,5 @@ try {
   }
 } finally {
   await conveyor.stop();
-  const admin = new pg.Client({ connectionString: adminUrl.toString() });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`);
-  await admin.end();
+  await database.drop();
 }

@@ -3,25 +3,27 @@
 // against expected, and the server's resident memory.
 //   npx tsx bench/subscription-fanout.ts        (SUBSCRIBERS=1000,10000 JOBS=20 TICKS=10 TICK_MS=500)
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createClient, type Client } from "graphql-ws";
-import pg from "pg";
 import WebSocket from "ws";
-import { createDatabaseIfMissing, quoteIdentifier } from "../src/db/embedded-postgres.js";
 import { signToken } from "../src/graphql/auth.js";
+import { createBenchDatabase } from "./support/database.js";
 
-const serverUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
 const sizes = (process.env.SUBSCRIBERS ?? "1000,10000").split(",").map(Number);
 const jobCount = Number(process.env.JOBS ?? 20);
 const ticks = Number(process.env.TICKS ?? 10);
 const tickMs = Number(process.env.TICK_MS ?? 500);
 const perConnection = Number(process.env.PER_CONNECTION ?? 100);
+// 1: jobs report at evenly spread moments of each tick; 0: all in the same instant (worst case).
+const stagger = process.env.STAGGER !== "0";
 const secret = "fanout-bench-secret-fanout-bench-secret-1";
 
-const adminUrl = new URL(serverUrl);
-adminUrl.pathname = "/postgres";
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 function rssMegabytes(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((entry) => entry.startsWith("VmRSS:"))!;
@@ -29,12 +31,9 @@ function rssMegabytes(pid: number): number {
 }
 
 async function run(subscribers: number) {
-  const name = `conveyor_bench_${randomBytes(4).toString("hex")}`;
-  await createDatabaseIfMissing(adminUrl.toString(), name);
-  const databaseUrl = new URL(adminUrl);
-  databaseUrl.pathname = `/${name}`;
+  const database = await createBenchDatabase();
   const server = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./support/fanout-server.ts", import.meta.url))], {
-    env: { ...process.env, DATABASE_URL: databaseUrl.toString(), PORT: "0", LOG_LEVEL: "warn", JWT_SECRET: secret, WORKER_CONCURRENCY: String(jobCount), WORKER_POLL_INTERVAL_MS: "200", TICKS: String(ticks), TICK_MS: String(tickMs), REDIS_URL: "" },
+    env: { ...process.env, DATABASE_URL: database.url, PORT: "0", LOG_LEVEL: "warn", JWT_SECRET: secret, WORKER_CONCURRENCY: String(jobCount), WORKER_POLL_INTERVAL_MS: "200", TICKS: String(ticks), TICK_MS: String(tickMs), REDIS_URL: "" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const clients: Client[] = [];
@@ -50,13 +49,16 @@ async function run(subscribers: number) {
     const idleRss = rssMegabytes(server.pid!);
 
     // Jobs start a few seconds from now, once every subscriber is listening.
-    const startAt = new Date(Date.now() + 5000 + subscribers / 2);
+    const startAt = new Date(Date.now() + Number(process.env.START_DELAY_MS ?? 5000 + subscribers));
     const jobIds: string[] = [];
     for (let i = 0; i < jobCount; i++) {
       const response = await fetch(`${url}/graphql`, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: JSON.stringify({ query: `mutation($runAt: DateTime) { enqueueJob(input: { type: "ticker", runAt: $runAt }) { job { id } } }`, variables: { runAt: startAt.toISOString() } }),
+        body: JSON.stringify({
+          query: `mutation($runAt: DateTime, $payload: JSON) { enqueueJob(input: { type: "ticker", runAt: $runAt, payload: $payload }) { job { id } } }`,
+          variables: { runAt: startAt.toISOString(), payload: { offset: stagger ? Math.round((i / jobCount) * tickMs) : 0 } },
+        }),
       });
       jobIds.push(((await response.json()) as any).data.enqueueJob.job.id);
     }
@@ -64,8 +66,11 @@ async function run(subscribers: number) {
     const latencies: number[] = [];
     let received = 0;
     let subscribed = 0;
+    let allSubscribedAt = 0;
+    let ready = 0;
     let finished = 0;
     let errors = 0;
+    const subscribeStart = Date.now();
     const allDone = new Promise<void>((resolve) => {
       const connections = Math.ceil(subscribers / perConnection);
       for (let c = 0; c < connections; c++) {
@@ -73,10 +78,11 @@ async function run(subscribers: number) {
         clients.push(client);
         for (let s = 0; s < perConnection && c * perConnection + s < subscribers; s++) {
           const jobId = jobIds[(c * perConnection + s) % jobIds.length]!;
-          client.subscribe<{ jobProgress: { stage: string | null } }>(
+          client.subscribe<{ jobProgress: { status: string; stage: string | null } }>(
             { query: `subscription($id: ID!) { jobProgress(jobId: $id) { status stage progress } }`, variables: { id: jobId } },
             {
               next: (event) => {
+                if (event.data?.jobProgress.status === "QUEUED" && ++ready === subscribers) allSubscribedAt = Date.now();
                 const stage = event.data?.jobProgress.stage;
                 if (stage === undefined) return;
                 if (stage === null) {
@@ -99,24 +105,31 @@ async function run(subscribers: number) {
       }
     });
     let peakRss = idleRss;
+    const delivery: { start: { server: number; client: number; at: number } | null } = { start: null };
+    const cpuTimer = setTimeout(() => {
+      delivery.start = { server: cpuSeconds(server.pid!), client: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6, at: Date.now() };
+    }, Math.max(0, startAt.getTime() - Date.now()));
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMegabytes(server.pid!))), 200);
     await allDone;
     clearInterval(sampler);
+    clearTimeout(cpuTimer);
+    const deliveryStart = delivery.start;
+    const elapsed = deliveryStart ? (Date.now() - deliveryStart.at) / 1000 : 0;
+    const clientCpu = () => (process.cpuUsage().user + process.cpuUsage().system) / 1e6;
+    const serverCpuShare = deliveryStart ? Number(((cpuSeconds(server.pid!) - deliveryStart.server) / elapsed).toFixed(2)) : null;
+    const clientCpuShare = deliveryStart ? Number(((clientCpu() - deliveryStart.client) / elapsed).toFixed(2)) : null;
     latencies.sort((a, b) => a - b);
     const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
     // Each subscriber gets every progress report plus the completion (whose stage is the last one).
     const expected = subscribers * (ticks + 1);
     console.log(
-      JSON.stringify({ subscribers, connections: Math.ceil(subscribers / perConnection), jobs: jobCount, initialEvents: subscribed, eventsReceived: received, eventsExpected: expected, errors, latencyP50Ms: at(50), latencyP99Ms: at(99), serverRssIdleMb: idleRss, serverRssPeakMb: peakRss }),
+      JSON.stringify({ subscribers, staggered: stagger, connections: Math.ceil(subscribers / perConnection), jobs: jobCount, initialEvents: subscribed, eventsReceived: received, eventsExpected: expected, errors, latencyP50Ms: at(50), latencyP99Ms: at(99), subscribeSeconds: allSubscribedAt ? (allSubscribedAt - subscribeStart) / 1000 : null, subscribedBeforeStart: allSubscribedAt > 0 && allSubscribedAt < startAt.getTime(), serverCpuCores: serverCpuShare, clientCpuCores: clientCpuShare, serverRssIdleMb: idleRss, serverRssPeakMb: peakRss }),
     );
   } finally {
     await Promise.all(clients.map((client) => client.dispose()));
     server.kill("SIGTERM");
     await new Promise((resolve) => server.once("exit", resolve));
-    const admin = new pg.Client({ connectionString: adminUrl.toString() });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`);
-    await admin.end();
+    await database.drop();
   }
 }
 

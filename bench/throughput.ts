@@ -2,23 +2,17 @@
 // (claim, completion, JobEvents, audit), then enqueue→handler-start latency with an idle pool.
 //   npm run bench                       (DATABASE_URL defaults to the local PostgreSQL)
 //   JOBS=10000 CONCURRENCY=1,10,50 LATENCY_JOBS=2000 LATENCY_RATE=500 npm run bench
-import { randomBytes } from "node:crypto";
-import pg from "pg";
 import { createConveyor, type Conveyor } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
-import { createDatabaseIfMissing, quoteIdentifier } from "../src/db/embedded-postgres.js";
 import type { JobHandler } from "../src/handlers/registry.js";
 import { enqueueJobs } from "../src/jobs/queue.js";
 import { WorkerPool } from "../src/jobs/worker-pool.js";
+import { createBenchDatabase } from "./support/database.js";
 
-const serverUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
 const jobCount = Number(process.env.JOBS ?? 10_000);
 const concurrencies = (process.env.CONCURRENCY ?? "1,10,50").split(",").map(Number);
 const latencyJobs = Number(process.env.LATENCY_JOBS ?? 2000);
 const latencyRate = Number(process.env.LATENCY_RATE ?? 500);
-
-const adminUrl = new URL(serverUrl);
-adminUrl.pathname = "/postgres";
 
 let onRun: (payload: { sent?: number }) => void = () => {};
 const noop: JobHandler<{ sent?: number }, null> = {
@@ -30,20 +24,14 @@ const noop: JobHandler<{ sent?: number }, null> = {
 };
 
 async function withConveyor<T>(work: (conveyor: Conveyor) => Promise<T>): Promise<T> {
-  const name = `conveyor_bench_${randomBytes(4).toString("hex")}`;
-  await createDatabaseIfMissing(adminUrl.toString(), name);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const config = loadConfig({ DATABASE_URL: url.toString(), PORT: "0", LOG_LEVEL: "warn", WORKER_ENABLED: "false", DATABASE_POOL_SIZE: "30" });
+  const database = await createBenchDatabase();
+  const config = loadConfig({ DATABASE_URL: database.url, PORT: "0", LOG_LEVEL: "warn", WORKER_ENABLED: "false", DATABASE_POOL_SIZE: "30" });
   const conveyor = await createConveyor({ config, handlers: [noop] });
   try {
     return await work(conveyor);
   } finally {
     await conveyor.stop();
-    const admin = new pg.Client({ connectionString: adminUrl.toString() });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`);
-    await admin.end();
+    await database.drop();
   }
 }
 
@@ -124,6 +112,6 @@ async function latency(concurrency: number) {
   });
 }
 
-console.log(`Conveyor throughput benchmark on ${adminUrl.host}, Node ${process.version}`);
+console.log(`Conveyor throughput benchmark on ${new URL(process.env.DATABASE_URL ?? "postgresql://127.0.0.1:5432").host}, Node ${process.version}`);
 for (const concurrency of concurrencies) console.log("throughput", JSON.stringify(await throughput(concurrency)));
 for (const concurrency of concurrencies) console.log("enqueue→start latency", JSON.stringify(await latency(concurrency)));

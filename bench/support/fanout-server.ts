@@ -8,7 +8,10 @@ const ticks = Number(process.env.TICKS ?? 10);
 const tickMs = Number(process.env.TICK_MS ?? 500);
 const ticker: JobHandler = {
   type: "ticker",
-  async run(_payload, context) {
+  async run(payload, context) {
+    // Jobs started together would otherwise report in lock-step; STAGGER spreads them over a tick.
+    const offset = (payload as { offset?: number }).offset ?? 0;
+    await new Promise((resolve) => setTimeout(resolve, offset));
     for (let tick = 1; tick <= ticks; tick++) {
       await new Promise((resolve) => setTimeout(resolve, tickMs));
       await context.progress(`sent-${Date.now()}`, Math.round((tick / ticks) * 100));

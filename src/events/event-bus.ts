@@ -1,5 +1,6 @@
 import { createPubSub, type PubSub } from "graphql-yoga";
 import { createRedisEventTarget } from "@graphql-yoga/redis-event-target";
+import { setMaxListeners } from "node:events";
 import { Redis } from "ioredis";
 import type { JobChange, QueueHealthChange } from "./messages.js";
 
@@ -30,7 +31,10 @@ export function createEventBus(redisUrl?: string): EventBus {
       eventTarget: createRedisEventTarget({ publishClient, subscribeClient }),
     });
   } else {
-    pubsub = createPubSub<EventTopics>();
+    // One listener per subscription on a topic: thousands on one job is normal, not a leak.
+    const eventTarget = new EventTarget();
+    setMaxListeners(0, eventTarget);
+    pubsub = createPubSub<EventTopics>({ eventTarget });
   }
   return {
     pubsub,

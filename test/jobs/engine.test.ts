@@ -47,7 +47,6 @@ describe("engine with a worker pool", () => {
   let conveyor: TestConveyor;
   const calls = new Map<string, number>();
   const count = (id: string) => calls.set(id, (calls.get(id) ?? 0) + 1);
-  const releaseSlow = new Set<() => void>();
   const handlers: JobHandler<any, any>[] = [
     {
       type: "fails-twice",
@@ -62,8 +61,7 @@ describe("engine with a worker pool", () => {
       async run(_payload, context) {
         count(context.job.id);
         await context.progress("waiting", 10);
-        await new Promise<void>((resolve, reject) => {
-          releaseSlow.add(resolve);
+        await new Promise<void>((_resolve, reject) => {
           context.signal.addEventListener("abort", () => reject(context.signal.reason), { once: true });
         });
         return "finished";
