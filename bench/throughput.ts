@@ -23,9 +23,9 @@ const noop: JobHandler<{ sent?: number }, null> = {
   },
 };
 
-async function withConveyor<T>(work: (conveyor: Conveyor) => Promise<T>): Promise<T> {
+async function withConveyor<T>(concurrency: number, work: (conveyor: Conveyor) => Promise<T>): Promise<T> {
   const database = await createBenchDatabase();
-  const config = loadConfig({ DATABASE_URL: database.url, PORT: "0", LOG_LEVEL: "warn", WORKER_ENABLED: "false", DATABASE_POOL_SIZE: "30" });
+  const config = loadConfig({ DATABASE_URL: database.url, PORT: "0", LOG_LEVEL: "warn", WORKER_ENABLED: "false", DATABASE_POOL_SIZE: "30", WORKER_CONCURRENCY: String(concurrency), WORKER_DURABLE_COMMITS: process.env.WORKER_DURABLE_COMMITS ?? "false" });
   const conveyor = await createConveyor({ config, handlers: [noop] });
   try {
     return await work(conveyor);
@@ -62,7 +62,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function throughput(concurrency: number) {
-  return withConveyor(async (conveyor) => {
+  return withConveyor(concurrency, async (conveyor) => {
     const enqueueStart = performance.now();
     for (let i = 0; i < jobCount; i += 1000) {
       const batch = Array.from({ length: Math.min(1000, jobCount - i) }, () => ({ type: "noop", owner: "bench" }));
@@ -86,7 +86,7 @@ async function throughput(concurrency: number) {
 }
 
 async function latency(concurrency: number) {
-  return withConveyor(async (conveyor) => {
+  return withConveyor(concurrency, async (conveyor) => {
     const samples: number[] = [];
     let resolveAll = () => {};
     const all = new Promise<void>((resolve) => (resolveAll = resolve));

@@ -50,10 +50,17 @@ export interface Conveyor {
 export async function createConveyor(options: ConveyorOptions): Promise<Conveyor> {
   const { config, clock } = options;
   const logger = options.logger ?? createLogger(config.logLevel);
-  const database = await openDatabase({ ...config.database, logger });
+  const database = await openDatabase({
+    ...config.database,
+    logger,
+    // Claims, completions and heartbeats run concurrently up to one per slot, plus a claim.
+    workerConnections: Math.min(config.worker.concurrency + 2, config.database.poolSize),
+    durableWorkerCommits: config.worker.durableCommits,
+  });
   const events = createEventBus(config.redisUrl);
   const lifecycle = new JobLifecycle({
     pool: database.pool,
+    workerPool: database.workerPool,
     logger,
     publish: (change) => events.publishJobChange(change),
     retryPolicy: config.retry,

@@ -24,6 +24,10 @@ const environmentSchema = z.object({
     .default("true")
     .transform((value) => value === "true" || value === "1"),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(10),
+  WORKER_DURABLE_COMMITS: z
+    .enum(["true", "false", "1", "0"])
+    .default("false")
+    .transform((value) => value === "true" || value === "1"),
   WORKER_POLL_INTERVAL_MS: milliseconds(1000),
   WORKER_HEARTBEAT_INTERVAL_MS: milliseconds(15_000),
   WORKER_SHUTDOWN_GRACE_MS: milliseconds(10_000),
@@ -105,6 +109,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
     worker: {
       enabled: env.WORKER_ENABLED,
       concurrency: env.WORKER_CONCURRENCY,
+      durableCommits: env.WORKER_DURABLE_COMMITS,
       pollIntervalMs: env.WORKER_POLL_INTERVAL_MS,
       heartbeatIntervalMs: env.WORKER_HEARTBEAT_INTERVAL_MS,
       shutdownGraceMs: env.WORKER_SHUTDOWN_GRACE_MS,

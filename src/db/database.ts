@@ -11,6 +11,15 @@ export interface Database {
   url: string;
   /** Raw pool for the job engine's hot-path SQL (src/jobs/sql.ts); Prisma shares it. */
   pool: pg.Pool;
+  /**
+   * Connections for the transitions a worker makes on the jobs it runs, with
+   * synchronous_commit off (unless `durableWorkerCommits`): such a commit returns before its WAL
+   * reaches disk, so a PostgreSQL crash can undo the last fraction of a second of claims and
+   * completions. That puts those jobs back where a Conveyor crash at the same moment would — the
+   * claim returns to the queue, an unrecorded completion is run again by stalled-job recovery —
+   * which at-least-once semantics already cover. Enqueues, cancels and retries stay durable.
+   */
+  workerPool: pg.Pool;
   prisma: PrismaClient;
   embedded: boolean;
   close(): Promise<void>;
@@ -23,6 +32,9 @@ export interface DatabaseOptions {
   embeddedPort: number;
   logger: Logger;
   migrate?: boolean;
+  /** Connections of the worker pool; ignored for the API. */
+  workerConnections?: number;
+  durableWorkerCommits?: boolean;
 }
 
 // BIGINT columns (bytes done/total, event ids) come back as strings from pg; values stay well
@@ -59,15 +71,24 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     await embedded?.stop();
     throw error;
   }
+  const workerPool = new pg.Pool({
+    connectionString: url,
+    max: options.workerConnections ?? 4,
+    application_name: "conveyor-worker",
+    options: options.durableWorkerCommits ? undefined : "-c synchronous_commit=off",
+  });
+  workerPool.on("error", (error) => options.logger.warn({ err: error }, "idle database connection failed"));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   return {
     url,
     pool,
+    workerPool,
     prisma,
     embedded: embedded !== undefined,
     async close() {
       await prisma.$disconnect().catch(() => undefined);
       await pool.end().catch(() => undefined);
+      await workerPool.end().catch(() => undefined);
       await embedded?.stop();
     },
   };

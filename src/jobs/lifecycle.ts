@@ -8,6 +8,12 @@ import { jobFromRow, type Clock, type Job, type JobStatus } from "./types.js";
 
 export interface LifecycleOptions {
   pool: pg.Pool;
+  /**
+   * Connections for the transitions a worker makes on jobs it runs (claim, progress, complete,
+   * fail, heartbeat); defaults to `pool`. See Database.workerPool for why they may commit
+   * asynchronously.
+   */
+  workerPool?: pg.Pool;
   logger: Logger;
   /** Called after each committed change; must not throw. */
   publish?: (change: JobChange) => void;
@@ -45,6 +51,7 @@ interface PendingCompletion {
  */
 export class JobLifecycle {
   private readonly pool: pg.Pool;
+  private readonly workerPool: pg.Pool;
   private readonly logger: Logger;
   private readonly publish: (change: JobChange) => void;
   readonly retryPolicy: RetryPolicy;
@@ -55,6 +62,7 @@ export class JobLifecycle {
 
   constructor(options: LifecycleOptions) {
     this.pool = options.pool;
+    this.workerPool = options.workerPool ?? options.pool;
     this.logger = options.logger;
     this.publish = options.publish ?? (() => {});
     this.retryPolicy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
@@ -69,7 +77,7 @@ export class JobLifecycle {
   /** QUEUED/RETRYING → PROCESSING for up to `limit` runnable jobs of the given types. */
   async claim(workerId: string, types: string[], limit: number): Promise<Job[]> {
     if (limit <= 0 || types.length === 0) return [];
-    const { rows } = await this.pool.query({ name: "conveyor-claim", text: sql.CLAIM, values: [this.now(), workerId, types, limit] });
+    const { rows } = await this.workerPool.query({ name: "conveyor-claim", text: sql.CLAIM, values: [this.now(), workerId, types, limit] });
     this.announce(rows);
     return rows.map(jobFromRow);
   }
@@ -81,7 +89,7 @@ export class JobLifecycle {
     report: { stage: string; percent: number; bytesDone?: number | null; bytesTotal?: number | null },
   ): Promise<boolean> {
     const percent = Number.isFinite(report.percent) ? Math.round(report.percent) : 0;
-    const { rows } = await this.pool.query({
+    const { rows } = await this.workerPool.query({
       name: "conveyor-progress",
       text: sql.PROGRESS,
       values: [this.now(), jobId, workerId, report.stage.slice(0, 200), percent, report.bytesDone ?? null, report.bytesTotal ?? null],
@@ -107,7 +115,7 @@ export class JobLifecycle {
     while (this.pendingCompletions.length > 0) {
       const batch = this.pendingCompletions.splice(0, MAX_COMPLETION_BATCH);
       try {
-        const { rows } = await this.pool.query({
+        const { rows } = await this.workerPool.query({
           name: "conveyor-complete",
           text: sql.COMPLETE_MANY,
           values: [this.now(), batch.map((item) => item.id), batch.map((item) => item.workerId), batch.map((item) => item.result)],
@@ -136,7 +144,7 @@ export class JobLifecycle {
           ? "RETRYING"
           : "FAILED";
     const delay = status === "RETRYING" ? retryDelayMs(job.retryCount, this.retryPolicy, this.random) : null;
-    const { rows } = await this.pool.query(sql.FAIL, [
+    const { rows } = await this.workerPool.query(sql.FAIL, [
       this.now(),
       job.id,
       workerId,
@@ -154,7 +162,7 @@ export class JobLifecycle {
   /** Marks the worker's running jobs alive. Returns which it still owns and which were asked to stop. */
   async heartbeat(workerId: string, jobIds: string[]): Promise<{ owned: Set<string>; cancelRequested: Set<string> }> {
     if (jobIds.length === 0) return { owned: new Set(), cancelRequested: new Set() };
-    const { rows } = await this.pool.query<{ id: string; cancel_requested: boolean }>({ name: "conveyor-heartbeat", text: sql.HEARTBEAT, values: [this.now(), jobIds, workerId] });
+    const { rows } = await this.workerPool.query<{ id: string; cancel_requested: boolean }>({ name: "conveyor-heartbeat", text: sql.HEARTBEAT, values: [this.now(), jobIds, workerId] });
     return {
       owned: new Set(rows.map((row) => row.id)),
       cancelRequested: new Set(rows.filter((row) => row.cancel_requested).map((row) => row.id)),
