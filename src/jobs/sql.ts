@@ -67,7 +67,10 @@ SELECT ${CHANGE_COLUMNS}, from_status${parts.returning ? `, ${parts.returning}` 
 
 /** $2 worker id, $3 job types, $4 how many. Highest priority first, then oldest run_at. */
 export const CLAIM = transitionSql({
-  where: `status IN ('QUEUED', 'RETRYING') AND run_at <= COALESCE($1::timestamptz, now()) AND type = ANY($3::text[])`,
+  // Time columns keep milliseconds and round half up, so a run_at written as "now" can lie up to
+  // half a millisecond ahead of the clock: allow for it, or a job woken by NOTIFY would wait a poll.
+  where: `status IN ('QUEUED', 'RETRYING') AND run_at <= COALESCE($1::timestamptz, now()) + interval '0.5 milliseconds'
+    AND type = ANY($3::text[])`,
   tail: `ORDER BY priority_rank DESC, run_at, id LIMIT $4`,
   skipLocked: true,
   set: `status = 'PROCESSING', locked_by = $2, started_at = clock.now, heartbeat_at = clock.now,
