@@ -2,7 +2,7 @@ import type pg from "pg";
 import type { EventBus } from "../events/event-bus.js";
 import type { HandlerRegistry } from "../handlers/registry.js";
 import { queueHealth, queueStats, type HealthThresholds, type QueueHealth } from "./health.js";
-import { SharedComputation } from "./health-cache.js";
+import { SharedComputation } from "./shared-computation.js";
 import type { JobLifecycle } from "./lifecycle.js";
 import type { Maintenance } from "./maintenance.js";
 import { enqueueJob, findJob, queuePosition, type EnqueueInput, type Queryable } from "./queue.js";

@@ -49,7 +49,7 @@ export class WorkerPool {
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private wakeTimers = new Set<NodeJS.Timeout>();
-  private fetching = false;
+  private fetching: Promise<void> | null = null;
   private fetchAgain = false;
   private stopping = false;
   private stopped: Promise<void> | null = null;
@@ -92,11 +92,15 @@ export class WorkerPool {
       this.fetchAgain = true;
       return;
     }
-    void this.fill();
+    this.fetching = this.fill().finally(() => {
+      this.fetching = null;
+      // A wake that arrived after the last claim finished but before this point must not be lost.
+      if (this.fetchAgain) this.wake();
+    });
   }
 
   private async fill(): Promise<void> {
-    this.fetching = true;
+    this.fetchAgain = false;
     try {
       do {
         this.fetchAgain = false;
@@ -109,11 +113,11 @@ export class WorkerPool {
         if (jobs.length === free) this.fetchAgain = true;
       } while (this.fetchAgain && !this.stopping);
     } catch (error) {
+      // Retried after a backoff, not at once.
+      this.fetchAgain = false;
       this.claimFailures++;
       this.options.logger.error({ err: error, failures: this.claimFailures }, "claiming jobs failed");
       this.wakeIn(Math.min(CLAIM_ERROR_BACKOFF_MS * this.claimFailures, 30_000));
-    } finally {
-      this.fetching = false;
     }
   }
 
@@ -237,6 +241,8 @@ export class WorkerPool {
     clearInterval(this.pollTimer);
     for (const timer of this.wakeTimers) clearTimeout(timer);
     await this.listener?.close();
+    // A claim already under way still hands this pool its jobs; they must be drained too.
+    await this.fetching;
     const { logger, lifecycle } = this.options;
     logger.info({ workerId: this.workerId, running: this.running.size, graceMs }, "worker pool draining");
     await waitAtMost(Promise.all([...this.running.values()].map((entry) => entry.done)), graceMs);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SharedComputation } from "../../src/jobs/health-cache.js";
+import { SharedComputation } from "../../src/jobs/shared-computation.js";
 
 describe("shared computation", () => {
   it("computes once for concurrent callers and serves the result until it is stale", async () => {
