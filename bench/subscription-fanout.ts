@@ -17,6 +17,8 @@ const tickMs = Number(process.env.TICK_MS ?? 500);
 const perConnection = Number(process.env.PER_CONNECTION ?? 100);
 // 1: jobs report at evenly spread moments of each tick; 0: all in the same instant (worst case).
 const stagger = process.env.STAGGER !== "0";
+// 1: every connection is a different operator, so no two subscriptions can share an execution.
+const distinctCallers = process.env.DISTINCT_CALLERS === "1";
 const secret = "fanout-bench-secret-fanout-bench-secret-1";
 
 /** CPU seconds (user + system) a process has used so far. */
@@ -32,7 +34,7 @@ function rssMegabytes(pid: number): number {
 
 async function run(subscribers: number) {
   const database = await createBenchDatabase();
-  const server = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./support/fanout-server.ts", import.meta.url))], {
+  const server = spawn(process.execPath, [...(process.env.PROFILE ? ["--cpu-prof", "--cpu-prof-dir=.data/profiles"] : []), "--import", "tsx", fileURLToPath(new URL("./support/fanout-server.ts", import.meta.url))], {
     env: { ...process.env, DATABASE_URL: database.url, PORT: "0", LOG_LEVEL: "warn", JWT_SECRET: secret, WORKER_CONCURRENCY: String(jobCount), WORKER_POLL_INTERVAL_MS: "200", TICKS: String(ticks), TICK_MS: String(tickMs), REDIS_URL: "" },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -71,10 +73,11 @@ async function run(subscribers: number) {
     let finished = 0;
     let errors = 0;
     const subscribeStart = Date.now();
-    const allDone = new Promise<void>((resolve) => {
+    const allDone = new Promise<void>(async (resolve) => {
       const connections = Math.ceil(subscribers / perConnection);
       for (let c = 0; c < connections; c++) {
-        const client = createClient({ url: url.replace("http", "ws") + "/graphql", webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0 });
+        const callerToken = distinctCallers ? await signToken(secret, { id: `operator-${c}`, role: "operator" }) : token;
+        const client = createClient({ url: url.replace("http", "ws") + "/graphql", webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${callerToken}` }, retryAttempts: 0 });
         clients.push(client);
         for (let s = 0; s < perConnection && c * perConnection + s < subscribers; s++) {
           const jobId = jobIds[(c * perConnection + s) % jobIds.length]!;
@@ -123,7 +126,7 @@ async function run(subscribers: number) {
     // Each subscriber gets every progress report plus the completion (whose stage is the last one).
     const expected = subscribers * (ticks + 1);
     console.log(
-      JSON.stringify({ subscribers, staggered: stagger, connections: Math.ceil(subscribers / perConnection), jobs: jobCount, initialEvents: subscribed, eventsReceived: received, eventsExpected: expected, errors, latencyP50Ms: at(50), latencyP99Ms: at(99), subscribeSeconds: allSubscribedAt ? (allSubscribedAt - subscribeStart) / 1000 : null, subscribedBeforeStart: allSubscribedAt > 0 && allSubscribedAt < startAt.getTime(), serverCpuCores: serverCpuShare, clientCpuCores: clientCpuShare, serverRssIdleMb: idleRss, serverRssPeakMb: peakRss }),
+      JSON.stringify({ subscribers, distinctCallers, staggered: stagger, connections: Math.ceil(subscribers / perConnection), jobs: jobCount, initialEvents: subscribed, eventsReceived: received, eventsExpected: expected, errors, latencyP50Ms: at(50), latencyP99Ms: at(99), subscribeSeconds: allSubscribedAt ? (allSubscribedAt - subscribeStart) / 1000 : null, subscribedBeforeStart: allSubscribedAt > 0 && allSubscribedAt < startAt.getTime(), serverCpuCores: serverCpuShare, clientCpuCores: clientCpuShare, serverRssIdleMb: idleRss, serverRssPeakMb: peakRss }),
     );
   } finally {
     await Promise.all(clients.map((client) => client.dispose()));

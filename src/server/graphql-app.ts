@@ -6,13 +6,14 @@ import { useDisableIntrospection } from "@graphql-yoga/plugin-disable-introspect
 import { GraphQLError, type ExecutionArgs } from "graphql";
 import { createYoga, type Plugin, type YogaServerInstance } from "graphql-yoga";
 import { useServer } from "graphql-ws/use/ws";
-import { WebSocketServer } from "ws";
+import { WebSocketServer, type WebSocket } from "ws";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import { negotiateLocale, isLocale, type Locale } from "../i18n/locale.js";
 import { bearerToken, InvalidTokenError, type Viewer } from "../graphql/auth.js";
 import type { GraphQLContext, Services } from "../graphql/context.js";
 import { schema } from "../graphql/schema/index.js";
+import { SharedSubscriptions } from "./shared-subscriptions.js";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -91,6 +92,7 @@ export function createGraphQLApp(options: {
   });
 
   const webSocketServer = new WebSocketServer({ noServer: true, maxPayload: limits.maxBodyBytes });
+  const shared = new SharedSubscriptions();
   const subscriptions = useServer<Record<string, unknown> | undefined, SocketExtra>(
     {
       connectionInitWaitTimeout: 3000,
@@ -137,7 +139,8 @@ export function createGraphQLApp(options: {
         return args;
       },
       execute: (args) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
-      subscribe: (args) => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never,
+      subscribe: (args) =>
+        shared.subscribe(args, () => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never) as never,
     },
     webSocketServer,
   );
@@ -151,7 +154,10 @@ export function createGraphQLApp(options: {
           socket.end("HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n");
           return;
         }
-        webSocketServer.handleUpgrade(request, socket, head, (webSocket) => webSocketServer.emit("connection", webSocket, request));
+        webSocketServer.handleUpgrade(request, socket, head, (webSocket) => {
+          coalesceWrites(webSocket, socket);
+          webSocketServer.emit("connection", webSocket, request);
+        });
       });
     },
     async close() {
@@ -159,6 +165,26 @@ export function createGraphQLApp(options: {
       await new Promise<void>((resolve) => webSocketServer.close(() => resolve()));
     },
   };
+}
+
+/**
+ * One progress event goes to every subscription on a socket at once; holding the socket's writes
+ * until the end of the tick sends them in one system call instead of one each.
+ */
+function coalesceWrites(webSocket: WebSocket, socket: Duplex): void {
+  let corked = false;
+  const send = webSocket.send.bind(webSocket);
+  webSocket.send = ((...args: Parameters<WebSocket["send"]>) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      setImmediate(() => {
+        corked = false;
+        socket.uncork();
+      });
+    }
+    return send(...args);
+  }) as WebSocket["send"];
 }
 
 /**

@@ -182,6 +182,28 @@ describe("jobs over the API", () => {
     await client.dispose();
   });
 
+  it("gives every subscriber to one job the whole story, however many share it and whenever they join", async () => {
+    const jobId = (await enqueue(alice, { type: "waits" })).data.enqueueJob.job.id;
+    const query = `subscription($id: ID!) { jobProgress(jobId: $id) { status stage } }`;
+    const clients = [wsClient(conveyor, alice), wsClient(conveyor, alice), wsClient(conveyor, alice)];
+    const early = [collect(clients[0]!, query, { id: jobId }), collect(clients[1]!, query, { id: jobId })];
+    await eventually(async () => (await conveyor.jobs.find(jobId))?.stage === "waiting");
+    await eventually(() => early.every((stream) => stream.events.some((event) => (event.data as any).jobProgress.stage === "waiting")));
+    // A late joiner starts from the current state.
+    const late = collect(clients[2]!, query, { id: jobId });
+    await eventually(() => late.events.length >= 1);
+    expect((late.events[0]!.data as any).jobProgress).toEqual({ status: "PROCESSING", stage: "waiting" });
+    // One subscriber leaving does not end the others.
+    early[0]!.stop();
+    await graphql(conveyor, `mutation($id: ID!) { cancelJob(id: $id) { outcome } }`, { id: jobId }, { token: alice });
+    for (const stream of [early[1]!, late]) {
+      const { events, error } = await stream.done;
+      expect(error).toBeUndefined();
+      expect((events.at(-1)!.data as any).jobProgress.status).toBe("CANCELLED");
+    }
+    await Promise.all(clients.map((client) => client.dispose()));
+  });
+
   it("streams a subscription over SSE", async () => {
     const jobId = (await enqueue(alice, { type: "quick" })).data.enqueueJob.job.id;
     const response = await fetch(`${conveyor.url}/graphql`, {
