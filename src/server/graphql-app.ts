@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
 import { useCSRFPrevention } from "@graphql-yoga/plugin-csrf-prevention";
 import { useDisableIntrospection } from "@graphql-yoga/plugin-disable-introspection";
+import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import { GraphQLError, type ExecutionArgs } from "graphql";
 import { createYoga, type Plugin, type YogaServerInstance } from "graphql-yoga";
 import { useServer } from "graphql-ws/use/ws";
@@ -51,6 +52,8 @@ export function createGraphQLApp(options: {
     // Never send stacks or internal messages, whatever NODE_ENV says.
     maskedErrors: { isDev: false },
     graphiql: limits.graphiql ? { title: "Conveyor", subscriptionsProtocol: "WS" } : false,
+    // GraphiQL's scripts and styles inlined from the package, so it works where no CDN is reachable.
+    renderGraphiQL,
     logging: {
       debug: (...args) => logger.debug({ yoga: args }, "graphql"),
       info: (...args) => logger.info({ yoga: args }, "graphql"),
