@@ -136,6 +136,25 @@ describe("assessments over the API", () => {
     expect((await get(`/jobs/${waiting.job.id}/result.json`, alice)).status).toBe(409);
   });
 
+  it("keeps a completion whose job could not be created, says so, and creates the job on the next call", async () => {
+    const id = await createAssessment(alice);
+    const enqueue = conveyor.jobs.enqueue;
+    conveyor.jobs.enqueue = () => Promise.reject(new Error("simulated outage"));
+    let first;
+    try {
+      first = await complete(alice, id);
+    } finally {
+      conveyor.jobs.enqueue = enqueue;
+    }
+    expect(first.errors).toBeUndefined();
+    expect(first.data.completeAssessment).toMatchObject({ jobCreated: false, job: null, alreadyCompleted: false, assessment: { status: "COMPLETED" } });
+    expect(first.data.completeAssessment.message).toMatch(/could not be created/);
+    const second = await complete(alice, id);
+    expect(second.data.completeAssessment).toMatchObject({ jobCreated: true, alreadyCompleted: true, job: { status: expect.any(String) } });
+    const rows = await conveyor.database.pool.query("SELECT count(*)::int AS n FROM processing_jobs WHERE assessment_id = $1", [id]);
+    expect(rows.rows[0].n).toBe(1);
+  });
+
   it("keeps other users out of assessments", async () => {
     const id = await createAssessment(alice);
     const read = await graphql(conveyor, `query($id: ID!) { assessment(id: $id) { id } }`, { id }, { token: bob });
