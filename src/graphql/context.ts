@@ -1,3 +1,4 @@
+import type { GraphQLResolveInfo } from "graphql";
 import type { AssessmentService } from "../assessments/assessment-service.js";
 import type { PrismaClient } from "../generated/prisma/client.js";
 import type { EventBus } from "../events/event-bus.js";
@@ -22,4 +23,22 @@ export interface GraphQLContext {
   services: Services;
   viewer: Viewer | null;
   locale: Locale;
+  /** Values computed once per request, however many fields need them (see `once`). */
+  cache: Map<string, Promise<unknown>>;
+}
+
+// A subscription keeps one context for its whole life but executes once per event, with the
+// event as its root value: values are cached per event there, so every event sees fresh ones.
+const perEvent = new WeakMap<object, Map<string, Promise<unknown>>>();
+
+/** `compute()` the first time `key` is asked for in this execution; the same promise afterwards. */
+export function once<T>(context: GraphQLContext, info: GraphQLResolveInfo, key: string, compute: () => Promise<T>): Promise<T> {
+  let cache = context.cache;
+  if (info.operation.operation === "subscription" && typeof info.rootValue === "object" && info.rootValue !== null) {
+    cache = perEvent.get(info.rootValue) ?? new Map();
+    perEvent.set(info.rootValue, cache);
+  }
+  let value = cache.get(key) as Promise<T> | undefined;
+  if (!value) cache.set(key, (value = compute()));
+  return value;
 }

@@ -77,14 +77,15 @@ export function createGraphQLApp(options: {
       const extra = (initial as { extra?: SocketExtra }).extra;
       if (extra) {
         const requested = (initial as { connectionParams?: Record<string, unknown> }).connectionParams?.locale;
-        return { services, viewer: extra.viewer ?? null, locale: typeof requested === "string" && isLocale(requested) ? requested : (extra.locale ?? "en") };
+        const locale = typeof requested === "string" && isLocale(requested) ? requested : (extra.locale ?? "en");
+        return { services, viewer: extra.viewer ?? null, locale, cache: new Map() };
       }
       const request = (initial as { request: Request }).request;
       const locale = negotiateLocale(request.headers.get("accept-language"));
       const token = bearerToken(request.headers.get("authorization"));
-      if (!token) return { services, viewer: null, locale };
+      if (!token) return { services, viewer: null, locale, cache: new Map() };
       try {
-        return { services, viewer: await verifyToken(token), locale };
+        return { services, viewer: await verifyToken(token), locale, cache: new Map() };
       } catch (error) {
         if (error instanceof InvalidTokenError) {
           throw new GraphQLError(error.message, { extensions: { code: "UNAUTHENTICATED", http: { status: 401 } } });

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type pg from "pg";
-import { pendingMigrations } from "../db/migrate.js";
+import { pendingMigrations, readMigrations, type Migration } from "../db/migrate.js";
 
 export type RequestListener = (request: IncomingMessage, response: ServerResponse) => void;
 
@@ -10,6 +10,8 @@ export type RequestListener = (request: IncomingMessage, response: ServerRespons
  * migration is applied); everything else goes to `next` (the GraphQL app).
  */
 export function createHttpServer(options: { pool: pg.Pool; maxBodyBytes: number; next?: RequestListener }): Server {
+  // The migrations this build ships, read once; /ready compares the database against them.
+  const migrations = readMigrations();
   return createServer((request, response) => {
     const path = (request.url ?? "/").split("?")[0];
     if (path === "/health") return sendJson(response, 200, { status: "ok" });
@@ -22,7 +24,7 @@ export function createHttpServer(options: { pool: pg.Pool; maxBodyBytes: number;
       }
     }
     if (path === "/ready") {
-      void readiness(options.pool).then(({ ready, ...body }) => sendJson(response, ready ? 200 : 503, { status: ready ? "ready" : "not ready", ...body }));
+      void readiness(options.pool, migrations).then(({ ready, ...body }) => sendJson(response, ready ? 200 : 503, { status: ready ? "ready" : "not ready", ...body }));
       return;
     }
     if (options.next) return options.next(request, response);
@@ -30,9 +32,9 @@ export function createHttpServer(options: { pool: pg.Pool; maxBodyBytes: number;
   });
 }
 
-async function readiness(pool: pg.Pool): Promise<{ ready: boolean; database: string; pendingMigrations?: string[] }> {
+async function readiness(pool: pg.Pool, migrations: Migration[]): Promise<{ ready: boolean; database: string; pendingMigrations?: string[] }> {
   try {
-    const pending = await pendingMigrations(pool);
+    const pending = await pendingMigrations(pool, migrations);
     return pending.length === 0 ? { ready: true, database: "ok" } : { ready: false, database: "ok", pendingMigrations: pending };
   } catch {
     return { ready: false, database: "unreachable" };

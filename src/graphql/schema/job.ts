@@ -1,3 +1,4 @@
+import type { GraphQLResolveInfo } from "graphql";
 import type { ProcessingJob } from "../../generated/prisma/client.js";
 import type { Prisma } from "../../generated/prisma/client.js";
 import { userMessage } from "../../jobs/error-categories.js";
@@ -6,7 +7,7 @@ import { RUNNABLE_STATUSES, TERMINAL_STATUSES, type JobStatus } from "../../jobs
 import type { Locale } from "../../i18n/locale.js";
 import { loadAccessible, requireUuid, requireViewer } from "../access.js";
 import { builder } from "../builder.js";
-import type { GraphQLContext } from "../context.js";
+import { once, type GraphQLContext } from "../context.js";
 import { forbidden } from "../errors.js";
 import { JobPriorityEnum, JobStatusEnum, LocaleEnum } from "./scalars.js";
 
@@ -101,27 +102,27 @@ export const JobType = builder.prismaObject("ProcessingJob", {
     queuePosition: t.int({
       nullable: true,
       description: "1-based place in the claim order while waiting; null otherwise.",
-      resolve: (job, _args, context) => (isWaiting(job.status) ? context.services.jobs.queuePosition(job.id) : null),
+      resolve: (job, _args, context, info) => (isWaiting(job.status) ? positionOf(context, info, job.id) : null),
     }),
     estimatedStartAt: t.field({
       type: "DateTime",
       nullable: true,
       description: "From the last hour's throughput and the queue position; null once started or without history.",
-      resolve: async (job, _args, context) => {
+      resolve: async (job, _args, context, info) => {
         if (!isWaiting(job.status)) return null;
-        return estimateStart(job, await recentStats(context), await context.services.jobs.queuePosition(job.id));
+        return estimateStart(job, await recentStats(context, info), await positionOf(context, info, job.id));
       },
     }),
     estimatedCompletionAt: t.field({
       type: "DateTime",
       nullable: true,
       description: "Start (or estimated start) plus the recent average processing time; null when finished or without history.",
-      resolve: async (job, _args, context) => {
+      resolve: async (job, _args, context, info) => {
         if ((TERMINAL_STATUSES as string[]).includes(job.status)) return null;
-        const stats = await recentStats(context);
+        const stats = await recentStats(context, info);
         if (stats.averageProcessingMs === null) return null;
         const start =
-          job.status === "PROCESSING" ? job.startedAt : estimateStart(job, stats, await context.services.jobs.queuePosition(job.id));
+          job.status === "PROCESSING" ? job.startedAt : estimateStart(job, stats, await positionOf(context, info, job.id));
         return start ? new Date(start.getTime() + stats.averageProcessingMs) : null;
       },
     }),
@@ -134,11 +135,13 @@ function isWaiting(status: JobStatus): boolean {
   return (RUNNABLE_STATUSES as string[]).includes(status);
 }
 
-/** Stats for estimates, computed at most once per request. */
-function recentStats(context: GraphQLContext): Promise<QueueStats> {
-  const cache = context as GraphQLContext & { recentStats?: Promise<QueueStats> };
-  cache.recentStats ??= context.services.jobs.stats(3600_000);
-  return cache.recentStats;
+/** The last hour's figures, for estimates. */
+function recentStats(context: GraphQLContext, info: GraphQLResolveInfo): Promise<QueueStats> {
+  return once(context, info, "recent-stats", () => context.services.jobs.stats(3600_000));
+}
+
+function positionOf(context: GraphQLContext, info: GraphQLResolveInfo, jobId: string): Promise<number | null> {
+  return once(context, info, `queue-position:${jobId}`, () => context.services.jobs.queuePosition(jobId));
 }
 
 function estimateStart(job: Pick<ProcessingJob, "runAt">, stats: QueueStats, position: number | null): Date | null {
