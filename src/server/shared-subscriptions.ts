@@ -12,17 +12,22 @@ type Outcome = Results | ExecutionResult;
 const SHAREABLE_FIELDS = new Set(["jobProgress", "queueHealthChanged"]);
 
 interface Shared {
+  /** Followers: every subscriber after the first. */
   listeners: Set<(result: ExecutionResult) => void>;
-  closers: Set<() => void>;
+  closers: Set<(error?: unknown) => void>;
   latest: ExecutionResult | null;
   source: AsyncIterator<ExecutionResult> | null;
+  /** The first subscriber reads the source itself while it stays; then a pump takes over. */
+  leaderPresent: boolean;
+  ended: boolean;
 }
 
 /**
  * Runs identical subscriptions once. Many clients often follow one job (a team watching an import,
  * several tabs): subscriptions with the same document, variables, caller and language share one
- * execution per event instead of one each. A newcomer first receives the latest result, which for
- * these state-like subscriptions is the current state, then every later one.
+ * execution per event instead of one each. The first subscriber reads the execution directly, so a
+ * subscription nobody shares costs nothing extra; later ones first receive the latest result, which
+ * for these state-like subscriptions is the current state, then every later one.
  */
 export class SharedSubscriptions {
   private readonly streams = new Map<string, Shared>();
@@ -31,29 +36,67 @@ export class SharedSubscriptions {
     const key = sharingKey(args);
     if (!key) return run();
     const existing = this.streams.get(key);
-    if (existing) return this.join(key, existing);
-    const shared: Shared = { listeners: new Set(), closers: new Set(), latest: null, source: null };
+    if (existing) return this.follow(key, existing);
+    const shared: Shared = { listeners: new Set(), closers: new Set(), latest: null, source: null, leaderPresent: true, ended: false };
     this.streams.set(key, shared);
     let outcome: Outcome;
     try {
       outcome = await run();
     } catch (error) {
-      this.streams.delete(key);
+      this.end(key, shared, error);
       throw error;
     }
     if (!isAsyncIterable(outcome)) {
-      // Refused or failed at subscribe time: nothing to share; later callers try for themselves.
-      this.streams.delete(key);
+      // Refused or failed at subscribe time: whoever joined meanwhile gets the same answer.
       for (const listener of shared.listeners) listener(outcome);
-      for (const close of [...shared.closers]) close();
+      this.end(key, shared);
       return outcome;
     }
     shared.source = outcome[Symbol.asyncIterator]();
-    void this.pump(key, shared);
-    return this.join(key, shared);
+    return this.lead(key, shared);
   }
 
-  private join(key: string, shared: Shared): Results {
+  /**
+   * The first subscriber's stream: the execution itself, with each result also handed to the
+   * followers. A plain iterator rather than a generator, so that it adds no hop per event.
+   */
+  private lead(key: string, shared: Shared): Results {
+    const source = shared.source!;
+    const leave = async (error?: unknown): Promise<void> => {
+      if (!shared.leaderPresent) return;
+      shared.leaderPresent = false;
+      if (shared.ended) return;
+      if (error !== undefined) this.end(key, shared, error);
+      // Keep reading for the others, or stop if nobody is left.
+      else if (shared.listeners.size > 0) void this.pump(key, shared);
+      else await this.release(key, shared);
+    };
+    const iterator: AsyncIterableIterator<ExecutionResult> = {
+      next: async () => {
+        try {
+          const next = await source.next();
+          if (next.done) {
+            shared.leaderPresent = false;
+            this.end(key, shared);
+          } else {
+            this.broadcast(shared, next.value);
+          }
+          return next;
+        } catch (error) {
+          await leave(error);
+          throw error;
+        }
+      },
+      return: async () => {
+        await leave();
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  private follow(key: string, shared: Shared): Results {
     return new Repeater<ExecutionResult>(async (push, stop) => {
       if (shared.latest) await push(shared.latest);
       const listener = (result: ExecutionResult) => void push(result);
@@ -62,28 +105,37 @@ export class SharedSubscriptions {
       await stop;
       shared.listeners.delete(listener);
       shared.closers.delete(stop);
-      if (shared.listeners.size === 0 && this.streams.get(key) === shared) {
-        this.streams.delete(key);
-        await shared.source?.return?.();
-      }
+      if (shared.listeners.size === 0 && !shared.leaderPresent && !shared.ended) await this.release(key, shared);
     });
   }
 
   private async pump(key: string, shared: Shared): Promise<void> {
-    let failure: unknown = null;
     try {
-      for (;;) {
+      while (!shared.ended) {
         const next = await shared.source!.next();
         if (next.done) break;
-        shared.latest = next.value;
-        for (const listener of shared.listeners) listener(next.value);
+        this.broadcast(shared, next.value);
       }
+      this.end(key, shared);
     } catch (error) {
-      failure = error;
-    } finally {
-      if (this.streams.get(key) === shared) this.streams.delete(key);
-      for (const close of [...shared.closers]) (close as (error?: unknown) => void)(failure ?? undefined);
+      this.end(key, shared, error);
     }
+  }
+
+  private broadcast(shared: Shared, result: ExecutionResult): void {
+    shared.latest = result;
+    for (const listener of shared.listeners) listener(result);
+  }
+
+  private end(key: string, shared: Shared, error?: unknown): void {
+    shared.ended = true;
+    if (this.streams.get(key) === shared) this.streams.delete(key);
+    for (const close of [...shared.closers]) close(error);
+  }
+
+  private async release(key: string, shared: Shared): Promise<void> {
+    this.end(key, shared);
+    await shared.source?.return?.();
   }
 }
 
