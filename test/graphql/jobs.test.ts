@@ -204,6 +204,34 @@ describe("jobs over the API", () => {
     await Promise.all(clients.map((client) => client.dispose()));
   });
 
+  it("ends a subscription whose stream fails with a masked error event, keeping the socket and its other subscriptions", async () => {
+    const failing = (await enqueue(alice, { type: "quick", runAt: new Date(Date.now() + 3_600_000).toISOString() })).data.enqueueJob.job.id;
+    const healthy = (await enqueue(alice, { type: "waits" })).data.enqueueJob.job.id;
+    await eventually(async () => (await conveyor.jobs.find(healthy))?.stage === "waiting");
+    const pubsub = conveyor.services.events.pubsub;
+    const subscribe = pubsub.subscribe.bind(pubsub);
+    (pubsub as any).subscribe = (topic: string, id?: string) =>
+      id === failing
+        ? { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("redis connection lost at 10.0.0.5")), return: async () => ({ done: true, value: undefined }) }) }
+        : subscribe(topic as never, id as never);
+    const client = wsClient(conveyor, alice);
+    try {
+      const broken = collect(client, `subscription($id: ID!) { jobProgress(jobId: $id) { status } }`, { id: failing });
+      const alive = collect(client, `subscription($id: ID!) { jobProgress(jobId: $id) { status stage } }`, { id: healthy });
+      const { error } = await broken.done;
+      const errors = error as { message: string; extensions?: { code?: string } }[];
+      expect(errors[0]).toMatchObject({ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR" } });
+      expect(JSON.stringify(errors)).not.toContain("10.0.0.5");
+      await eventually(() => alive.events.length >= 1);
+      await graphql(conveyor, `mutation($id: ID!) { cancelJob(id: $id) { outcome } }`, { id: healthy }, { token: alice });
+      const { events } = await alive.done;
+      expect((events.at(-1)!.data as any).jobProgress.status).toBe("CANCELLED");
+    } finally {
+      (pubsub as any).subscribe = subscribe;
+      await client.dispose();
+    }
+  });
+
   it("streams a subscription over SSE", async () => {
     const jobId = (await enqueue(alice, { type: "quick" })).data.enqueueJob.job.id;
     const response = await fetch(`${conveyor.url}/graphql`, {

@@ -58,6 +58,9 @@ const isTerminal = (status: string) => (TERMINAL_STATUSES as string[]).includes(
 async function* jobProgressStream(context: GraphQLContext, jobId: string): AsyncGenerator<JobChange> {
   const changes = context.services.events.pubsub.subscribe("job:changed", jobId)[Symbol.asyncIterator]();
   let pending: Promise<IteratorResult<JobChange>> | null = changes.next();
+  // It is awaited only after the snapshot; until then a failure must not count as unhandled,
+  // which would take the whole process down.
+  pending.catch(() => {});
   try {
     const row = await context.services.jobs.find(jobId);
     if (!row) return;
@@ -75,6 +78,7 @@ async function* jobProgressStream(context: GraphQLContext, jobId: string): Async
         if (isTerminal(change.status)) return;
       }
       pending = changes.next();
+      pending.catch(() => {});
     }
   } finally {
     await changes.return?.();
