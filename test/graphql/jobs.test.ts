@@ -209,11 +209,11 @@ describe("jobs over the API", () => {
     const healthy = (await enqueue(alice, { type: "waits" })).data.enqueueJob.job.id;
     await eventually(async () => (await conveyor.jobs.find(healthy))?.stage === "waiting");
     const pubsub = conveyor.services.events.pubsub;
-    const subscribe = pubsub.subscribe.bind(pubsub);
+    const subscribe = pubsub.subscribe.bind(pubsub) as (...args: unknown[]) => unknown;
     (pubsub as any).subscribe = (topic: string, id?: string) =>
       id === failing
         ? { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("redis connection lost at 10.0.0.5")), return: async () => ({ done: true, value: undefined }) }) }
-        : subscribe(topic as never, id as never);
+        : subscribe(topic, id);
     const client = wsClient(conveyor, alice);
     try {
       const broken = collect(client, `subscription($id: ID!) { jobProgress(jobId: $id) { status } }`, { id: failing });
