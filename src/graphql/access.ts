@@ -15,6 +15,19 @@ export function requireUuid(value: string, argument = "id"): string {
 }
 
 /**
+ * Connection cursors are base64 of `GPC:S:<uuid>`; anything else would reach the database as a
+ * malformed id and fail there as an unexpected error, so it is refused as bad input.
+ */
+export function requireIdCursors(args: { after?: string | null; before?: string | null }): void {
+  for (const name of ["after", "before"] as const) {
+    const cursor = args[name];
+    if (cursor === null || cursor === undefined) continue;
+    const match = /^GPC:S:(.*)$/s.exec(Buffer.from(cursor, "base64").toString("utf8"));
+    if (!match || !UUID.test(match[1]!)) throw badInput(`${name} is not a valid cursor`, [{ field: name, message: "expected a cursor from this connection" }]);
+  }
+}
+
+/**
  * Users reach only what they own; operators reach everything. Somebody else's job is FORBIDDEN
  * rather than NOT_FOUND: ids are random UUIDs, so confirming that one exists leaks nothing an
  * attacker could use, and telling "not yours" apart from "deleted" saves users and support time.

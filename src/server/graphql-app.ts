@@ -4,8 +4,9 @@ import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
 import { useCSRFPrevention } from "@graphql-yoga/plugin-csrf-prevention";
 import { useDisableIntrospection } from "@graphql-yoga/plugin-disable-introspection";
 import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
-import { GraphQLError, type ExecutionArgs } from "graphql";
-import { createYoga, type Plugin, type YogaServerInstance } from "graphql-yoga";
+import { PothosValidationError } from "@pothos/core";
+import { GraphQLError, Kind, visit, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLFormattedError } from "graphql";
+import { createYoga, maskError, type Plugin, type YogaServerInstance } from "graphql-yoga";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Config } from "../config.js";
@@ -14,7 +15,8 @@ import { negotiateLocale, isLocale, type Locale } from "../i18n/locale.js";
 import { bearerToken, InvalidTokenError, type Viewer } from "../graphql/auth.js";
 import type { GraphQLContext, Services } from "../graphql/context.js";
 import { schema } from "../graphql/schema/index.js";
-import { SharedSubscriptions } from "./shared-subscriptions.js";
+import { badInput } from "../graphql/errors.js";
+import { SharedSubscriptions, SubscriptionRefused } from "./shared-subscriptions.js";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -49,8 +51,20 @@ export function createGraphQLApp(options: {
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
-    // Never send stacks or internal messages, whatever NODE_ENV says.
-    maskedErrors: { isDev: false },
+    // Never send stacks or internal messages, whatever NODE_ENV says. Pothos rejects bad connection
+    // arguments (a negative `first`, a garbled cursor) with errors that carry no code: they are the
+    // caller's mistake, so they get BAD_USER_INPUT (on the error itself: yoga logs every error its
+    // masking replaces, and a client's mistake is no server error).
+    maskedErrors: {
+      isDev: false,
+      maskError: (error, message, isDev) => {
+        if (error instanceof GraphQLError && error.originalError instanceof PothosValidationError && !error.extensions.code) {
+          error.extensions.code = "BAD_USER_INPUT";
+          return error;
+        }
+        return maskError(error, message, isDev);
+      },
+    },
     graphiql: limits.graphiql ? { title: "Conveyor", subscriptionsProtocol: "WS" } : false,
     // GraphiQL's scripts and styles inlined from the package, so it works where no CDN is reachable.
     renderGraphiQL,
@@ -70,6 +84,9 @@ export function createGraphQLApp(options: {
         blockFieldSuggestion: { enabled: limits.hideSuggestions },
       }),
       useLimitErrorCodes(),
+      useVariableErrorCodes(),
+      ...(limits.hideSuggestions ? [useHideSuggestions()] : []),
+      useRejectNulCharacters(),
       useCSRFPrevention({ requestHeaders: ["x-graphql-yoga-csrf", "apollo-require-preflight"] }),
       ...(limits.introspection ? [] : [useDisableIntrospection()]),
     ],
@@ -130,8 +147,16 @@ export function createGraphQLApp(options: {
         } catch (error) {
           return [error instanceof GraphQLError ? error : new GraphQLError("Syntax error", { extensions: { code: "GRAPHQL_PARSE_FAILED" } })];
         }
-        const errors = validate(envelopedSchema, document);
-        if (errors.length > 0) return errors;
+        // Armor's limits (depth, cost, aliases, directives) throw from validation rather than
+        // return: uncaught here, graphql-ws would close the whole socket with 4500.
+        let errors: readonly GraphQLError[];
+        try {
+          errors = validate(envelopedSchema, document);
+        } catch (error) {
+          if (error instanceof GraphQLError) return [error];
+          throw error;
+        }
+        if (errors.length > 0) return [...errors];
         const args: ExecutionArgs = {
           schema: envelopedSchema,
           operationName: payload.operationName,
@@ -143,8 +168,20 @@ export function createGraphQLApp(options: {
         return args;
       },
       execute: (args) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
-      subscribe: (args) =>
-        shared.subscribe(args, () => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never) as never,
+      subscribe: async (args) => {
+        const outcome = await shared.subscribe(args, () => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never);
+        // A subscription that never started (forbidden, not found, invalid arguments) is refused
+        // with an `error` message, the protocol's answer to a failed Subscribe, rather than a
+        // `next` whose payload is only errors: clients see it in their error callback.
+        return (isAsyncIterable(outcome) || !outcome.errors?.length ? outcome : refusedStream(outcome)) as never;
+      },
+      // A refusal carries every error of the result it replaces, with their paths and codes. Like
+      // yoga over HTTP, the extensions meant for the server (http, unexpected) stay on it.
+      onError: (_context, _id, _payload, errors) => {
+        const refusal = errors[0]?.originalError;
+        return (refusal instanceof SubscriptionRefused ? refusal.errors : errors).map(formatForClient);
+      },
+      onNext: (_context, _id, _payload, _args, result) => (result.errors?.length ? { ...result, errors: result.errors.map(formatForClient) } : undefined),
     },
     webSocketServer,
   );
@@ -169,6 +206,22 @@ export function createGraphQLApp(options: {
       await new Promise<void>((resolve) => webSocketServer.close(() => resolve()));
     },
   };
+}
+
+function formatForClient(error: GraphQLError): GraphQLFormattedError {
+  const formatted = error.toJSON();
+  if (!formatted.extensions) return formatted;
+  const { http: _http, unexpected: _unexpected, ...extensions } = formatted.extensions;
+  return { ...formatted, extensions };
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult> {
+  return typeof (value as AsyncIterable<unknown> | null)?.[Symbol.asyncIterator] === "function";
+}
+
+/** A stream that fails at once, so graphql-ws answers the Subscribe with an `error` message. */
+async function* refusedStream(result: ExecutionResult): AsyncGenerator<never> {
+  throw new SubscriptionRefused(result.errors ?? []);
 }
 
 /**
@@ -238,4 +291,99 @@ function useLimitErrorCodes(): Plugin {
       });
     },
   };
+}
+
+/**
+ * Variables that do not fit their declared types (a missing required one, an unknown enum value) stop
+ * the operation before it runs, with errors that carry no code; they are the caller's mistake.
+ */
+function useVariableErrorCodes(): Plugin {
+  const mark = (result: ExecutionResult, setResult: (result: ExecutionResult) => void) => {
+    if (result.data !== undefined || !result.errors?.some((error) => !error.extensions?.code && /^Variable "\$/.test(error.message))) return;
+    setResult({
+      ...result,
+      errors: result.errors.map((error) =>
+        !error.extensions?.code && /^Variable "\$/.test(error.message)
+          ? new GraphQLError(error.message, { nodes: error.nodes, originalError: error.originalError, extensions: { ...error.extensions, code: "BAD_USER_INPUT" } })
+          : error,
+      ),
+    });
+  };
+  return {
+    onExecute: () => ({
+      onExecuteDone: ({ result, setResult }) => {
+        if (!isAsyncIterable(result)) mark(result as ExecutionResult, setResult);
+      },
+    }),
+    onSubscribe: () => ({
+      onSubscribeResult: ({ result, setResult }) => {
+        if (!isAsyncIterable(result)) mark(result as ExecutionResult, setResult);
+      },
+    }),
+  };
+}
+
+const SUGGESTION = /\s*Did you mean [^?]*\?/g;
+
+/**
+ * Suggestions ("Did you mean …?") reveal the schema. Armor's rule hides those for fields in
+ * validation only; enum values and variables get them too, in validation and in execution.
+ */
+function useHideSuggestions(): Plugin {
+  const hide = (error: GraphQLError) =>
+    error.message.includes("Did you mean")
+      ? new GraphQLError(error.message.replace(SUGGESTION, "").trim(), { nodes: error.nodes, path: error.path, originalError: error.originalError, extensions: error.extensions })
+      : error;
+  const hideInResult = (result: ExecutionResult, setResult: (result: ExecutionResult) => void) => {
+    if (result.errors?.some((error) => error.message.includes("Did you mean"))) setResult({ ...result, errors: result.errors.map(hide) });
+  };
+  return {
+    onValidate: () => ({ result, setResult }) => {
+      if (result.some((error) => error.message.includes("Did you mean"))) setResult(result.map((error) => (error instanceof GraphQLError ? hide(error) : error)));
+    },
+    onExecute: () => ({
+      onExecuteDone: ({ result, setResult }) => {
+        if (!isAsyncIterable(result)) hideInResult(result as ExecutionResult, setResult);
+      },
+    }),
+    onSubscribe: () => ({
+      onSubscribeResult: ({ result, setResult }) => {
+        if (!isAsyncIterable(result)) hideInResult(result as ExecutionResult, setResult);
+      },
+    }),
+  };
+}
+
+/**
+ * PostgreSQL cannot store U+0000 in text or jsonb, so such input would fail deep in a query as an
+ * unexpected error; it is refused up front, as the caller's mistake, wherever it appears (variables,
+ * JSON keys included, and string literals in the document).
+ */
+function useRejectNulCharacters(): Plugin {
+  const refuse = (args: ExecutionArgs, stop: (result: ExecutionResult) => void) => {
+    if (containsNul(args.variableValues) || documentContainsNul(args.document)) {
+      stop({ errors: [badInput("Text must not contain the NUL character (U+0000)")] });
+    }
+  };
+  return {
+    onExecute: ({ args, setResultAndStopExecution }) => refuse(args, setResultAndStopExecution),
+    onSubscribe: ({ args, setResultAndStopExecution }) => refuse(args, setResultAndStopExecution),
+  };
+}
+
+function containsNul(value: unknown): boolean {
+  if (typeof value === "string") return value.includes("\u0000");
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (value !== null && typeof value === "object") return Object.entries(value).some(([key, inner]) => key.includes("\u0000") || containsNul(inner));
+  return false;
+}
+
+function documentContainsNul(document: DocumentNode): boolean {
+  let found = false;
+  visit(document, {
+    [Kind.STRING]: (node) => {
+      if (node.value.includes("\u0000")) found = true;
+    },
+  });
+  return found;
 }

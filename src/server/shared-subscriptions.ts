@@ -1,9 +1,17 @@
 import { Repeater } from "@graphql-yoga/subscription";
-import { getOperationAST, type ExecutionArgs, type ExecutionResult } from "graphql";
+import { getOperationAST, type ExecutionArgs, type ExecutionResult, type GraphQLError } from "graphql";
 import type { GraphQLContext } from "../graphql/context.js";
 
 type Results = AsyncIterable<ExecutionResult>;
 type Outcome = Results | ExecutionResult;
+
+/** A subscription refused when it started; `errors` are the result's errors, to send as they are. */
+export class SubscriptionRefused extends Error {
+  override name = "SubscriptionRefused";
+  constructor(readonly errors: readonly GraphQLError[]) {
+    super(errors[0]?.message ?? "Subscription refused");
+  }
+}
 
 /**
  * Subscriptions whose every event is the full current state of one thing, so that a newcomer
@@ -20,6 +28,8 @@ interface Shared {
   /** The first subscriber reads the source itself while it stays; then a pump takes over. */
   leaderPresent: boolean;
   ended: boolean;
+  /** Why it ended, when it failed: a follower that starts late ends the same way. */
+  endError?: unknown;
 }
 
 /**
@@ -48,8 +58,11 @@ export class SharedSubscriptions {
     }
     if (!isAsyncIterable(outcome)) {
       // Refused or failed at subscribe time: whoever joined meanwhile gets the same answer.
-      for (const listener of shared.listeners) listener(outcome);
-      this.end(key, shared);
+      if (outcome.errors?.length) this.end(key, shared, new SubscriptionRefused(outcome.errors));
+      else {
+        for (const listener of shared.listeners) listener(outcome);
+        this.end(key, shared);
+      }
       return outcome;
     }
     shared.source = outcome[Symbol.asyncIterator]();
@@ -102,6 +115,8 @@ export class SharedSubscriptions {
       const listener = (result: ExecutionResult) => void push(result);
       shared.listeners.add(listener);
       shared.closers.add(stop);
+      // A follower's executor runs on its first read, which may come after the stream ended.
+      if (shared.ended) stop(shared.endError);
       await stop;
       shared.listeners.delete(listener);
       shared.closers.delete(stop);
@@ -129,6 +144,7 @@ export class SharedSubscriptions {
 
   private end(key: string, shared: Shared, error?: unknown): void {
     shared.ended = true;
+    shared.endError = error;
     if (this.streams.get(key) === shared) this.streams.delete(key);
     for (const close of [...shared.closers]) close(error);
   }

@@ -3,7 +3,7 @@ import { ASSESSMENT_DEFINITIONS } from "../../assessments/definitions.js";
 import { translate } from "../../i18n/messages.js";
 import type { Locale } from "../../i18n/locale.js";
 import type { ProcessingJob, Assessment } from "../../generated/prisma/client.js";
-import { loadAccessible, requireViewer } from "../access.js";
+import { loadAccessible, requireIdCursors, requireViewer } from "../access.js";
 import { builder } from "../builder.js";
 import type { GraphQLContext } from "../context.js";
 import { badInput, conflict, notFound } from "../errors.js";
@@ -21,7 +21,13 @@ const AssessmentType = builder.prismaObject("Assessment", {
     completedAt: t.expose("completedAt", { type: "DateTime", nullable: true }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     updatedAt: t.expose("updatedAt", { type: "DateTime" }),
-    jobs: t.relatedConnection("jobs", { cursor: "id", query: { orderBy: [{ createdAt: "desc" }, { id: "desc" }] } }),
+    jobs: t.relatedConnection("jobs", {
+      cursor: "id",
+      query: (args) => {
+        requireIdCursors(args);
+        return { orderBy: [{ createdAt: "desc" }, { id: "desc" }] };
+      },
+    }),
   }),
 });
 

@@ -1,4 +1,5 @@
 import type { ProcessingJob } from "../../generated/prisma/client.js";
+import { ASSESSMENT_JOB_TYPE } from "../../handlers/assessment-handler.js";
 import { InvalidJobInputError, UnknownJobTypeError } from "../../jobs/job-service.js";
 import { loadAccessible, requireViewer } from "../access.js";
 import { builder } from "../builder.js";
@@ -35,6 +36,12 @@ builder.mutationField("enqueueJob", (t) =>
     args: { input: t.arg({ type: EnqueueJobInput, required: true }) },
     resolve: async (_root, { input }, context) => {
       const viewer = requireViewer(context);
+      // An assessment job reads the assessment its payload names and publishes its scores to the
+      // job's owner: a user may only name an assessment of their own.
+      const assessmentId = (input.payload as { assessmentId?: unknown } | null | undefined)?.assessmentId;
+      if (input.type === ASSESSMENT_JOB_TYPE && typeof assessmentId === "string") {
+        await loadAccessible(context, assessmentId, "Assessment", (id) => context.services.assessments.find(id));
+      }
       try {
         const { job, created } = await context.services.jobs.enqueue(
           {

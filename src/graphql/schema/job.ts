@@ -5,7 +5,7 @@ import { userMessage } from "../../jobs/error-categories.js";
 import type { QueueStats } from "../../jobs/health.js";
 import { RUNNABLE_STATUSES, TERMINAL_STATUSES, type JobStatus } from "../../jobs/types.js";
 import type { Locale } from "../../i18n/locale.js";
-import { loadAccessible, requireUuid, requireViewer } from "../access.js";
+import { loadAccessible, requireIdCursors, requireUuid, requireViewer } from "../access.js";
 import { builder } from "../builder.js";
 import { once, type GraphQLContext } from "../context.js";
 import { forbidden } from "../errors.js";
@@ -184,6 +184,7 @@ builder.queryField("jobs", (t) =>
     args: { filter: t.arg({ type: JobFilter, required: false }) },
     resolve: (query, _root, args, context) => {
       const viewer = requireViewer(context);
+      requireIdCursors(args);
       const filter = args.filter ?? {};
       if (filter.owner && viewer.role !== "operator" && filter.owner !== viewer.id) throw forbidden("other users' jobs");
       const owner = viewer.role === "operator" ? (filter.owner ?? undefined) : viewer.id;

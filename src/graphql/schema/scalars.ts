@@ -24,6 +24,11 @@ function parseDate(value: unknown): Date {
   if (Number.isNaN(date.getTime())) {
     throw new GraphQLError("DateTime must be an ISO 8601 string", { extensions: { code: "BAD_USER_INPUT" } });
   }
+  // JavaScript reaches years PostgreSQL cannot store; keep to ISO 8601's four-digit years.
+  const year = date.getUTCFullYear();
+  if (year < 1 || year > 9999) {
+    throw new GraphQLError("DateTime must be between years 0001 and 9999", { extensions: { code: "BAD_USER_INPUT" } });
+  }
   return date;
 }
 

@@ -1,0 +1,62 @@
+// Benchmark helpers run in child processes (tsx), with a raised open-files limit.
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export interface Child {
+  process: ChildProcess;
+  pid: number;
+  /** The first `listening <url>` line the child printed, if it prints one. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `node --import tsx <script>` under `ulimit -n <openFiles>` (root may raise its hard limit),
+ * and waits for its `listening <url>` line (or, with `waitFor: "ready"`, for a `ready` line).
+ * stdout lines other than those are passed through; stderr is inherited.
+ */
+export async function startChild(
+  script: string,
+  options: { env: NodeJS.ProcessEnv; nodeArgs?: string[]; openFiles?: number; ipc?: boolean; waitFor?: "listening" | "ready" },
+): Promise<Child> {
+  const path = fileURLToPath(new URL(`./${script}`, import.meta.url));
+  const command = [process.execPath, ...(options.nodeArgs ?? []), "--import", "tsx", path].map(shellQuote).join(" ");
+  const child = spawn("/bin/sh", ["-c", `ulimit -n ${options.openFiles ?? 65536} 2>/dev/null || true; exec ${command}`], {
+    env: options.env,
+    stdio: ["ignore", "pipe", "inherit", ...(options.ipc ? (["ipc"] as const) : [])],
+  });
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.once("exit", () => ((exited = true), resolve())));
+  const url = await new Promise<string>((resolve, reject) => {
+    let buffered = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString();
+      let newline: number;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        const listening = /^listening (\S+)/.exec(line);
+        if (listening) resolve(listening[1]!);
+        else if (line === "ready") resolve("");
+        else process.stdout.write(`  [${script}] ${line}\n`);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${script} exited with ${code} before it was ready`)));
+  });
+  return {
+    process: child,
+    pid: child.pid!,
+    url,
+    async stop() {
+      if (exited) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
