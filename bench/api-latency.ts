@@ -31,6 +31,11 @@ const uncachedRequests = Number(process.env.UNCACHED_REQUESTS ?? 200);
 const showPlans = process.env.PLANS !== "0";
 const secret = "api-latency-bench-secret-0123456789abcdef";
 const TARGET_P99_MS: Record<string, number> = { "job(id)": 10, "jobs(first: 20)": 20, queueHealth: 100 };
+// The shipped server shares one health computation for HEALTH_CACHE_MS, so most of its queueHealth
+// requests are cache hits; the uncached server computes it on every request. Both are reported,
+// labelled, since only the second measures the health SQL.
+const CACHED_HEALTH = "queueHealth (cached, HEALTH_CACHE_MS=2000)";
+const UNCACHED_HEALTH = "queueHealth (uncached)";
 
 const QUERIES = {
   job: `query Job($id: ID!) { job(id: $id) { id type status stage progress priority retryCount createdAt startedAt completedAt processingTimeMs error { category message } } }`,
@@ -94,11 +99,11 @@ try {
     ...extra,
   });
 
-  // --- the shipped configuration (queue health shared for HEALTH_CACHE_MS = 2 s) ---
+  // --- the shipped configuration (queue health shared for HEALTH_CACHE_MS = 2 s, set explicitly so the label holds) ---
   const sqlLog = path.join(scratch, "statements.json");
   // PROFILE=<directory>: a V8 CPU profile of the server (written when it stops).
   const nodeArgs = process.env.PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(process.env.PROFILE)}`] : [];
-  const server = await startChild("api-server.ts", { env: serverEnvironment({ BENCH_SQL_LOG: sqlLog }), nodeArgs });
+  const server = await startChild("api-server.ts", { env: serverEnvironment({ HEALTH_CACHE_MS: "2000", BENCH_SQL_LOG: sqlLog }), nodeArgs });
   children.push(server);
   const call = httpCaller(server.url);
   const random = mulberry32(7);
@@ -115,7 +120,7 @@ try {
       return call(QUERIES.jobWithEvents, { id: job.id }, tokens.get(job.owner)!);
     },
     "jobs(first: 20)": () => call(QUERIES.jobs, {}, tokens.get(pick(ownerList))!),
-    queueHealth: () => call(QUERIES.queueHealth, {}, operatorToken),
+    [CACHED_HEALTH]: () => call(QUERIES.queueHealth, {}, operatorToken),
   };
 
   const health = await call(QUERIES.queueHealth, {}, operatorToken);
@@ -141,7 +146,7 @@ try {
   const callUncached = httpCaller(uncached.url);
   console.log(`\nqueueHealth with HEALTH_CACHE_MS=0 (every request runs the health SQL), ${uncachedRequests} requests per line`);
   for (const concurrency of concurrencies) {
-    results.push(await measure("queueHealth uncached", concurrency, uncachedRequests, () => callUncached(QUERIES.queueHealth, {}, operatorToken), uncached.pid));
+    results.push(await measure(UNCACHED_HEALTH, concurrency, uncachedRequests, () => callUncached(QUERIES.queueHealth, {}, operatorToken), uncached.pid));
   }
   await uncached.stop();
   const statements = mergeStatements([sqlLog, uncachedSqlLog]);
@@ -166,10 +171,10 @@ try {
 
   console.log(`\nsummary (p99 targets: job(id) < 10 ms, jobs(first: 20) < 20 ms, queueHealth < 100 ms):`);
   for (const result of results) {
-    const target = TARGET_P99_MS[result.label.replace(/ uncached$/, "")];
+    const target = TARGET_P99_MS[result.label.replace(/ \(.*\)$/, "")];
     const verdict = target === undefined ? "" : result.p99 < target ? `  target ${target} ms: met` : `  target ${target} ms: MISSED`;
     console.log(
-      `  ${result.label.padEnd(22)} c=${String(result.concurrency).padEnd(3)} p50 ${result.p50.toFixed(2).padStart(6)}  p95 ${result.p95.toFixed(2).padStart(6)}  p99 ${result.p99.toFixed(2).padStart(6)} ms  ${String(result.rps).padStart(5)} req/s${verdict}`,
+      `  ${result.label.padEnd(44)} c=${String(result.concurrency).padEnd(3)} p50 ${result.p50.toFixed(2).padStart(6)}  p95 ${result.p95.toFixed(2).padStart(6)}  p99 ${result.p99.toFixed(2).padStart(6)} ms  ${String(result.rps).padStart(5)} req/s${verdict}`,
     );
   }
 } finally {
@@ -207,7 +212,7 @@ async function measure(label: string, concurrency: number, count: number, reques
     cores,
   };
   console.log(
-    `  ${label.padEnd(22)} c=${String(concurrency).padEnd(3)} p50 ${result.p50.toFixed(2).padStart(6)}  p95 ${result.p95.toFixed(2).padStart(6)}  p99 ${result.p99.toFixed(2).padStart(6)}  max ${samples[samples.length - 1]!.toFixed(1).padStart(6)} ms  ${String(result.rps).padStart(5)} req/s   busy cores: client ${cores.client}, server ${cores.server}, postgres ${cores.postgres}`,
+    `  ${label.padEnd(44)} c=${String(concurrency).padEnd(3)} p50 ${result.p50.toFixed(2).padStart(6)}  p95 ${result.p95.toFixed(2).padStart(6)}  p99 ${result.p99.toFixed(2).padStart(6)}  max ${samples[samples.length - 1]!.toFixed(1).padStart(6)} ms  ${String(result.rps).padStart(5)} req/s   busy cores: client ${cores.client}, server ${cores.server}, postgres ${cores.postgres}`,
   );
   return result;
 }

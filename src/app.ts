@@ -56,11 +56,13 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     // Claims, completions and heartbeats run concurrently up to one per slot, plus a claim.
     workerConnections: Math.min(config.worker.concurrency + 2, config.database.poolSize),
     durableWorkerCommits: config.worker.durableCommits,
+    asyncOutcomeCommits: config.worker.asyncOutcomes,
   });
-  const events = createEventBus(config.redisUrl);
+  const events = createEventBus(config.redisUrl, { logger });
   const lifecycle = new JobLifecycle({
     pool: database.pool,
     workerPool: database.workerPool,
+    outcomePool: database.outcomePool,
     logger,
     publish: (change) => events.publishJobChange(change),
     retryPolicy: config.retry,
@@ -71,7 +73,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
   const registry = new HandlerRegistry();
   registry.register(
     createAssessmentHandler(async (id) =>
-      database.prisma.assessment.findUnique({ where: { id }, select: { id: true, kind: true, answers: true } }),
+      database.prisma.assessment.findUnique({ where: { id }, select: { id: true, owner: true, kind: true, answers: true } }),
     ),
   );
   for (const handler of options.handlers ?? []) registry.register(handler);
@@ -107,6 +109,9 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
         heartbeatIntervalMs: config.worker.heartbeatIntervalMs,
         jobTimeoutMs: config.worker.jobTimeoutMs,
         shutdownGraceMs: config.worker.shutdownGraceMs,
+        // Within the stalled threshold, with room to spare, so a write retried in vain still leaves
+        // the job to recovery rather than to two workers.
+        outcomeRetryWindowMs: Math.max(1000, Math.floor(config.worker.stalledThresholdMs / 2)),
       })
     : null;
   const assessments = new AssessmentService({ prisma: database.prisma, pool: database.pool, jobs, events, logger });

@@ -1,3 +1,4 @@
+import { isIPv4 } from "node:net";
 import { z } from "zod";
 
 const milliseconds = (fallback: number) => z.coerce.number().int().nonnegative().default(fallback);
@@ -28,6 +29,10 @@ const environmentSchema = z.object({
     .enum(["true", "false", "1", "0"])
     .default("false")
     .transform((value) => value === "true" || value === "1"),
+  WORKER_ASYNC_OUTCOMES: z
+    .enum(["true", "false", "1", "0"])
+    .default("false")
+    .transform((value) => value === "true" || value === "1"),
   WORKER_POLL_INTERVAL_MS: milliseconds(1000),
   WORKER_HEARTBEAT_INTERVAL_MS: milliseconds(15_000),
   WORKER_SHUTDOWN_GRACE_MS: milliseconds(10_000),
@@ -44,6 +49,8 @@ const environmentSchema = z.object({
   RETENTION_MAX_AGE_MS: milliseconds(7 * 24 * 3600_000),
   RETENTION_INTERVAL_MS: milliseconds(3600_000),
   RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1000),
+  // 0 keeps audit events for good: they are the record of who did what, and small.
+  AUDIT_RETENTION_MAX_AGE_MS: milliseconds(0),
 
   HEALTH_DEGRADED_SUCCESS_RATE: fraction(0.9),
   HEALTH_UNHEALTHY_SUCCESS_RATE: fraction(0.7),
@@ -57,8 +64,9 @@ const environmentSchema = z.object({
   JWT_JWKS_URL: optionalText.pipe(z.string().url("JWT_JWKS_URL must be an https:// URL").optional()),
   JWT_ISSUER: optionalText,
   JWT_AUDIENCE: optionalText,
+  JWT_MAX_LIFETIME_SECONDS: z.coerce.number().int().min(1).default(24 * 3600),
 
-  GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(1).default(12),
+  GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(1).default(15),
   GRAPHQL_MAX_COST: z.coerce.number().int().min(1).default(5000),
   GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).default(30),
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(1).default(2000),
@@ -71,7 +79,8 @@ const environmentSchema = z.object({
   HEALTH_CACHE_MS: milliseconds(2000),
 });
 
-// A fixed secret is convenient on a laptop and dangerous anywhere else; production must set its own.
+// A fixed secret is convenient on a laptop and dangerous anywhere else: loadConfig accepts it only
+// on a loopback HOST outside production.
 export const DEVELOPMENT_JWT_SECRET = "conveyor-development-secret-do-not-use-in-production";
 
 export type Config = ReturnType<typeof loadConfig>;
@@ -83,18 +92,11 @@ export class ConfigError extends Error {
 /** Reads and validates the environment once; every problem is reported together, by variable name. */
 export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
   const parsed = environmentSchema.safeParse(environment);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
-    throw new ConfigError(`Invalid configuration:\n${problems.join("\n")}`);
-  }
+  const problems = parsed.success ? [] : parsed.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
+  problems.push(...secretProblems(environment));
+  if (!parsed.success || problems.length > 0) throw new ConfigError(`Invalid configuration:\n${problems.join("\n")}`);
   const env = parsed.data;
   const production = env.NODE_ENV === "production";
-  if (production && !env.JWT_SECRET && !env.JWT_JWKS_URL) {
-    throw new ConfigError("Invalid configuration:\n  JWT_SECRET or JWT_JWKS_URL must be set when NODE_ENV=production");
-  }
-  if (env.JWT_SECRET && env.JWT_SECRET.length < 32) {
-    throw new ConfigError("Invalid configuration:\n  JWT_SECRET must be at least 32 characters");
-  }
   return {
     environment: env.NODE_ENV,
     http: { host: env.HOST, port: env.PORT },
@@ -110,6 +112,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       enabled: env.WORKER_ENABLED,
       concurrency: env.WORKER_CONCURRENCY,
       durableCommits: env.WORKER_DURABLE_COMMITS,
+      asyncOutcomes: env.WORKER_ASYNC_OUTCOMES,
       pollIntervalMs: env.WORKER_POLL_INTERVAL_MS,
       heartbeatIntervalMs: env.WORKER_HEARTBEAT_INTERVAL_MS,
       shutdownGraceMs: env.WORKER_SHUTDOWN_GRACE_MS,
@@ -128,6 +131,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       maxAgeMs: env.RETENTION_MAX_AGE_MS,
       intervalMs: env.RETENTION_INTERVAL_MS,
       batchSize: env.RETENTION_BATCH_SIZE,
+      auditMaxAgeMs: env.AUDIT_RETENTION_MAX_AGE_MS,
     },
     health: {
       degradedSuccessRate: env.HEALTH_DEGRADED_SUCCESS_RATE,
@@ -145,6 +149,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       jwksUrl: env.JWT_JWKS_URL,
       issuer: env.JWT_ISSUER,
       audience: env.JWT_AUDIENCE,
+      maxLifetimeSeconds: env.JWT_MAX_LIFETIME_SECONDS,
     },
     graphql: {
       maxDepth: env.GRAPHQL_MAX_DEPTH,
@@ -160,4 +165,34 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       allowedOrigins: env.ALLOWED_ORIGINS.split(",").map((origin) => origin.trim()).filter(Boolean),
     },
   };
+}
+
+/**
+ * The development secret is published in this repository, so whoever can reach a server that
+ * verifies with it can mint an operator token. It is only tolerated on loopback outside production.
+ * Reads the raw environment, so that these problems join the schema's in one message.
+ */
+function secretProblems(environment: NodeJS.ProcessEnv): string[] {
+  const present = (name: string) => (environment[name]?.trim() ?? "") !== "";
+  const secret = environment.JWT_SECRET?.trim() ?? "";
+  if (secret !== "") return secret.length < 32 ? ["  JWT_SECRET: must be at least 32 characters"] : [];
+  if (present("JWT_JWKS_URL")) return [];
+  const host = environment.HOST ?? "127.0.0.1";
+  if (environment.NODE_ENV === "production") {
+    return ["  JWT_SECRET: JWT_SECRET or JWT_JWKS_URL must be set when NODE_ENV=production"];
+  }
+  if (!isLoopback(host)) {
+    return [
+      `  JWT_SECRET: JWT_SECRET or JWT_JWKS_URL must be set when HOST (${JSON.stringify(host)}) is not a loopback address; without either, tokens are signed with the public development secret`,
+    ];
+  }
+  return [];
+}
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost: reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  const bare = host.trim().toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  if (bare === "localhost" || bare === "::1" || bare === "0:0:0:0:0:0:0:1") return true;
+  const ipv4 = bare.replace(/^::ffff:/, "");
+  return isIPv4(ipv4) && ipv4.startsWith("127.");
 }

@@ -1,6 +1,7 @@
 import { createConveyor } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./logger.js";
+import { installProcessHandlers } from "./server/process-handlers.js";
 
 // Process entry: config → database (embedded when DATABASE_URL is unset) → migrations → server and
 // worker pool → signals. SIGINT/SIGTERM drain the pool, close the server and stop the database.
@@ -16,6 +17,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
+  installProcessHandlers(logger);
   const conveyor = await createConveyor({ config, logger }).catch((error: unknown) => {
     logger.fatal({ err: error }, "Conveyor could not start");
     process.exit(1);

@@ -22,8 +22,13 @@ export interface CompletionResult {
   assessmentId: string;
   /** The assessment was already COMPLETED before this call. */
   alreadyCompleted: boolean;
-  /** Null when the job could not be created; the completion stands and a later call creates it. */
+  /**
+   * Null when the job could not be created (the completion stands and a later call creates it), or
+   * when `jobExpired`.
+   */
   job: Job | null;
+  /** This completion was processed once and its job has since been deleted by retention: no new job. */
+  jobExpired: boolean;
   correlationId: string;
 }
 
@@ -37,6 +42,15 @@ const LOCK_ASSESSMENT = `SELECT owner, status FROM assessments WHERE id = $1 FOR
 const COMPLETE_ASSESSMENT = `UPDATE assessments SET status = 'COMPLETED', completed_at = now(), updated_at = now() WHERE id = $1`;
 const AUDIT_COMPLETION = `INSERT INTO audit_events (actor, action, entity_type, entity_id, correlation_id, metadata)
 VALUES ($1, 'assessment.completed', 'Assessment', $2, $3, '{}'::jsonb)`;
+// The dedupe record outlives the job (retention deletes jobs, not this row), so a completion that
+// was processed once is never processed again, whatever retention did meanwhile.
+const RECORD_COMPLETION = `INSERT INTO assessment_completions (assessment_id, correlation_id, schema_version)
+VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING assessment_id`;
+const FIND_COMPLETION = `SELECT c.job_id, j.id IS NOT NULL AS job_exists FROM assessment_completions c
+LEFT JOIN processing_jobs j ON j.id = c.job_id
+WHERE c.assessment_id = $1 AND c.correlation_id = $2 AND c.schema_version = $3`;
+const LINK_COMPLETION = `UPDATE assessment_completions SET job_id = $4
+WHERE assessment_id = $1 AND correlation_id = $2 AND schema_version = $3`;
 
 export class AssessmentService {
   constructor(
@@ -79,6 +93,7 @@ export class AssessmentService {
     const client = await this.deps.pool.connect();
     let job: Job | null = null;
     let created = false;
+    let jobExpired = false;
     let completedNow = false;
     try {
       await client.query("BEGIN");
@@ -92,7 +107,14 @@ export class AssessmentService {
       }
       await client.query("SAVEPOINT create_job");
       try {
-        const result = await this.deps.jobs.enqueue(
+        const key = [id, correlation, SCHEMA_VERSION];
+        const recorded = await client.query(RECORD_COMPLETION, key);
+        if (recorded.rowCount === 0) {
+          const existing = (await client.query<{ job_id: string | null; job_exists: boolean }>(FIND_COMPLETION, key)).rows[0]!;
+          if (existing.job_exists) job = await this.deps.jobs.find(existing.job_id!, client);
+          else jobExpired = true;
+        }
+        const result = jobExpired || job ? null : await this.deps.jobs.enqueue(
           {
             type: ASSESSMENT_JOB_TYPE,
             owner: assessment.owner,
@@ -105,8 +127,11 @@ export class AssessmentService {
           client,
           false,
         );
-        job = result.job;
-        created = result.created;
+        if (result) {
+          job = result.job;
+          created = result.created;
+          await client.query(LINK_COMPLETION, [...key, job.id]);
+        }
         await client.query("RELEASE SAVEPOINT create_job");
       } catch (error) {
         await client.query("ROLLBACK TO SAVEPOINT create_job");
@@ -120,12 +145,13 @@ export class AssessmentService {
       client.release();
     }
     if (job && created) this.deps.events.publishJobChange(changeOf(job, null));
-    return { assessmentId: id, alreadyCompleted: !completedNow, job, correlationId: correlation };
+    return { assessmentId: id, alreadyCompleted: !completedNow, job, jobExpired, correlationId: correlation };
   }
 }
 
 function checkAnswersSize(answers: Record<string, unknown>): void {
-  if (JSON.stringify(answers).length > MAX_ANSWERS_BYTES) {
+  // Bytes, not UTF-16 code units: "€" is one character and three bytes of stored JSON.
+  if (Buffer.byteLength(JSON.stringify(answers), "utf8") > MAX_ANSWERS_BYTES) {
     throw new AssessmentInputError(`Answers must be at most ${MAX_ANSWERS_BYTES} bytes of JSON`);
   }
 }

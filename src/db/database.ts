@@ -12,14 +12,19 @@ export interface Database {
   /** Raw pool for the job engine's hot-path SQL (src/jobs/sql.ts); Prisma shares it. */
   pool: pg.Pool;
   /**
-   * Connections for the transitions a worker makes on the jobs it runs, with
-   * synchronous_commit off (unless `durableWorkerCommits`): such a commit returns before its WAL
-   * reaches disk, so a PostgreSQL crash can undo the last fraction of a second of claims and
-   * completions. That puts those jobs back where a Conveyor crash at the same moment would — the
-   * claim returns to the queue, an unrecorded completion is run again by stalled-job recovery —
-   * which at-least-once semantics already cover. Enqueues, cancels and retries stay durable.
+   * Connections for a worker's claims, progress reports and heartbeats, with synchronous_commit
+   * off (unless `durableWorkerCommits`): such a commit returns before its WAL reaches disk, so a
+   * PostgreSQL crash can undo the last fraction of a second of them. None of them is an outcome: a
+   * lost claim returns the job to the queue, lost progress is reported again. Nothing published
+   * from them says a job is done.
    */
   workerPool: pg.Pool;
+  /**
+   * Connections for completions and failures. Durable by default, because their change is
+   * published once the commit returns and nobody may see COMPLETED that a PostgreSQL crash could
+   * undo; `asyncOutcomeCommits` trades that for speed.
+   */
+  outcomePool: pg.Pool;
   prisma: PrismaClient;
   embedded: boolean;
   close(): Promise<void>;
@@ -35,7 +40,15 @@ export interface DatabaseOptions {
   /** Connections of the worker pool; ignored for the API. */
   workerConnections?: number;
   durableWorkerCommits?: boolean;
+  asyncOutcomeCommits?: boolean;
 }
+
+/**
+ * The worker's statements (claim, progress, heartbeat) are index lookups by design; these settings
+ * keep the planner from choosing otherwise when the jobs table's statistics are missing or stale,
+ * as they are after a burst lands on a table autovacuum has not analyzed yet. See sql.CLAIM.
+ */
+export const WORKER_PLANNER_SETTINGS = "-c enable_seqscan=off -c enable_bitmapscan=off -c enable_sort=off";
 
 // BIGINT columns (bytes done/total, event ids) come back as strings from pg; values stay well
 // inside 2^53, so numbers are what callers expect.
@@ -75,20 +88,30 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     connectionString: url,
     max: options.workerConnections ?? 4,
     application_name: "conveyor-worker",
-    options: options.durableWorkerCommits ? undefined : "-c synchronous_commit=off",
+    options: [WORKER_PLANNER_SETTINGS, options.durableWorkerCommits ? "" : "-c synchronous_commit=off"].join(" ").trim(),
   });
   workerPool.on("error", (error) => options.logger.warn({ err: error }, "idle database connection failed"));
+  // Completions arrive in batches (one statement, one commit for many), so a few connections do.
+  const outcomePool = new pg.Pool({
+    connectionString: url,
+    max: 4,
+    application_name: "conveyor-outcomes",
+    options: options.asyncOutcomeCommits ? "-c synchronous_commit=off" : undefined,
+  });
+  outcomePool.on("error", (error) => options.logger.warn({ err: error }, "idle database connection failed"));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   return {
     url,
     pool,
     workerPool,
+    outcomePool,
     prisma,
     embedded: embedded !== undefined,
     async close() {
       await prisma.$disconnect().catch(() => undefined);
       await pool.end().catch(() => undefined);
       await workerPool.end().catch(() => undefined);
+      await outcomePool.end().catch(() => undefined);
       await embedded?.stop();
     },
   };

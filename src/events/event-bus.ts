@@ -1,8 +1,9 @@
 import { createPubSub, type PubSub } from "graphql-yoga";
-import { createRedisEventTarget } from "@graphql-yoga/redis-event-target";
 import { setMaxListeners } from "node:events";
-import { Redis } from "ioredis";
+import { Redis, type RedisOptions } from "ioredis";
+import { createLogger, type Logger } from "../logger.js";
 import type { JobChange, QueueHealthChange } from "./messages.js";
+import { createRedisEventTarget } from "./redis-event-target.js";
 
 export type { JobChange, QueueHealthChange } from "./messages.js";
 
@@ -16,34 +17,125 @@ export type EventTopics = {
 export interface EventBus {
   pubsub: PubSub<EventTopics>;
   publishJobChange(change: JobChange): void;
+  /**
+   * Live listeners in this process on one topic (`"job:changed:<job id>"`, `"jobs:changed"`…), or
+   * on every topic: one per running subscription, so a leak shows here.
+   */
+  listenerCount(topic?: string): number;
+  /** Publishes Redis refused or never received since start (always 0 in-process), for metrics. */
+  readonly publishFailures: number;
   close(): Promise<void>;
 }
 
-/** In-process pub/sub, or Redis pub/sub when a URL is given so every instance sees every event. */
-export function createEventBus(redisUrl?: string): EventBus {
+// During an outage every publish fails; one line per interval says so without flooding the log.
+const FAILURE_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * In-process pub/sub, or Redis pub/sub when a URL is given so every instance sees every event.
+ * A Redis outage never stops the caller: a publish that fails is logged and counted, its event is
+ * lost (subscribers on other instances miss it; each event is a full state, so the next one
+ * catches them up), and ioredis reconnects and resubscribes by itself when Redis returns.
+ */
+export function createEventBus(redisUrl?: string, options: { logger?: Logger } = {}): EventBus {
   let connections: Redis[] = [];
-  let pubsub: PubSub<EventTopics>;
+  let target: EventTarget;
+  let publishFailures = 0;
   if (redisUrl) {
-    const publishClient = new Redis(redisUrl, { lazyConnect: false, maxRetriesPerRequest: 3 });
-    const subscribeClient = new Redis(redisUrl, { lazyConnect: false, maxRetriesPerRequest: null });
+    const logger = (options.logger ?? createLogger(process.env.LOG_LEVEL ?? "info")).child({ component: "events" });
+    let failing = false;
+    let lastFailureLog = 0;
+    let failuresSinceLog = 0;
+    const connection: RedisOptions = {
+      lazyConnect: false,
+      // Reconnect for ever, backing off to one attempt every 2 s.
+      retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
+    };
+    // Publishes wait through a short blip in the offline queue, then fail rather than pile up.
+    const publishClient = new Redis(redisUrl, { ...connection, maxRetriesPerRequest: 2 });
+    // A subscription waits as long as it takes: ioredis resubscribes on reconnect.
+    const subscribeClient = new Redis(redisUrl, { ...connection, maxRetriesPerRequest: null });
     connections = [publishClient, subscribeClient];
-    pubsub = createPubSub<EventTopics>({
-      eventTarget: createRedisEventTarget({ publishClient, subscribeClient }),
+    for (const [name, client] of [["publish", publishClient], ["subscribe", subscribeClient]] as const) {
+      let lastErrorLog = 0;
+      // Without a listener ioredis prints every failed reconnection attempt to stderr.
+      client.on("error", (error: unknown) => {
+        if (Date.now() - lastErrorLog < FAILURE_LOG_INTERVAL_MS) return;
+        lastErrorLog = Date.now();
+        logger.warn({ err: error, client: name }, "Redis connection error; reconnecting");
+      });
+    }
+    target = createRedisEventTarget({
+      publishClient,
+      subscribeClient,
+      onPublished: () => {
+        if (!failing) return;
+        failing = false;
+        logger.info({ publishFailures }, "Redis publishing recovered");
+      },
+      onPublishError: (error, topic) => {
+        publishFailures++;
+        failuresSinceLog++;
+        if (failing && Date.now() - lastFailureLog < FAILURE_LOG_INTERVAL_MS) return;
+        failing = true;
+        lastFailureLog = Date.now();
+        logger.error({ err: error, topic, failures: failuresSinceLog, publishFailures }, "Redis publish failed; event lost, jobs keep running");
+        failuresSinceLog = 0;
+      },
+      onSubscribeError: (error, topic) => logger.error({ err: error, topic }, "Redis subscribe or unsubscribe failed"),
     });
   } else {
     // One listener per subscription on a topic: thousands on one job is normal, not a leak.
-    const eventTarget = new EventTarget();
-    setMaxListeners(0, eventTarget);
-    pubsub = createPubSub<EventTopics>({ eventTarget });
+    target = new EventTarget();
+    setMaxListeners(0, target);
   }
+  const counted = countListeners(target);
+  const pubsub = createPubSub<EventTopics>({ eventTarget: counted.target as never });
   return {
     pubsub,
     publishJobChange(change) {
       pubsub.publish("job:changed", change.jobId, change);
       pubsub.publish("jobs:changed", change);
     },
+    listenerCount: counted.count,
+    get publishFailures() {
+      return publishFailures;
+    },
     async close() {
-      await Promise.all(connections.map((connection) => connection.quit().catch(() => connection.disconnect())));
+      // QUIT waits for a connection that may never come back; an unready client is just dropped.
+      await Promise.all(
+        connections.map((connection) => (connection.status === "ready" ? connection.quit().then(() => undefined, () => connection.disconnect()) : connection.disconnect())),
+      );
     },
   };
+}
+
+/** Wraps an event target to keep the live listeners of each topic. */
+function countListeners(inner: EventTarget): { target: EventTarget; count: (topic?: string) => number } {
+  const listeners = new Map<string, Set<EventListenerOrEventListenerObject>>();
+  const target: EventTarget = {
+    addEventListener(topic, listener, options) {
+      if (listener) {
+        let set = listeners.get(topic);
+        if (!set) listeners.set(topic, (set = new Set()));
+        set.add(listener);
+      }
+      inner.addEventListener(topic, listener, options);
+    },
+    removeEventListener(topic, listener, options) {
+      const set = listeners.get(topic);
+      if (set && listener) {
+        set.delete(listener);
+        if (set.size === 0) listeners.delete(topic);
+      }
+      inner.removeEventListener(topic, listener, options);
+    },
+    dispatchEvent: (event) => inner.dispatchEvent(event),
+  };
+  const count = (topic?: string) => {
+    if (topic !== undefined) return listeners.get(topic)?.size ?? 0;
+    let total = 0;
+    for (const set of listeners.values()) total += set.size;
+    return total;
+  };
+  return { target, count };
 }

@@ -13,14 +13,28 @@ export interface AuthSettings {
   jwksUrl?: string;
   issuer?: string;
   audience?: string;
+  /** Longest accepted lifetime: exp minus iat (or minus now, whichever is earlier). */
+  maxLifetimeSeconds?: number;
 }
+
+/** A verified caller, with when the token stops being valid (seconds since the epoch). */
+export interface VerifiedViewer extends Viewer {
+  expiresAt: number;
+}
+
+export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 24 * 3600;
 
 export class InvalidTokenError extends Error {
   override name = "InvalidTokenError";
 }
 
-/** Verifies Bearer tokens: HS256 with a shared secret, or any JWKS-published key. */
-export function createTokenVerifier(settings: AuthSettings): (token: string) => Promise<Viewer> {
+/**
+ * Verifies Bearer tokens: HS256 with a shared secret, or any JWKS-published key. A token must
+ * expire, and within the maximum lifetime: a leaked token without `exp` would work forever, and a
+ * WebSocket authenticated by it is only closed when it expires.
+ */
+export function createTokenVerifier(settings: AuthSettings): (token: string) => Promise<VerifiedViewer> {
+  const maxLifetime = settings.maxLifetimeSeconds ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS;
   const key: Uint8Array | JWTVerifyGetKey = settings.jwksUrl
     ? createRemoteJWKSet(new URL(settings.jwksUrl))
     : new TextEncoder().encode(settings.secret ?? "");
@@ -34,7 +48,12 @@ export function createTokenVerifier(settings: AuthSettings): (token: string) => 
       if (typeof payload.sub !== "string" || payload.sub.length === 0) throw new InvalidTokenError("The token has no subject");
       const role = payload.role ?? "user";
       if (role !== "user" && role !== "operator") throw new InvalidTokenError("The token's role must be user or operator");
-      return { id: payload.sub, role };
+      if (typeof payload.exp !== "number") throw new InvalidTokenError("The token has no expiry (exp)");
+      // An iat in the future must not stretch the lifetime, hence the earlier of iat and now.
+      const now = Math.floor(Date.now() / 1000);
+      const start = Math.min(typeof payload.iat === "number" ? payload.iat : now, now);
+      if (payload.exp - start > maxLifetime) throw new InvalidTokenError(`The token's lifetime exceeds ${maxLifetime} seconds`);
+      return { id: payload.sub, role, expiresAt: payload.exp };
     } catch (error) {
       if (error instanceof InvalidTokenError) throw error;
       throw new InvalidTokenError("The token is invalid or expired");

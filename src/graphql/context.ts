@@ -29,14 +29,20 @@ export interface GraphQLContext {
 
 // A subscription keeps one context for its whole life but executes once per event, with the
 // event as its root value: values are cached per event there, so every event sees fresh ones.
-const perEvent = new WeakMap<object, Map<string, Promise<unknown>>>();
+// One published event object reaches every subscriber, whoever they are, so within an event the
+// cache is per caller (identity, role, language): a value computed with one caller's rights or
+// language never answers another's.
+const perEvent = new WeakMap<object, Map<string, Map<string, Promise<unknown>>>>();
 
 /** `compute()` the first time `key` is asked for in this execution; the same promise afterwards. */
 export function once<T>(context: GraphQLContext, info: GraphQLResolveInfo, key: string, compute: () => Promise<T>): Promise<T> {
   let cache = context.cache;
   if (info.operation.operation === "subscription" && typeof info.rootValue === "object" && info.rootValue !== null) {
-    cache = perEvent.get(info.rootValue) ?? new Map();
-    perEvent.set(info.rootValue, cache);
+    let callers = perEvent.get(info.rootValue);
+    if (!callers) perEvent.set(info.rootValue, (callers = new Map()));
+    const caller = JSON.stringify([context.viewer?.id ?? null, context.viewer?.role ?? null, context.locale]);
+    cache = callers.get(caller) ?? new Map();
+    callers.set(caller, cache);
   }
   let value = cache.get(key) as Promise<T> | undefined;
   if (!value) cache.set(key, (value = compute()));

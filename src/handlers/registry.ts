@@ -30,6 +30,12 @@ export interface JobHandler<Payload = unknown, Result = unknown> {
   maxAttempts?: number;
   /** Checks a payload at enqueue time; returns problems, empty when valid. */
   validatePayload?(payload: unknown): string[];
+  /**
+   * Who may enqueue this type through the API's enqueueJob (default "anyone"). A type whose jobs
+   * act on data the payload names, rather than on the payload itself, should say "operators" and
+   * be enqueued by the code that checked that data's owner.
+   */
+  enqueuedBy?: "anyone" | "operators";
 }
 
 export class HandlerRegistry {
@@ -46,10 +52,6 @@ export class HandlerRegistry {
 
   get(type: string): JobHandler | undefined {
     return this.handlers.get(type);
-  }
-
-  has(type: string): boolean {
-    return this.handlers.has(type);
   }
 
   types(): string[] {

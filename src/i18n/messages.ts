@@ -49,6 +49,11 @@ export const MESSAGES = {
     fr: "Cette tâche ne peut pas être traitée.",
     de: "Dieser Auftrag kann nicht verarbeitet werden.",
   },
+  "error.RESULT_ERROR": {
+    en: "Processing finished, but its result could not be saved.",
+    fr: "Le traitement est terminé, mais son résultat n'a pas pu être enregistré.",
+    de: "Die Verarbeitung ist abgeschlossen, aber ihr Ergebnis konnte nicht gespeichert werden.",
+  },
   "assessment.alreadyCompleted": {
     en: "This assessment was already completed; here is its processing job.",
     fr: "Cette évaluation était déjà terminée ; voici sa tâche de traitement.",
@@ -58,6 +63,11 @@ export const MESSAGES = {
     en: "Assessment completed; processing has started.",
     fr: "Évaluation terminée ; le traitement a commencé.",
     de: "Bewertung abgeschlossen; die Verarbeitung hat begonnen.",
+  },
+  "assessment.jobExpired": {
+    en: "This assessment was already completed and processed; its results are no longer kept.",
+    fr: "Cette évaluation a déjà été terminée et traitée ; ses résultats ne sont plus conservés.",
+    de: "Diese Bewertung wurde bereits abgeschlossen und verarbeitet; ihre Ergebnisse werden nicht mehr aufbewahrt.",
   },
   "assessment.jobNotCreated": {
     en: "Assessment completed, but its processing job could not be created. Please try again later.",

@@ -13,6 +13,7 @@ export const ERROR_CATEGORIES = [
   "QUEUE_ERROR",
   "WORKER_ERROR",
   "PERMANENT_ERROR",
+  "RESULT_ERROR",
 ] as const;
 export type ErrorCategory = (typeof ERROR_CATEGORIES)[number];
 

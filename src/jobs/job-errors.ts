@@ -39,6 +39,17 @@ export class RecoverableJobError extends Error {
   }
 }
 
+/**
+ * A handler returned a value JSON cannot represent (a BigInt, a cycle, a NUL character): running it
+ * again would return the same, so the job fails at once, in a category of its own.
+ */
+export class UnrepresentableResultError extends PermanentJobError {
+  override name = "UnrepresentableResultError";
+  constructor(reason: string) {
+    super(`The handler's result cannot be stored as JSON: ${reason}`, { category: "RESULT_ERROR", details: { reason: "result_not_json" } });
+  }
+}
+
 /** The reason a job's AbortSignal fired; the pool sets it, classification reads it. */
 export class JobAbortReason extends Error {
   override name = "JobAbortReason";

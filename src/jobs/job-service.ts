@@ -5,7 +5,8 @@ import { queueHealth, queueStats, type HealthThresholds, type QueueHealth } from
 import { SharedComputation } from "./shared-computation.js";
 import type { JobLifecycle } from "./lifecycle.js";
 import type { Maintenance } from "./maintenance.js";
-import { enqueueJob, findJob, queuePosition, type EnqueueInput, type Queryable } from "./queue.js";
+import { enqueueJobs, findJob, queuePosition, type EnqueueInput, type Queryable } from "./queue.js";
+import { queuePositions } from "./queue-position.js";
 import type { Clock } from "./types.js";
 
 export class UnknownJobTypeError extends Error {
@@ -42,6 +43,25 @@ export class JobService {
 
   /** Validates against the handler registry, then enqueues exactly once per unique key. */
   async enqueue(input: EnqueueInput, actor: string, db: Queryable = this.deps.pool, publish = true) {
+    const [result] = await this.enqueueMany([input], actor, db, publish);
+    return result!;
+  }
+
+  /**
+   * Many jobs in one statement (one round trip, one commit): each validated like `enqueue`, all
+   * refused together when any is invalid. Results come in the order of `inputs`.
+   */
+  async enqueueMany(inputs: EnqueueInput[], actor: string, db: Queryable = this.deps.pool, publish = true) {
+    const checked = inputs.map((input) => this.checked(input));
+    return enqueueJobs(db, checked, {
+      actor,
+      defaultMaxAttempts: this.deps.defaultMaxAttempts,
+      clock: this.deps.clock,
+      publish: publish ? (change) => this.deps.events.publishJobChange(change) : undefined,
+    });
+  }
+
+  private checked(input: EnqueueInput): EnqueueInput {
     const handler = this.deps.registry.get(input.type);
     if (!handler) throw new UnknownJobTypeError(`Unknown job type "${input.type}". Known types: ${this.deps.registry.types().join(", ")}`);
     const problems = handler.validatePayload?.(input.payload) ?? [];
@@ -52,20 +72,27 @@ export class JobService {
       problems.push("idempotencyKey must be 1 to 200 characters");
     }
     if (problems.length > 0) throw new InvalidJobInputError(problems);
-    return enqueueJob(db, { maxAttempts: handler.maxAttempts, ...input }, {
-      actor,
-      defaultMaxAttempts: this.deps.defaultMaxAttempts,
-      clock: this.deps.clock,
-      publish: publish ? (change) => this.deps.events.publishJobChange(change) : undefined,
-    });
+    // The handler's own default holds unless the caller set a value (an `undefined` must not wipe it).
+    return { ...input, maxAttempts: input.maxAttempts ?? handler.maxAttempts };
   }
 
-  find(id: string) {
-    return findJob(this.deps.pool, id);
+  find(id: string, db: Queryable = this.deps.pool) {
+    return findJob(db, id);
   }
 
   queuePosition(id: string) {
     return queuePosition(this.deps.pool, id);
+  }
+
+  /** Positions of many jobs in one statement (a page of a connection); keyed by id. */
+  queuePositions(ids: readonly string[]) {
+    return queuePositions(this.deps.pool, ids);
+  }
+
+  /** Who may enqueue `type` through the API; undefined for a type nobody registered. */
+  enqueuedBy(type: string): "anyone" | "operators" | undefined {
+    const handler = this.deps.registry.get(type);
+    return handler ? (handler.enqueuedBy ?? "anyone") : undefined;
   }
 
   cancel(id: string, actor: string) {
@@ -91,9 +118,5 @@ export class JobService {
 
   recoverStalled() {
     return this.deps.maintenance.recoverStalled();
-  }
-
-  jobTypes() {
-    return this.deps.registry.types();
   }
 }

@@ -2,6 +2,7 @@ import type pg from "pg";
 import type { JobChange } from "../events/messages.js";
 import type { Logger } from "../logger.js";
 import { classifyError, type ClassifiedError } from "./error-categories.js";
+import { UnrepresentableResultError } from "./job-errors.js";
 import { hasAttemptsLeft, retryDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.js";
 import * as sql from "./sql.js";
 import { jobFromRow, type Clock, type Job, type JobStatus } from "./types.js";
@@ -9,11 +10,15 @@ import { jobFromRow, type Clock, type Job, type JobStatus } from "./types.js";
 export interface LifecycleOptions {
   pool: pg.Pool;
   /**
-   * Connections for the transitions a worker makes on jobs it runs (claim, progress, complete,
-   * fail, heartbeat); defaults to `pool`. See Database.workerPool for why they may commit
-   * asynchronously.
+   * Connections for a worker's claims, progress reports and heartbeats; defaults to `pool`. See
+   * Database.workerPool for why they may commit asynchronously.
    */
   workerPool?: pg.Pool;
+  /**
+   * Connections for completions and failures: an outcome is published only once its commit returns,
+   * so these must commit durably unless the operator opted out. Defaults to `pool`.
+   */
+  outcomePool?: pg.Pool;
   logger: Logger;
   /** Called after each committed change; must not throw. */
   publish?: (change: JobChange) => void;
@@ -36,9 +41,15 @@ export interface FailureOutcome {
 
 const MAX_COMPLETION_BATCH = 500;
 
+/** A worker's hold on one running job: the job's id and the token its claim received. */
+export interface Claim {
+  id: string;
+  token: string;
+}
+
 interface PendingCompletion {
   id: string;
-  workerId: string;
+  token: string;
   result: string;
   settle: (completed: boolean) => void;
   reject: (error: unknown) => void;
@@ -46,12 +57,14 @@ interface PendingCompletion {
 
 /**
  * The one place a job changes state. Each method runs one conditional statement from sql.ts and
- * publishes what changed once it is committed. A caller that lost its claim (the job was recovered
- * or cancelled meanwhile) gets `false`/`null` back and must not act on the job any further.
+ * publishes what changed once it is committed (durably, for outcomes). Worker-side methods take the
+ * claim's token, not the worker's id: a caller whose claim was taken over (the job was recovered,
+ * perhaps re-claimed by the same worker) gets `false`/`null` back and must not act on the job again.
  */
 export class JobLifecycle {
   private readonly pool: pg.Pool;
   private readonly workerPool: pg.Pool;
+  private readonly outcomePool: pg.Pool;
   private readonly logger: Logger;
   private readonly publish: (change: JobChange) => void;
   readonly retryPolicy: RetryPolicy;
@@ -63,6 +76,7 @@ export class JobLifecycle {
   constructor(options: LifecycleOptions) {
     this.pool = options.pool;
     this.workerPool = options.workerPool ?? options.pool;
+    this.outcomePool = options.outcomePool ?? options.pool;
     this.logger = options.logger;
     this.publish = options.publish ?? (() => {});
     this.retryPolicy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
@@ -74,37 +88,45 @@ export class JobLifecycle {
     return this.clock ? this.clock() : null;
   }
 
-  /** QUEUED/RETRYING → PROCESSING for up to `limit` runnable jobs of the given types. */
-  async claim(workerId: string, types: string[], limit: number): Promise<Job[]> {
+  /**
+   * QUEUED/RETRYING → PROCESSING for up to `limit` runnable jobs of the given types, except those in
+   * `excludedIds`. Each returned job carries its claim's `lockToken`.
+   */
+  async claim(workerId: string, types: string[], limit: number, excludedIds: string[] = []): Promise<Job[]> {
     if (limit <= 0 || types.length === 0) return [];
-    const { rows } = await this.workerPool.query({ name: "conveyor-claim", text: sql.CLAIM, values: [this.now(), workerId, types, limit] });
+    const { rows } = await this.workerPool.query({
+      name: "conveyor-claim",
+      text: sql.CLAIM,
+      values: [this.now(), workerId, types, limit, excludedIds],
+    });
     this.announce(rows);
     return rows.map(jobFromRow);
   }
 
-  /** Stage and percent of a running job; false when the caller no longer owns it. */
+  /** Stage and percent of a running job; false when the caller's claim is no longer valid. */
   async progress(
-    jobId: string,
-    workerId: string,
+    { id: jobId, token }: Claim,
     report: { stage: string; percent: number; bytesDone?: number | null; bytesTotal?: number | null },
   ): Promise<boolean> {
     const percent = Number.isFinite(report.percent) ? Math.round(report.percent) : 0;
     const { rows } = await this.workerPool.query({
       name: "conveyor-progress",
       text: sql.PROGRESS,
-      values: [this.now(), jobId, workerId, report.stage.slice(0, 200), percent, report.bytesDone ?? null, report.bytesTotal ?? null],
+      values: [this.now(), jobId, token, report.stage.slice(0, 200), percent, report.bytesDone ?? null, report.bytesTotal ?? null],
     });
     this.announce(rows);
     return rows.length === 1;
   }
 
   /**
-   * PROCESSING → COMPLETED. Completions arriving together are written in one statement; each is
-   * still guarded by its own owner, so a worker whose claim was taken over cannot complete.
+   * PROCESSING → COMPLETED. Completions arriving together are written in one statement and one
+   * durable commit; each is still guarded by its own claim, so a stale attempt cannot complete.
+   * Throws UnrepresentableResultError at once (nothing written) for a result JSON cannot hold.
    */
-  complete(jobId: string, workerId: string, result: unknown): Promise<boolean> {
+  complete({ id, token }: Claim, result: unknown): Promise<boolean> {
+    const serialized = serializeResult(result);
     return new Promise((settle, reject) => {
-      this.pendingCompletions.push({ id: jobId, workerId, result: JSON.stringify(result ?? null), settle, reject });
+      this.pendingCompletions.push({ id, token, result: serialized, settle, reject });
       if (!this.completionFlush) this.completionFlush = this.flushCompletions();
     });
   }
@@ -115,10 +137,10 @@ export class JobLifecycle {
     while (this.pendingCompletions.length > 0) {
       const batch = this.pendingCompletions.splice(0, MAX_COMPLETION_BATCH);
       try {
-        const { rows } = await this.workerPool.query({
+        const { rows } = await this.outcomePool.query({
           name: "conveyor-complete",
           text: sql.COMPLETE_MANY,
-          values: [this.now(), batch.map((item) => item.id), batch.map((item) => item.workerId), batch.map((item) => item.result)],
+          values: [this.now(), batch.map((item) => item.id), batch.map((item) => item.token), batch.map((item) => item.result)],
         });
         this.announce(rows);
         const completed = new Set(rows.map((row) => row.id as string));
@@ -132,9 +154,10 @@ export class JobLifecycle {
 
   /**
    * PROCESSING → RETRYING (recoverable, attempts left), FAILED, VALIDATION_FAILED or CANCELLED,
-   * by the retry policy. Returns null when the caller no longer owns the job.
+   * by the retry policy; CANCELLED whatever happened when a cancel was requested meanwhile. Returns
+   * null when the caller's claim is no longer valid.
    */
-  async fail(job: Pick<Job, "id" | "retryCount" | "maxAttempts">, workerId: string, thrown: unknown, abortReason?: unknown): Promise<FailureOutcome | null> {
+  async fail(job: Pick<Job, "id" | "retryCount" | "maxAttempts">, token: string, thrown: unknown, abortReason?: unknown): Promise<FailureOutcome | null> {
     const error = classifyError(thrown, abortReason);
     const status: JobStatus = error.validation
       ? "VALIDATION_FAILED"
@@ -144,28 +167,35 @@ export class JobLifecycle {
           ? "RETRYING"
           : "FAILED";
     const delay = status === "RETRYING" ? retryDelayMs(job.retryCount, this.retryPolicy, this.random) : null;
-    const { rows } = await this.workerPool.query(sql.FAIL, [
+    const { rows } = await this.outcomePool.query({ name: "conveyor-fail", text: sql.FAIL, values: [
       this.now(),
       job.id,
-      workerId,
+      token,
       status,
       delay ?? 0,
       error.category,
       error.message,
       JSON.stringify(error.details),
       error.recoverable,
-    ]);
+    ] });
     this.announce(rows);
-    return rows.length === 1 ? { status, error, retryDelayMs: delay } : null;
+    const row = rows[0];
+    if (!row) return null;
+    const stored = row.status as JobStatus;
+    return { status: stored, error, retryDelayMs: stored === "RETRYING" ? delay : null };
   }
 
-  /** Marks the worker's running jobs alive. Returns which it still owns and which were asked to stop. */
-  async heartbeat(workerId: string, jobIds: string[]): Promise<{ owned: Set<string>; cancelRequested: Set<string> }> {
-    if (jobIds.length === 0) return { owned: new Set(), cancelRequested: new Set() };
-    const { rows } = await this.workerPool.query<{ id: string; cancel_requested: boolean }>({ name: "conveyor-heartbeat", text: sql.HEARTBEAT, values: [this.now(), jobIds, workerId] });
+  /** Marks claimed jobs alive. Returns the tokens still valid, and those whose job was asked to stop. */
+  async heartbeat(claims: Claim[]): Promise<{ valid: Set<string>; cancelRequested: Set<string> }> {
+    if (claims.length === 0) return { valid: new Set(), cancelRequested: new Set() };
+    const { rows } = await this.workerPool.query<{ token: string; cancel_requested: boolean }>({
+      name: "conveyor-heartbeat",
+      text: sql.HEARTBEAT,
+      values: [this.now(), claims.map((claim) => claim.id), claims.map((claim) => claim.token)],
+    });
     return {
-      owned: new Set(rows.map((row) => row.id)),
-      cancelRequested: new Set(rows.filter((row) => row.cancel_requested).map((row) => row.id)),
+      valid: new Set(rows.map((row) => row.token)),
+      cancelRequested: new Set(rows.filter((row) => row.cancel_requested).map((row) => row.token)),
     };
   }
 
@@ -182,16 +212,16 @@ export class JobLifecycle {
   async retry(jobId: string, actor: string): Promise<JobChange | null> {
     const { rows } = await this.pool.query(sql.RETRY_BY_HAND, [this.now(), jobId, actor]);
     this.announce(rows);
-    if (rows[0]) await this.pool.query("SELECT pg_notify('conveyor_jobs', '')");
+    if (rows[0]) await this.pool.query(sql.WAKE_POOLS);
     return rows[0] ? toChange(rows[0]) : null;
   }
 
-  /** PROCESSING → QUEUED for a worker's jobs it gives back on shutdown; the attempt does not count. */
-  async release(workerId: string, jobIds: string[]): Promise<number> {
-    if (jobIds.length === 0) return 0;
-    const { rows } = await this.pool.query(sql.RELEASE, [this.now(), workerId, jobIds]);
+  /** PROCESSING → QUEUED for claims a worker gives back on shutdown; the attempt does not count. */
+  async release(claims: Claim[]): Promise<number> {
+    if (claims.length === 0) return 0;
+    const { rows } = await this.pool.query(sql.RELEASE, [this.now(), claims.map((claim) => claim.id), claims.map((claim) => claim.token)]);
     this.announce(rows);
-    if (rows.length) await this.pool.query("SELECT pg_notify('conveyor_jobs', '')");
+    if (rows.length) await this.pool.query(sql.WAKE_POOLS);
     return rows.length;
   }
 
@@ -204,6 +234,10 @@ export class JobLifecycle {
         thresholdMs,
         batchSize,
         "The worker stopped sending heartbeats",
+        this.retryPolicy.initialDelayMs,
+        this.retryPolicy.multiplier,
+        this.retryPolicy.maxDelayMs,
+        this.retryPolicy.jitter,
       ]);
       this.announce(rows);
       recovered.push(...rows.map(toChange));
@@ -211,7 +245,7 @@ export class JobLifecycle {
     }
     if (recovered.length > 0) {
       this.logger.warn({ count: recovered.length, jobIds: recovered.map((change) => change.jobId) }, "stalled jobs recovered");
-      if (recovered.some((change) => change.status === "RETRYING")) await this.pool.query("SELECT pg_notify('conveyor_jobs', '')");
+      if (recovered.some((change) => change.status === "RETRYING")) await this.pool.query(sql.WAKE_POOLS);
     }
     return recovered;
   }
@@ -225,6 +259,20 @@ export class JobLifecycle {
       }
     }
   }
+}
+
+/** The JSON text of a result, or UnrepresentableResultError: PostgreSQL's jsonb refuses NUL too. */
+function serializeResult(result: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(result ?? null);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : "";
+    throw new UnrepresentableResultError(/circular/i.test(message) ? "it contains a cycle" : /BigInt/i.test(message) ? "it contains a BigInt" : "serializing it threw");
+  }
+  if (text === undefined) return "null";
+  if (text.includes("\\u0000")) throw new UnrepresentableResultError("it contains a NUL character");
+  return text;
 }
 
 export function toChange(row: Record<string, unknown>): JobChange {

@@ -1,7 +1,7 @@
 import type pg from "pg";
 import type { Logger } from "../logger.js";
 import type { JobLifecycle } from "./lifecycle.js";
-import { deleteFinishedJobs } from "./retention.js";
+import { deleteFinishedJobs, deleteOldAuditEvents } from "./retention.js";
 import type { Clock } from "./types.js";
 
 export interface MaintenanceOptions {
@@ -10,7 +10,8 @@ export interface MaintenanceOptions {
   logger: Logger;
   stalledThresholdMs: number;
   stalledCheckIntervalMs: number;
-  retention: { maxAgeMs: number; intervalMs: number; batchSize: number };
+  /** auditMaxAgeMs 0 keeps audit events. */
+  retention: { maxAgeMs: number; intervalMs: number; batchSize: number; auditMaxAgeMs: number };
   clock?: Clock;
 }
 
@@ -28,6 +29,7 @@ export class Maintenance {
     const { stalledCheckIntervalMs, retention } = this.options;
     if (stalledCheckIntervalMs > 0) this.every(stalledCheckIntervalMs, () => this.recoverStalled());
     if (retention.intervalMs > 0 && retention.maxAgeMs > 0) this.every(retention.intervalMs, () => this.cleanup());
+    if (retention.intervalMs > 0 && retention.auditMaxAgeMs > 0) this.every(retention.intervalMs, () => this.cleanupAudit());
   }
 
   recoverStalled() {
@@ -41,6 +43,14 @@ export class Maintenance {
       clock: this.options.clock,
     });
     if (deleted > 0) this.options.logger.info({ deleted, maxAgeMs }, "finished jobs deleted");
+    return deleted;
+  }
+
+  async cleanupAudit(): Promise<number> {
+    const { retention, pool, clock, logger } = this.options;
+    if (retention.auditMaxAgeMs <= 0) return 0;
+    const deleted = await deleteOldAuditEvents(pool, { maxAgeMs: retention.auditMaxAgeMs, batchSize: retention.batchSize, clock });
+    if (deleted > 0) logger.info({ deleted, maxAgeMs: retention.auditMaxAgeMs }, "old audit events deleted");
     return deleted;
   }
 

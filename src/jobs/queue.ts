@@ -24,7 +24,10 @@ export interface EnqueueInput {
 
 export interface EnqueueResult {
   job: Job;
-  /** false when a job with the same idempotency key or (assessment, correlation id, schema version) existed. */
+  /**
+   * false when a job with the same (owner, idempotency key) or (assessment, correlation id, schema
+   * version) existed.
+   */
   created: boolean;
 }
 
@@ -79,6 +82,7 @@ export async function enqueueJobs(db: Queryable, inputs: EnqueueInput[], options
       missing.map(({ row }) => row.assessmentId),
       missing.map(({ row }) => row.correlationId),
       missing.map(({ row }) => row.schemaVersion),
+      missing.map(({ row }) => row.owner),
     ]);
     const found = existing.rows.map(jobFromRow);
     for (const { index, row } of missing) {
@@ -131,7 +135,7 @@ function normalize(input: EnqueueInput, defaultMaxAttempts: number) {
 }
 
 function sameKey(job: Job, row: ReturnType<typeof normalize>): boolean {
-  if (row.idempotencyKey !== null && job.idempotencyKey === row.idempotencyKey) return true;
+  if (row.idempotencyKey !== null && job.owner === row.owner && job.idempotencyKey === row.idempotencyKey) return true;
   return (
     row.assessmentId !== null &&
     job.assessmentId === row.assessmentId &&

@@ -6,7 +6,9 @@ import type { Clock } from "./types.js";
  * Deletes finished jobs (COMPLETED, FAILED, VALIDATION_FAILED, CANCELLED) whose completion is older
  * than `maxAgeMs`, with their events, in batches of `batchSize` so that no statement holds many
  * locks or runs long. A deleted job's idempotency key is free again: a later enqueue with it
- * creates a new job. Audit events are kept.
+ * creates a new job. An assessment completion's dedupe record is kept (its job link becomes null),
+ * so completeAssessment never runs a processed completion twice. Audit events have their own
+ * retention (deleteOldAuditEvents).
  */
 export async function deleteFinishedJobs(
   db: Pick<pg.Pool, "query">,
@@ -19,4 +21,17 @@ export async function deleteFinishedJobs(
     if ((result.rowCount ?? 0) < options.batchSize) break;
   }
   return deleted;
+}
+
+/** Deletes audit events older than `maxAgeMs`, in batches, like deleteFinishedJobs. */
+export async function deleteOldAuditEvents(
+  db: Pick<pg.Pool, "query">,
+  options: { maxAgeMs: number; batchSize: number; clock?: Clock },
+): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const result = await db.query(sql.DELETE_AUDIT_BATCH, [options.clock ? options.clock() : null, options.maxAgeMs, options.batchSize]);
+    deleted += result.rowCount ?? 0;
+    if ((result.rowCount ?? 0) < options.batchSize) return deleted;
+  }
 }

@@ -1,7 +1,9 @@
+import { CANCEL_CHANNEL, JOBS_CHANNEL } from "./notification-listener.js";
+
 /**
  * Every statement the job engine runs, in plain SQL, in one place. Each transition is a single
  * statement: lock the rows that are still in the expected state (and, for a running job, still
- * owned by the caller), update them, append their JobEvents, and return what changed. Two actors
+ * held by the caller's claim token), update them, append their JobEvents, and return what changed. Two actors
  * can therefore never both win a transition, and no transaction is ever held across a handler.
  *
  * `$1` is always "now": a timestamp from an injected clock, or NULL for the database clock.
@@ -31,6 +33,8 @@ interface TransitionParts {
   tail?: string;
   /** SKIP LOCKED for maintenance sweeps that must not wait on busy rows. */
   skipLocked?: boolean;
+  /** Extra columns of the locked rows (`t.<name>` in `set`). */
+  targetColumns?: string;
   /** Extra columns to return. */
   returning?: string;
   /** Writes an AuditEvent per moved job in the same statement: `actor` is an SQL expression. */
@@ -40,7 +44,7 @@ interface TransitionParts {
 export function transitionSql(parts: TransitionParts): string {
   return `WITH ${CLOCK},
 target AS (
-  SELECT id, status AS from_status FROM processing_jobs
+  SELECT id, status AS from_status${parts.targetColumns ? `, ${parts.targetColumns}` : ""} FROM processing_jobs
   WHERE ${parts.where}
   ${parts.tail ?? ""}
   FOR UPDATE${parts.skipLocked ? " SKIP LOCKED" : ""}
@@ -65,32 +69,46 @@ audit AS (
 SELECT ${CHANGE_COLUMNS}, from_status${parts.returning ? `, ${parts.returning}` : ""} FROM updated`;
 }
 
-/** $2 worker id, $3 job types, $4 how many. Highest priority first, then oldest run_at. */
+/**
+ * $2 worker id, $3 job types, $4 how many, $5 ids this pool must not take (an earlier attempt of
+ * theirs still runs here). Highest priority first, then oldest run_at. Each claimed row gets a
+ * fresh lock_token: the claim's identity, which every later worker-side write must present.
+ *
+ * The claim must walk processing_jobs_runnable_idx in its order and stop after $4 rows, whatever
+ * the planner believes. On a table never analyzed (a burst on a fresh or quiet table, before
+ * autovacuum gets to it) PostgreSQL guesses a dozen waiting rows and prefers a bitmap scan of every
+ * waiting job plus a sort: 10,000 waiting jobs made each claim read and sort all 10,000 (9.5 ms),
+ * and the cost grew with the backlog. No shape of this query is planned safely on guesses alone,
+ * so the worker's connections run with the sequential scan, the bitmap scan and the sort disabled
+ * (database.ts, WORKER_PLANNER_SETTINGS): the ordered index scan is then the only plan left, and a
+ * claim reads about $4 index entries at any backlog. The worker's other statements (progress,
+ * heartbeat) are primary-key lookups, which those settings leave as they are.
+ */
 export const CLAIM = transitionSql({
   // Time columns keep milliseconds and round half up, so a run_at written as "now" can lie up to
   // half a millisecond ahead of the clock: allow for it, or a job woken by NOTIFY would wait a poll.
   where: `status IN ('QUEUED', 'RETRYING') AND run_at <= COALESCE($1::timestamptz, now()) + interval '0.5 milliseconds'
-    AND type = ANY($3::text[])`,
+    AND type = ANY($3::text[]) AND id <> ALL($5::uuid[])`,
   tail: `ORDER BY priority_rank DESC, run_at, id LIMIT $4`,
   skipLocked: true,
-  set: `status = 'PROCESSING', locked_by = $2, started_at = clock.now, heartbeat_at = clock.now,
+  set: `status = 'PROCESSING', locked_by = $2, lock_token = gen_random_uuid(), started_at = clock.now, heartbeat_at = clock.now,
     completed_at = NULL, processing_time_ms = NULL, stage = NULL, progress = 0, bytes_done = NULL, bytes_total = NULL`,
   returning: `assessment_id, correlation_id, schema_version, idempotency_key, priority, max_attempts, run_at,
-    last_retry_at, created_at, started_at, completed_at, processing_time_ms, heartbeat_at, locked_by, timeout_ms,
+    last_retry_at, created_at, started_at, completed_at, processing_time_ms, heartbeat_at, locked_by, lock_token, timeout_ms,
     payload, result, metadata, error_message, error_details, error_recoverable, cancel_requested_at`,
 });
 
-/** $2 ids, $3 worker ids, $4 results (jsonb[]): completes a batch, each guarded by its owner. */
+/** $2 ids, $3 claim tokens, $4 results (jsonb[]): completes a batch, each guarded by its own claim. */
 export const COMPLETE_MANY = `WITH ${CLOCK},
-input AS (SELECT * FROM unnest($2::uuid[], $3::text[], $4::jsonb[]) AS i(id, worker, result)),
+input AS (SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::jsonb[]) AS i(id, token, result)),
 target AS (
   SELECT j.id FROM processing_jobs j JOIN input i ON i.id = j.id
-  WHERE j.id = ANY($2::uuid[]) AND j.status = 'PROCESSING' AND j.locked_by = i.worker
+  WHERE j.id = ANY($2::uuid[]) AND j.status = 'PROCESSING' AND j.lock_token = i.token
   FOR UPDATE OF j
 ),
 updated AS (
   UPDATE processing_jobs j SET status = 'COMPLETED', result = i.result, progress = 100, completed_at = clock.now,
-    processing_time_ms = ${DURATION_MS}, locked_by = NULL, heartbeat_at = NULL, ${CLEAR_ERROR}, updated_at = clock.now
+    processing_time_ms = ${DURATION_MS}, locked_by = NULL, lock_token = NULL, heartbeat_at = NULL, ${CLEAR_ERROR}, updated_at = clock.now
   FROM target t, input i, clock
   WHERE j.id = t.id AND i.id = t.id
   RETURNING j.*
@@ -102,28 +120,34 @@ events AS (
 SELECT ${CHANGE_COLUMNS}, 'PROCESSING'::"JobStatus" AS from_status FROM updated`;
 
 /**
- * $2 id, $3 worker, $4 next status, $5 retry delay ms (RETRYING only), $6 code, $7 message,
- * $8 details, $9 recoverable. The caller (the lifecycle) has decided the next status.
+ * $2 id, $3 claim token, $4 next status, $5 retry delay ms (RETRYING only), $6 code, $7 message,
+ * $8 details, $9 recoverable. The caller (the lifecycle) has decided the next status, except that a
+ * job whose cancel was requested meanwhile ends CANCELLED rather than retrying.
  */
 export const FAIL = transitionSql({
-  where: `id = $2 AND status = 'PROCESSING' AND locked_by = $3`,
-  set: `status = $4::text::"JobStatus",
-    retry_count = CASE WHEN $4::text = 'RETRYING' THEN j.retry_count + 1 ELSE j.retry_count END,
-    run_at = CASE WHEN $4::text = 'RETRYING' THEN clock.now + make_interval(secs => $5::double precision / 1000) ELSE j.run_at END,
-    last_retry_at = CASE WHEN $4::text = 'RETRYING' THEN clock.now ELSE j.last_retry_at END,
-    completed_at = CASE WHEN $4::text = 'RETRYING' THEN NULL ELSE clock.now END,
+  where: `id = $2 AND status = 'PROCESSING' AND lock_token = $3`,
+  targetColumns: `CASE WHEN cancel_requested_at IS NOT NULL THEN 'CANCELLED' ELSE $4::text END AS next`,
+  set: `status = t.next::"JobStatus",
+    retry_count = CASE WHEN t.next = 'RETRYING' THEN j.retry_count + 1 ELSE j.retry_count END,
+    run_at = CASE WHEN t.next = 'RETRYING' THEN clock.now + make_interval(secs => $5::double precision / 1000) ELSE j.run_at END,
+    last_retry_at = CASE WHEN t.next = 'RETRYING' THEN clock.now ELSE j.last_retry_at END,
+    completed_at = CASE WHEN t.next = 'RETRYING' THEN NULL ELSE clock.now END,
     processing_time_ms = ${DURATION_MS},
-    locked_by = NULL, heartbeat_at = NULL,
-    error_code = $6, error_message = $7, error_details = $8::jsonb, error_recoverable = $9`,
+    locked_by = NULL, lock_token = NULL, heartbeat_at = NULL,
+    error_code = CASE WHEN t.next = 'CANCELLED' AND $4::text <> 'CANCELLED' THEN 'CANCELLED' ELSE $6 END,
+    error_message = CASE WHEN t.next = 'CANCELLED' AND $4::text <> 'CANCELLED' THEN 'Cancelled by request' ELSE $7 END,
+    error_details = CASE WHEN t.next = 'CANCELLED' AND $4::text <> 'CANCELLED'
+      THEN jsonb_build_object('category', 'CANCELLED', 'reason', 'cancel requested', 'attempt', $8::jsonb) ELSE $8::jsonb END,
+    error_recoverable = CASE WHEN t.next = 'CANCELLED' THEN false ELSE $9 END`,
   attempt: `CASE WHEN status = 'RETRYING' THEN retry_count ELSE retry_count + 1 END`,
   message: `error_code`,
 });
 
-/** $2 id, $3 worker, $4 stage, $5 percent, $6 bytes done, $7 bytes total. Not a status change. */
+/** $2 id, $3 claim token, $4 stage, $5 percent, $6 bytes done, $7 bytes total. Not a status change. */
 export const PROGRESS = `WITH ${CLOCK},
 target AS (
   SELECT id, stage AS from_stage FROM processing_jobs
-  WHERE id = $2 AND status = 'PROCESSING' AND locked_by = $3
+  WHERE id = $2 AND status = 'PROCESSING' AND lock_token = $3
   FOR UPDATE
 ),
 updated AS (
@@ -140,10 +164,11 @@ events AS (
 )
 SELECT ${CHANGE_COLUMNS}, status AS from_status FROM updated`;
 
-/** $2 ids, $3 worker. Returns the ids still owned, and whether a cancel was requested. */
-export const HEARTBEAT = `UPDATE processing_jobs SET heartbeat_at = COALESCE($1::timestamptz, now())
-WHERE id = ANY($2::uuid[]) AND status = 'PROCESSING' AND locked_by = $3
-RETURNING id, cancel_requested_at IS NOT NULL AS cancel_requested`;
+/** $2 ids, $3 their claim tokens. Returns the tokens still valid, and whether a cancel was requested. */
+export const HEARTBEAT = `UPDATE processing_jobs j SET heartbeat_at = COALESCE($1::timestamptz, now())
+FROM unnest($2::uuid[], $3::uuid[]) AS h(id, token)
+WHERE j.id = h.id AND j.lock_token = h.token AND j.status = 'PROCESSING'
+RETURNING j.lock_token AS token, j.cancel_requested_at IS NOT NULL AS cancel_requested`;
 
 /** $2 id, $3 actor. Queued or retrying jobs are cancelled at once. */
 export const CANCEL_WAITING = transitionSql({
@@ -165,45 +190,57 @@ audit AS (
   INSERT INTO audit_events (actor, action, entity_type, entity_id, correlation_id, metadata)
   SELECT $3, 'job.cancel-requested', 'ProcessingJob', id::text, correlation_id, '{}'::jsonb FROM requested
 ),
-wake AS (SELECT pg_notify('conveyor_cancel', id::text) FROM requested)
+wake AS (SELECT pg_notify('${CANCEL_CHANNEL}', id::text) FROM requested)
 SELECT id, (SELECT count(*) FROM wake) AS notified FROM requested`;
 
-/** $2 id, $3 actor. FAILED, VALIDATION_FAILED and CANCELLED jobs go back to the queue with fresh attempts. */
+/**
+ * $2 id, $3 actor. FAILED, VALIDATION_FAILED and CANCELLED jobs go back to the queue with fresh
+ * attempts, keeping a run_at still in the future: a retried scheduled job keeps its schedule.
+ */
 export const RETRY_BY_HAND = transitionSql({
   where: `id = $2 AND status IN ('FAILED', 'VALIDATION_FAILED', 'CANCELLED')`,
-  set: `status = 'QUEUED', retry_count = 0, run_at = clock.now, started_at = NULL, completed_at = NULL,
+  set: `status = 'QUEUED', retry_count = 0, run_at = GREATEST(j.run_at, clock.now), started_at = NULL, completed_at = NULL,
     processing_time_ms = NULL, cancel_requested_at = NULL, stage = NULL, progress = 0, result = NULL, ${CLEAR_ERROR}`,
   attempt: `1`,
   message: `'retried by hand'`,
   audit: { actor: "$3", action: "job.retried" },
 });
 
-/** $2 worker, $3 ids: on shutdown, running jobs go back to the queue; the attempt does not count. */
+/** $2 ids, $3 their claim tokens: on shutdown, stopped jobs go back to the queue; the attempt does not count. */
 export const RELEASE = transitionSql({
-  where: `id = ANY($3::uuid[]) AND status = 'PROCESSING' AND locked_by = $2`,
-  set: `status = 'QUEUED', locked_by = NULL, heartbeat_at = NULL, started_at = NULL, run_at = clock.now,
+  where: `id = ANY($2::uuid[]) AND (id, lock_token) IN (SELECT * FROM unnest($2::uuid[], $3::uuid[])) AND status = 'PROCESSING'`,
+  set: `status = 'QUEUED', locked_by = NULL, lock_token = NULL, heartbeat_at = NULL, started_at = NULL, run_at = clock.now,
     stage = NULL, progress = 0`,
   message: `'released on shutdown'`,
 });
 
 /**
- * $2 stalled threshold ms, $3 batch size, $4 error message. Jobs whose heartbeat stopped go to
- * RETRYING (at once: they have waited the threshold already) or FAILED when out of attempts.
+ * $2 stalled threshold ms, $3 batch size, $4 error message, $5..$8 the retry policy (initial delay
+ * ms, multiplier, max delay ms, jitter). Jobs whose heartbeat stopped go to RETRYING after the same
+ * backoff as any failed attempt (a job that crashes its process must not crash every instance at
+ * once, again and again), FAILED when out of attempts, or CANCELLED when a cancel was requested.
  */
 export const RECOVER_STALLED = transitionSql({
   where: `status = 'PROCESSING'
     AND heartbeat_at < COALESCE($1::timestamptz, now()) - make_interval(secs => $2::double precision / 1000)`,
   tail: `ORDER BY heartbeat_at LIMIT $3`,
   skipLocked: true,
-  set: `status = CASE WHEN j.retry_count + 1 < j.max_attempts THEN 'RETRYING' ELSE 'FAILED' END::"JobStatus",
-    retry_count = CASE WHEN j.retry_count + 1 < j.max_attempts THEN j.retry_count + 1 ELSE j.retry_count END,
-    last_retry_at = CASE WHEN j.retry_count + 1 < j.max_attempts THEN clock.now ELSE j.last_retry_at END,
-    run_at = clock.now,
-    completed_at = CASE WHEN j.retry_count + 1 < j.max_attempts THEN NULL ELSE clock.now END,
+  targetColumns: `CASE WHEN cancel_requested_at IS NOT NULL THEN 'CANCELLED'
+    WHEN retry_count + 1 < max_attempts THEN 'RETRYING' ELSE 'FAILED' END AS next`,
+  set: `status = t.next::"JobStatus",
+    retry_count = CASE WHEN t.next = 'RETRYING' THEN j.retry_count + 1 ELSE j.retry_count END,
+    last_retry_at = CASE WHEN t.next = 'RETRYING' THEN clock.now ELSE j.last_retry_at END,
+    run_at = CASE WHEN t.next = 'RETRYING' THEN clock.now + make_interval(secs =>
+      GREATEST(0, LEAST($5::double precision * power($6::double precision, j.retry_count), $7::double precision)
+        * (1 + $8::double precision * (2 * random() - 1))) / 1000) ELSE j.run_at END,
+    completed_at = CASE WHEN t.next = 'RETRYING' THEN NULL ELSE clock.now END,
     processing_time_ms = ${DURATION_MS},
-    locked_by = NULL, heartbeat_at = NULL,
-    error_code = 'STALLED', error_message = $4, error_recoverable = true,
-    error_details = jsonb_build_object('category', 'STALLED', 'reason', 'heartbeat stopped', 'lockedBy', j.locked_by)`,
+    locked_by = NULL, lock_token = NULL, heartbeat_at = NULL,
+    error_code = CASE WHEN t.next = 'CANCELLED' THEN 'CANCELLED' ELSE 'STALLED' END,
+    error_message = CASE WHEN t.next = 'CANCELLED' THEN 'Cancelled by request' ELSE $4 END,
+    error_recoverable = t.next <> 'CANCELLED',
+    error_details = jsonb_build_object('category', CASE WHEN t.next = 'CANCELLED' THEN 'CANCELLED' ELSE 'STALLED' END,
+      'reason', 'heartbeat stopped', 'lockedBy', j.locked_by)`,
   attempt: `CASE WHEN status = 'RETRYING' THEN retry_count ELSE retry_count + 1 END`,
   message: `'recovered: heartbeat stopped'`,
   audit: { actor: "'system'", action: "job.recovered" },
@@ -227,7 +264,7 @@ input AS (
 inserted AS (
   INSERT INTO processing_jobs (id, ${INSERT_COLUMNS}, created_at, updated_at)
   SELECT id, type, owner, assessment_id, correlation_id, schema_version, idempotency_key, priority,
-    priority_rank, max_attempts, COALESCE(run_at, clock.now), timeout_ms, payload, metadata, clock.now, clock.now
+    priority_rank, max_attempts, GREATEST(COALESCE(run_at, clock.now), clock.now), timeout_ms, payload, metadata, clock.now, clock.now
   FROM input, clock
   ON CONFLICT DO NOTHING
   RETURNING *
@@ -240,15 +277,18 @@ audit AS (
   INSERT INTO audit_events (actor, action, entity_type, entity_id, correlation_id, metadata, at)
   SELECT $16, 'job.created', 'ProcessingJob', id::text, correlation_id, jsonb_build_object('type', type), created_at FROM inserted
 ),
-wake AS (SELECT pg_notify('conveyor_jobs', '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted)
+wake AS (SELECT pg_notify('${JOBS_CHANNEL}', '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted)
 SELECT inserted.*, (SELECT count(*) FROM wake) AS notified FROM inserted`;
 
-/** $1 idempotency keys, $2 assessment ids, $3 correlation ids, $4 schema versions. */
+/** $1 idempotency keys, $2 assessment ids, $3 correlation ids, $4 schema versions, $5 owners. */
 export const FIND_EXISTING = `SELECT j.* FROM processing_jobs j
-JOIN unnest($1::text[], $2::uuid[], $3::text[], $4::text[]) AS k(idempotency_key, assessment_id, correlation_id, schema_version)
-  ON (k.idempotency_key IS NOT NULL AND j.idempotency_key = k.idempotency_key)
+JOIN unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS k(idempotency_key, assessment_id, correlation_id, schema_version, owner)
+  ON (k.idempotency_key IS NOT NULL AND j.owner = k.owner AND j.idempotency_key = k.idempotency_key)
   OR (k.assessment_id IS NOT NULL AND j.assessment_id = k.assessment_id AND j.correlation_id = k.correlation_id
       AND j.schema_version = k.schema_version)`;
+
+/** Wakes idle pools everywhere after something became runnable outside an enqueue. */
+export const WAKE_POOLS = `SELECT pg_notify('${JOBS_CHANNEL}', '')`;
 
 export const SELECT_JOB = `SELECT * FROM processing_jobs WHERE id = $1`;
 
@@ -272,4 +312,12 @@ export const DELETE_FINISHED_BATCH = `DELETE FROM processing_jobs WHERE id IN (
   ORDER BY completed_at
   LIMIT $3
   FOR UPDATE SKIP LOCKED
+)`;
+
+/** $1 now, $2 max age ms, $3 batch size: one bounded batch of old audit events (audit_events_at_idx). */
+export const DELETE_AUDIT_BATCH = `DELETE FROM audit_events WHERE id IN (
+  SELECT id FROM audit_events
+  WHERE at < COALESCE($1::timestamptz, now()) - make_interval(secs => $2::double precision / 1000)
+  ORDER BY at
+  LIMIT $3
 )`;

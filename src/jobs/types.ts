@@ -4,7 +4,6 @@ export { JobPriority, JobStatus } from "../generated/prisma/enums.js";
 
 export const RUNNABLE_STATUSES: readonly JobStatus[] = ["QUEUED", "RETRYING"];
 export const TERMINAL_STATUSES: readonly JobStatus[] = ["COMPLETED", "FAILED", "VALIDATION_FAILED", "CANCELLED"];
-export const RETRYABLE_BY_HAND: readonly JobStatus[] = ["FAILED", "VALIDATION_FAILED", "CANCELLED"];
 
 export const PRIORITY_RANK: Record<JobPriority, number> = { LOW: 0, NORMAL: 1, HIGH: 2 };
 
@@ -34,6 +33,8 @@ export interface Job {
   processingTimeMs: number | null;
   heartbeatAt: Date | null;
   lockedBy: string | null;
+  /** The current claim's token (PROCESSING only): what every worker-side write must present. */
+  lockToken: string | null;
   timeoutMs: number | null;
   payload: unknown;
   result: unknown;
@@ -74,6 +75,7 @@ export function jobFromRow(row: Record<string, unknown>): Job {
     processingTimeMs: (row.processing_time_ms as number | null) ?? null,
     heartbeatAt: (row.heartbeat_at as Date | null) ?? null,
     lockedBy: (row.locked_by as string | null) ?? null,
+    lockToken: (row.lock_token as string | null) ?? null,
     timeoutMs: (row.timeout_ms as number | null) ?? null,
     payload: row.payload,
     result: row.result ?? null,

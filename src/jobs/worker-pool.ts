@@ -2,8 +2,8 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../logger.js";
 import type { HandlerRegistry, JobContext } from "../handlers/registry.js";
-import { JobAbortReason } from "./job-errors.js";
-import type { JobLifecycle } from "./lifecycle.js";
+import { JobAbortReason, UnrepresentableResultError } from "./job-errors.js";
+import type { Claim, JobLifecycle } from "./lifecycle.js";
 import { CANCEL_CHANNEL, JOBS_CHANNEL, NotificationListener } from "./notification-listener.js";
 import type { Job } from "./types.js";
 
@@ -18,32 +18,53 @@ export interface WorkerPoolOptions {
   heartbeatIntervalMs: number;
   jobTimeoutMs: number;
   shutdownGraceMs: number;
+  /**
+   * How long a completion or failure whose write fails (the database is away) is retried before
+   * the pool gives up on it and leaves the job to stalled-job recovery. Keep it under the stalled
+   * threshold: the job's heartbeat goes on meanwhile, so nobody else runs it.
+   */
+  outcomeRetryWindowMs?: number;
   workerId?: string;
 }
 
-interface RunningJob {
+/** One attempt at one job in this pool: the claim that started it and its handler's state. */
+interface Attempt {
   job: Job;
+  claim: Claim;
   controller: AbortController;
+  /** The handler's promise settled (returned, threw, or finally gave up after an abort). */
+  settled: boolean;
+  settledPromise: Promise<void>;
+  /** The attempt's outcome is written, or nothing more will be written for it. */
+  finished: boolean;
+  /** The outcome was written while the handler still ran: it ignored its abort signal. */
+  abandoned: boolean;
   done: Promise<void>;
-  /** True once the handler settled: the slot is free while its outcome is being written. */
-  slotFreed: boolean;
 }
 
-// How long a handler may take to settle after its signal fired before the slot is taken back.
+// How long a handler may take to settle after its signal fired before its outcome is written
+// without it (the slot stays taken until it does settle).
 const ABORT_SETTLE_MS = 2000;
 const CLAIM_ERROR_BACKOFF_MS = 1000;
+const OUTCOME_RETRY_FIRST_DELAY_MS = 50;
+const OUTCOME_RETRY_MAX_DELAY_MS = 2000;
 
 /**
  * Runs jobs in `concurrency` slots. Claims as many jobs as it has free slots in one statement, wakes
  * on NOTIFY (polls as a fallback), heartbeats what it runs, gives each handler an AbortSignal for
- * cancel, timeout and shutdown, and on stop drains for a grace period then hands back what still
- * runs. Any number of pools, in any number of processes, can share one database.
+ * cancel, timeout and shutdown, and on stop aborts, waits a grace period, and hands back what has
+ * stopped. Every write for an attempt presents that attempt's claim token. Any number of pools, in
+ * any number of processes, can share one database.
+ *
+ * A slot is taken from the claim until the handler's promise settles, even when the outcome was
+ * written earlier (a handler that ignores its abort signal): abandoned handlers can never outnumber
+ * the slots, and while one runs, this pool never claims that job again.
  */
 export class WorkerPool {
   readonly workerId: string;
-  /** Every job this pool owns, until its outcome is written. */
-  private readonly running = new Map<string, RunningJob>();
-  /** Jobs whose handler has not settled yet: what occupies a slot. */
+  /** Every attempt whose handler still runs or whose outcome is not yet written, by claim token. */
+  private readonly attempts = new Map<string, Attempt>();
+  /** Attempts whose handler has not settled: what occupies a slot. */
   private busySlots = 0;
   private listener: NotificationListener | null = null;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -59,12 +80,11 @@ export class WorkerPool {
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
   }
 
-  get runningCount(): number {
-    return this.running.size;
-  }
-
-  runningJobIds(): string[] {
-    return [...this.running.keys()];
+  /** Slots in use, and how many of them hold a handler that ignored its abort signal. */
+  stats(): { concurrency: number; busySlots: number; abandonedHandlers: number } {
+    let abandonedHandlers = 0;
+    for (const attempt of this.attempts.values()) if (attempt.abandoned && !attempt.settled) abandonedHandlers++;
+    return { concurrency: this.options.concurrency, busySlots: this.busySlots, abandonedHandlers };
   }
 
   async start(): Promise<void> {
@@ -106,7 +126,10 @@ export class WorkerPool {
         this.fetchAgain = false;
         const free = this.options.concurrency - this.busySlots;
         if (free <= 0 || this.stopping) break;
-        const jobs = await this.options.lifecycle.claim(this.workerId, this.options.registry.types(), free);
+        // A job whose earlier attempt still runs here (recovered as stalled, or timed out with a
+        // handler that ignores its signal) is left to other pools until that attempt settles.
+        const busyJobIds = [...this.attempts.values()].map((attempt) => attempt.job.id);
+        const jobs = await this.options.lifecycle.claim(this.workerId, this.options.registry.types(), free, busyJobIds);
         this.claimFailures = 0;
         for (const job of jobs) this.run(job);
         // A full batch means more may be waiting; a short one means the queue is drained for now.
@@ -131,96 +154,150 @@ export class WorkerPool {
   }
 
   private run(job: Job): void {
+    const claim: Claim = { id: job.id, token: job.lockToken! };
+    const logger = this.options.logger.child({ jobId: job.id, type: job.type, attempt: job.retryCount + 1 });
     const controller = new AbortController();
-    const entry: RunningJob = { job, controller, done: Promise.resolve(), slotFreed: false };
-    this.running.set(job.id, entry);
+    const attempt: Attempt = {
+      job,
+      claim,
+      controller,
+      settled: false,
+      settledPromise: Promise.resolve(),
+      finished: false,
+      abandoned: false,
+      done: Promise.resolve(),
+    };
+    this.attempts.set(claim.token, attempt);
     this.busySlots++;
-    entry.done = this.execute(entry).finally(() => {
-      this.freeSlot(entry);
-      if (this.running.get(job.id) === entry) this.running.delete(job.id);
-    });
-  }
 
-  /**
-   * Called as soon as a handler settles: the next claim then runs while this job's outcome is
-   * being written, so the two round trips overlap instead of adding up.
-   */
-  private freeSlot(entry: RunningJob): void {
-    if (entry.slotFreed) return;
-    entry.slotFreed = true;
-    this.busySlots--;
-    this.wake();
-  }
-
-  private async execute(entry: RunningJob): Promise<void> {
-    const { job, controller } = entry;
-    const { lifecycle, registry, logger: poolLogger } = this.options;
-    const handler = registry.get(job.type)!;
-    const logger = poolLogger.child({ jobId: job.id, type: job.type, attempt: job.retryCount + 1 });
+    const handler = this.options.registry.get(job.type)!;
     const timeoutMs = job.timeoutMs ?? handler.timeoutMs ?? this.options.jobTimeoutMs;
     const timeout =
-      timeoutMs > 0
-        ? setTimeout(() => controller.abort(new JobAbortReason("timeout", `Timed out after ${timeoutMs} ms`)), timeoutMs)
-        : undefined;
-    const signal = controller.signal;
+      timeoutMs > 0 ? setTimeout(() => controller.abort(new JobAbortReason("timeout", `Timed out after ${timeoutMs} ms`)), timeoutMs) : undefined;
     const context: JobContext = {
       job,
       attempt: job.retryCount + 1,
-      signal,
+      signal: controller.signal,
       logger,
       progress: async (stage, percent, bytes) => {
-        signal.throwIfAborted();
-        const owned = await lifecycle.progress(job.id, this.workerId, {
-          stage,
-          percent,
-          bytesDone: bytes?.bytesDone,
-          bytesTotal: bytes?.bytesTotal,
-        });
-        if (!owned) controller.abort(new JobAbortReason("lost", "This worker no longer owns the job"));
-        signal.throwIfAborted();
+        controller.signal.throwIfAborted();
+        const valid = await this.options.lifecycle.progress(claim, { stage, percent, bytesDone: bytes?.bytesDone, bytesTotal: bytes?.bytesTotal });
+        if (!valid) this.abort(attempt, "lost", "This attempt's claim was taken over");
+        controller.signal.throwIfAborted();
       },
     };
+    const handlerRun = Promise.resolve().then(() => handler.run(job.payload, context));
+    attempt.settledPromise = handlerRun.then(
+      () => undefined,
+      () => undefined,
+    );
+    void attempt.settledPromise.then(() => {
+      clearTimeout(timeout);
+      attempt.settled = true;
+      this.busySlots--;
+      if (attempt.abandoned) logger.warn("an abandoned handler finally settled; its slot is free again");
+      this.forgetIfDone(attempt);
+      // The next claim runs while this outcome is being written, so the round trips overlap.
+      this.wake();
+    });
+    attempt.done = this.execute(attempt, handlerRun, logger).finally(() => {
+      attempt.finished = true;
+      this.forgetIfDone(attempt);
+    });
+  }
 
+  private forgetIfDone(attempt: Attempt): void {
+    if (attempt.settled && attempt.finished && this.attempts.get(attempt.claim.token) === attempt) this.attempts.delete(attempt.claim.token);
+  }
+
+  private async execute(attempt: Attempt, handlerRun: Promise<unknown>, logger: Logger): Promise<void> {
+    const { claim, controller } = attempt;
+    const { lifecycle } = this.options;
+    const signal = controller.signal;
+    let result: unknown;
     try {
-      const result = await settleOrAbandon(() => handler.run(job.payload, context), signal);
-      this.freeSlot(entry);
-      const reason = signal.reason;
-      if (reason instanceof JobAbortReason && (reason.kind === "lost" || reason.kind === "shutdown")) return;
-      const completed = await lifecycle.complete(job.id, this.workerId, result);
-      if (!completed) logger.warn("job finished but its claim was taken over; result discarded");
+      result = await settleOrAbandon(handlerRun, signal);
     } catch (error) {
-      this.freeSlot(entry);
       const reason = signal.aborted ? signal.reason : undefined;
-      if (reason instanceof JobAbortReason && (reason.kind === "lost" || reason.kind === "shutdown")) {
-        logger.info({ reason: reason.kind }, "job stopped without recording a failure");
+      if (reason instanceof JobAbortReason && reason.kind === "lost") {
+        logger.info("attempt stopped: its claim was taken over");
         return;
       }
-      try {
-        const outcome = await lifecycle.fail(job, this.workerId, error, reason);
-        if (outcome?.status === "RETRYING" && outcome.retryDelayMs !== null) this.wakeIn(outcome.retryDelayMs + 5);
-        logger.info({ status: outcome?.status, category: outcome?.error.category }, "job attempt failed");
-      } catch (writeError) {
-        // The row stays PROCESSING; stalled-job recovery will pick it up.
-        logger.error({ err: writeError }, "recording a job failure failed");
+      if (reason instanceof JobAbortReason && reason.kind === "shutdown") {
+        // Handed back only once certainly stopped; one still running keeps its claim, so no other
+        // instance can start the job while this one runs it (stalled recovery takes it otherwise).
+        await attempt.settledPromise;
+        const released = await lifecycle.release([claim]).catch((releaseError: unknown) => {
+          logger.error({ err: releaseError }, "handing a job back failed; stalled-job recovery will pick it up");
+          return 0;
+        });
+        if (released) logger.info("job handed back to the queue on shutdown");
+        return;
       }
-    } finally {
-      clearTimeout(timeout);
+      if (!attempt.settled) {
+        attempt.abandoned = true;
+        logger.warn({ reason: reason instanceof JobAbortReason ? reason.kind : undefined, graceMs: ABORT_SETTLE_MS }, "handler ignored its abort signal; recording its failure, its slot stays taken until it settles");
+      }
+      await this.recordFailure(attempt, error, reason, logger);
+      return;
+    }
+    if (signal.aborted && signal.reason instanceof JobAbortReason && signal.reason.kind === "lost") return;
+    // A handler that returned, even after a shutdown or cancel signal, did its work: record it.
+    try {
+      const completed = await this.persist(() => lifecycle.complete(claim, result), "completion", logger);
+      if (completed === false) logger.warn("job finished but its claim was taken over; result discarded");
+    } catch (error) {
+      if (!(error instanceof UnrepresentableResultError)) throw error;
+      await this.recordFailure(attempt, error, undefined, logger);
     }
   }
 
+  private async recordFailure(attempt: Attempt, error: unknown, reason: unknown, logger: Logger): Promise<void> {
+    const outcome = await this.persist(() => this.options.lifecycle.fail(attempt.job, attempt.claim.token, error, reason), "failure", logger);
+    if (outcome?.status === "RETRYING" && outcome.retryDelayMs !== null) this.wakeIn(outcome.retryDelayMs + 5);
+    if (outcome) logger.info({ status: outcome.status, category: outcome.error.category }, "job attempt failed");
+  }
+
+  /**
+   * Writes an attempt's outcome, retrying a failed write (not the handler) with backoff for up to
+   * outcomeRetryWindowMs; `undefined` when it gave up. Returns what the lifecycle returned.
+   */
+  private async persist<T>(write: () => Promise<T>, what: string, logger: Logger): Promise<T | undefined> {
+    const deadline = Date.now() + (this.options.outcomeRetryWindowMs ?? this.options.heartbeatIntervalMs);
+    let delay = OUTCOME_RETRY_FIRST_DELAY_MS;
+    for (;;) {
+      try {
+        return await write();
+      } catch (error) {
+        if (error instanceof UnrepresentableResultError) throw error;
+        if (Date.now() + delay > deadline) {
+          logger.error({ err: error }, `recording the job's ${what} failed; giving up, stalled-job recovery will run it again`);
+          return undefined;
+        }
+        logger.warn({ err: error, retryInMs: delay }, `recording the job's ${what} failed; retrying the write`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, OUTCOME_RETRY_MAX_DELAY_MS);
+      }
+    }
+  }
+
+  private abort(attempt: Attempt, kind: JobAbortReason["kind"], message: string): void {
+    if (!attempt.controller.signal.aborted) attempt.controller.abort(new JobAbortReason(kind, message));
+  }
+
   private abortJob(jobId: string, kind: JobAbortReason["kind"], message: string): void {
-    const entry = this.running.get(jobId);
-    if (entry && !entry.controller.signal.aborted) entry.controller.abort(new JobAbortReason(kind, message));
+    for (const attempt of this.attempts.values()) if (attempt.job.id === jobId && !attempt.finished) this.abort(attempt, kind, message);
   }
 
   private async heartbeat(): Promise<void> {
-    const ids = this.runningJobIds();
-    if (ids.length === 0) return;
+    const live = [...this.attempts.values()].filter((attempt) => !attempt.finished);
+    if (live.length === 0) return;
     try {
-      const { owned, cancelRequested } = await this.options.lifecycle.heartbeat(this.workerId, ids);
-      for (const id of ids) {
-        if (!owned.has(id)) this.abortJob(id, "lost", "This worker no longer owns the job");
-        else if (cancelRequested.has(id)) this.abortJob(id, "cancel", "Cancelled by request");
+      const { valid, cancelRequested } = await this.options.lifecycle.heartbeat(live.map((attempt) => attempt.claim));
+      for (const attempt of live) {
+        if (attempt.finished) continue;
+        if (!valid.has(attempt.claim.token)) this.abort(attempt, "lost", "This attempt's claim was taken over");
+        else if (cancelRequested.has(attempt.claim.token)) this.abort(attempt, "cancel", "Cancelled by request");
       }
     } catch (error) {
       this.options.logger.warn({ err: error }, "heartbeat failed");
@@ -228,8 +305,9 @@ export class WorkerPool {
   }
 
   /**
-   * Stops claiming, lets running jobs finish for `graceMs`, then hands back to the queue what still
-   * runs (aborting those handlers with a "shutdown" reason).
+   * Stops claiming, aborts every running handler (reason "shutdown"), waits up to `graceMs` for
+   * them to settle, and hands back to the queue the jobs whose handlers stopped. A handler that
+   * returned a result anyway is completed. One that has not settled by then keeps its claim.
    */
   stop(graceMs = this.options.shutdownGraceMs): Promise<void> {
     this.stopped ??= this.drain(graceMs);
@@ -243,20 +321,17 @@ export class WorkerPool {
     await this.listener?.close();
     // A claim already under way still hands this pool its jobs; they must be drained too.
     await this.fetching;
-    const { logger, lifecycle } = this.options;
-    logger.info({ workerId: this.workerId, running: this.running.size, graceMs }, "worker pool draining");
-    await waitAtMost(Promise.all([...this.running.values()].map((entry) => entry.done)), graceMs);
-    const leftovers = [...this.running.values()];
-    if (leftovers.length > 0) {
-      const released = await lifecycle
-        .release(this.workerId, leftovers.map((entry) => entry.job.id))
-        .catch((error: unknown) => {
-          logger.error({ err: error }, "releasing running jobs failed; stalled-job recovery will pick them up");
-          return 0;
-        });
-      for (const entry of leftovers) entry.controller.abort(new JobAbortReason("shutdown", "Worker is shutting down"));
-      logger.warn({ released }, "released running jobs back to the queue");
-      await waitAtMost(Promise.all(leftovers.map((entry) => entry.done)), ABORT_SETTLE_MS);
+    const { logger } = this.options;
+    const attempts = [...this.attempts.values()];
+    logger.info({ workerId: this.workerId, running: attempts.length, graceMs }, "worker pool draining");
+    for (const attempt of attempts) this.abort(attempt, "shutdown", "Worker is shutting down");
+    await waitAtMost(Promise.all(attempts.map((attempt) => attempt.done)), graceMs);
+    const stillRunning = attempts.filter((attempt) => !attempt.settled);
+    if (stillRunning.length > 0) {
+      logger.warn(
+        { jobIds: stillRunning.map((attempt) => attempt.job.id) },
+        "handlers did not stop within the grace period; their jobs stay claimed until stalled-job recovery",
+      );
     }
     clearInterval(this.heartbeatTimer);
     logger.info({ workerId: this.workerId }, "worker pool stopped");
@@ -264,19 +339,25 @@ export class WorkerPool {
 }
 
 /**
- * Runs the handler; once its signal fires it gets ABORT_SETTLE_MS to settle, after which the slot
- * is taken back and the abort reason stands as its failure.
+ * Waits for the handler; once its signal fires it gets ABORT_SETTLE_MS to settle, after which the
+ * abort reason stands as its failure (the handler itself may run on).
  */
-async function settleOrAbandon<T>(run: () => Promise<T>, signal: AbortSignal): Promise<T> {
+async function settleOrAbandon<T>(run: Promise<T>, signal: AbortSignal): Promise<T> {
   let onAbort: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
   const abandoned = new Promise<never>((_, reject) => {
-    onAbort = () => setTimeout(() => reject(signal.reason), ABORT_SETTLE_MS).unref();
-    signal.addEventListener("abort", onAbort, { once: true });
+    onAbort = () => {
+      timer = setTimeout(() => reject(signal.reason), ABORT_SETTLE_MS);
+      timer.unref();
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
   });
   abandoned.catch(() => {});
   try {
-    return await Promise.race([Promise.resolve().then(run), abandoned]);
+    return await Promise.race([run, abandoned]);
   } finally {
+    clearTimeout(timer);
     if (onAbort) signal.removeEventListener("abort", onAbort);
   }
 }

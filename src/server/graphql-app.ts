@@ -5,14 +5,15 @@ import { useCSRFPrevention } from "@graphql-yoga/plugin-csrf-prevention";
 import { useDisableIntrospection } from "@graphql-yoga/plugin-disable-introspection";
 import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import { PothosValidationError } from "@pothos/core";
-import { GraphQLError, Kind, visit, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLFormattedError } from "graphql";
+import { complexityFromQuery } from "@pothos/plugin-complexity";
+import { getOperationAST, GraphQLError, Kind, visit, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLFormattedError } from "graphql";
 import { createYoga, maskError, type Plugin, type YogaServerInstance } from "graphql-yoga";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Config } from "../config.js";
-import type { Logger } from "../logger.js";
+import { yogaLogger, type Logger } from "../logger.js";
 import { negotiateLocale, isLocale, type Locale } from "../i18n/locale.js";
-import { bearerToken, InvalidTokenError, type Viewer } from "../graphql/auth.js";
+import { bearerToken, InvalidTokenError, type VerifiedViewer, type Viewer } from "../graphql/auth.js";
 import type { GraphQLContext, Services } from "../graphql/context.js";
 import { schema } from "../graphql/schema/index.js";
 import { badInput } from "../graphql/errors.js";
@@ -42,7 +43,7 @@ export function createGraphQLApp(options: {
   config: Config;
   services: Services;
   logger: Logger;
-  verifyToken: (token: string) => Promise<Viewer>;
+  verifyToken: (token: string) => Promise<VerifiedViewer>;
 }): GraphQLApp {
   const { config, services, logger, verifyToken } = options;
   const limits = config.graphql;
@@ -68,22 +69,22 @@ export function createGraphQLApp(options: {
     graphiql: limits.graphiql ? { title: "Conveyor", subscriptionsProtocol: "WS" } : false,
     // GraphiQL's scripts and styles inlined from the package, so it works where no CDN is reachable.
     renderGraphiQL,
-    logging: {
-      debug: (...args) => logger.debug({ yoga: args }, "graphql"),
-      info: (...args) => logger.info({ yoga: args }, "graphql"),
-      warn: (...args) => logger.warn({ yoga: args }, "graphql"),
-      error: (...args) => logger.error({ yoga: args }, "graphql"),
-    },
+    // yoga logs the errors it masks, messages and all: they go through the redacting serializer.
+    logging: yogaLogger(logger),
     plugins: [
       EnvelopArmorPlugin({
-        maxDepth: { n: limits.maxDepth, ignoreIntrospection: true },
-        costLimit: { maxCost: limits.maxCost },
+        // Every document is held to the limits, introspection included. Fragments add no depth of
+        // their own (the response has none), which keeps GraphiQL's introspection query within them.
+        maxDepth: { n: limits.maxDepth, ignoreIntrospection: false, flattenFragments: true },
+        // Armor's cost ignores list sizes; useCostLimit replaces it.
+        costLimit: { enabled: false },
         maxAliases: { n: limits.maxAliases },
         maxTokens: { n: limits.maxTokens },
         maxDirectives: { n: limits.maxDirectives },
         blockFieldSuggestion: { enabled: limits.hideSuggestions },
       }),
       useLimitErrorCodes(),
+      useCostLimit(limits.maxCost),
       useVariableErrorCodes(),
       ...(limits.hideSuggestions ? [useHideSuggestions()] : []),
       useRejectNulCharacters(),
@@ -127,7 +128,9 @@ export function createGraphQLApp(options: {
           return true;
         }
         try {
-          context.extra.viewer = await verifyToken(token);
+          const { expiresAt, ...viewer } = await verifyToken(token);
+          context.extra.viewer = viewer;
+          closeAtExpiry(context.extra.socket, expiresAt);
           return true;
         } catch {
           // graphql-ws closes the socket with 4403 Forbidden.
@@ -206,6 +209,23 @@ export function createGraphQLApp(options: {
       await new Promise<void>((resolve) => webSocketServer.close(() => resolve()));
     },
   };
+}
+
+/**
+ * A token is checked once, at connection_init; without this a socket would outlive its token for
+ * as long as the client keeps it open.
+ */
+function closeAtExpiry(socket: WebSocket, expiresAt: number): void {
+  // setTimeout cannot wait longer than 2^31 - 1 ms; a longer wait is taken in steps.
+  const MAX_DELAY = 2 ** 31 - 1;
+  if (socket.readyState === socket.CLOSED) return;
+  let timer: NodeJS.Timeout;
+  const schedule = () => {
+    const remaining = expiresAt * 1000 - Date.now();
+    timer = setTimeout(() => (remaining > MAX_DELAY ? schedule() : socket.close(4401, "Token expired")), Math.min(Math.max(remaining, 0), MAX_DELAY));
+  };
+  schedule();
+  socket.once("close", () => clearTimeout(timer));
 }
 
 function formatForClient(error: GraphQLError): GraphQLFormattedError {
@@ -290,6 +310,43 @@ function useLimitErrorCodes(): Plugin {
         }
       });
     },
+  };
+}
+
+/**
+ * GRAPHQL_MAX_COST, with each field's cost from the schema (src/graphql/builder.ts): a field costs
+ * 1 and its selection counts once per row it can load (a page's `first`/`last`, `events(first:)`).
+ * Sizes come from variables too, so this runs once they are known, before anything executes;
+ * validation results are cached per document and cannot depend on them.
+ */
+function useCostLimit(maxCost: number): Plugin {
+  const check = (args: ExecutionArgs, stop: (result: ExecutionResult) => void) => {
+    const operation = getOperationAST(args.document, args.operationName);
+    if (!operation) return;
+    const document: DocumentNode = {
+      ...args.document,
+      definitions: args.document.definitions.filter((definition) => definition === operation || definition.kind === Kind.FRAGMENT_DEFINITION),
+    };
+    let cost: number;
+    try {
+      cost = complexityFromQuery(document, { schema: args.schema, variables: args.variableValues ?? {}, ctx: args.contextValue as object }).complexity;
+    } catch {
+      // Variables that do not fit their types: execution refuses them with its own errors.
+      return;
+    }
+    if (cost > maxCost) {
+      stop({
+        errors: [
+          new GraphQLError(`Query cost limit of ${maxCost} exceeded, found ${cost}.`, {
+            extensions: { code: "QUERY_TOO_COMPLEX", cost: { actual: cost, max: maxCost } },
+          }),
+        ],
+      });
+    }
+  };
+  return {
+    onExecute: ({ args, setResultAndStopExecution }) => check(args, setResultAndStopExecution),
+    onSubscribe: ({ args, setResultAndStopExecution }) => check(args, setResultAndStopExecution),
   };
 }
 

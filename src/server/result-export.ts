@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AssessmentResult } from "../assessments/scoring.js";
+import { requireUuid } from "../graphql/access.js";
 import { bearerToken, type Viewer } from "../graphql/auth.js";
 import type { JobService } from "../jobs/job-service.js";
 import type { Job } from "../jobs/types.js";
@@ -27,7 +28,15 @@ export function handleResultExport(
     } catch {
       return sendError(response, 401, "UNAUTHENTICATED", "The token is invalid or expired");
     }
-    const job = await deps.jobs.find(match[1]!.toLowerCase());
+    // The path pattern lets through anything of the right length made of hex digits and dashes; a
+    // malformed id would otherwise reach PostgreSQL and fail there as an unexpected error.
+    let id: string;
+    try {
+      id = requireUuid(match[1]!);
+    } catch {
+      return sendError(response, 400, "BAD_USER_INPUT", "The job id must be a UUID");
+    }
+    const job = await deps.jobs.find(id);
     if (!job) return sendError(response, 404, "NOT_FOUND", "Job not found");
     if (viewer.role !== "operator" && viewer.id !== job.owner) return sendError(response, 403, "FORBIDDEN", "You may not access this job");
     if (job.status !== "COMPLETED") return sendError(response, 409, "CONFLICT", `The job has no result yet; it is ${job.status}`);

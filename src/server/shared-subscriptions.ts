@@ -111,7 +111,10 @@ export class SharedSubscriptions {
 
   private follow(key: string, shared: Shared): Results {
     return new Repeater<ExecutionResult>(async (push, stop) => {
-      if (shared.latest) await push(shared.latest);
+      // All in one synchronous step: the latest result is queued first and the listener and closer
+      // are in place before anything else can be broadcast or end the stream. (Awaiting the push
+      // waited for the client to take it, and whatever came meanwhile, the end included, was lost.)
+      if (shared.latest) void push(shared.latest);
       const listener = (result: ExecutionResult) => void push(result);
       shared.listeners.add(listener);
       shared.closers.add(stop);

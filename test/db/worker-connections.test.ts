@@ -1,14 +1,25 @@
 import { describe, expect, it } from "vitest";
 import { startTestConveyor } from "../support/conveyor.js";
 
+const setting = async (pool: { query: (text: string) => Promise<{ rows: { value: string }[] }> }) =>
+  (await pool.query("SELECT current_setting('synchronous_commit') AS value")).rows[0]!.value;
+
 describe("worker connections", () => {
-  it("commit asynchronously by default, durably when asked, while the API's connections stay durable", async () => {
-    for (const [durable, expected] of [["false", "off"], ["true", "on"]] as const) {
-      const conveyor = await startTestConveyor({ start: false, environment: { WORKER_DURABLE_COMMITS: durable } });
+  it("commit claims, progress and heartbeats asynchronously by default, outcomes and the API durably", async () => {
+    const cases: { environment: Record<string, string>; expected: { worker: string; outcomes: string } }[] = [
+      { environment: {}, expected: { worker: "off", outcomes: "on" } },
+      { environment: { WORKER_DURABLE_COMMITS: "true" }, expected: { worker: "on", outcomes: "on" } },
+      { environment: { WORKER_ASYNC_OUTCOMES: "true" }, expected: { worker: "off", outcomes: "off" } },
+    ];
+    for (const { environment, expected } of cases) {
+      const conveyor = await startTestConveyor({ start: false, environment });
       try {
-        const worker = await conveyor.database.workerPool.query("SELECT current_setting('synchronous_commit') AS value");
-        const api = await conveyor.database.pool.query("SELECT current_setting('synchronous_commit') AS value");
-        expect([worker.rows[0].value, api.rows[0].value]).toEqual([expected, "on"]);
+        const found = {
+          worker: await setting(conveyor.database.workerPool),
+          outcomes: await setting(conveyor.database.outcomePool),
+          api: await setting(conveyor.database.pool),
+        };
+        expect(found).toEqual({ ...expected, api: "on" });
       } finally {
         await conveyor.dispose();
       }

@@ -186,10 +186,10 @@ describe("mutations", () => {
 
   describe("enqueueJob", () => {
     it("enqueues a job owned by the caller, with the given options", async () => {
-      const data = ok(await gql(conveyor, ENQUEUE, { input: { type: "quick", payload: { n: 1 }, priority: "HIGH", maxAttempts: 5, runAt: PARKED } }, { token: alice }));
+      const data = ok(await gql(conveyor, ENQUEUE, { input: { type: "quick", payload: { n: 1 }, priority: "LOW", maxAttempts: 5, runAt: PARKED } }, { token: alice }));
       expect(data.enqueueJob).toMatchObject({
         created: true,
-        job: { status: "QUEUED", owner: "alice", type: "quick", payload: { n: 1 }, priority: "HIGH", maxAttempts: 5, idempotencyKey: null, runAt: PARKED },
+        job: { status: "QUEUED", owner: "alice", type: "quick", payload: { n: 1 }, priority: "LOW", maxAttempts: 5, idempotencyKey: null, runAt: PARKED },
       });
       const running = ok(await gql(conveyor, ENQUEUE, { input: { type: "quick", payload: { n: 2 } } }, { token: alice })).enqueueJob.job.id;
       await eventually(async () => (await statusOf(conveyor, running)) === "COMPLETED");
@@ -210,10 +210,11 @@ describe("mutations", () => {
         { type: "quick", runAt: "-271821-04-20T00:00:00.000Z" },
         { type: "quick", priority: "URGENT" },
         { type: "quick", payload: { "key\u0000": 1 } },
-        { type: "assessment", payload: {} },
       ]) {
         expect(codeOf(await gql(conveyor, ENQUEUE, { input }, { token: alice })), JSON.stringify(input)).toBe("BAD_USER_INPUT");
       }
+      // An operator-only type: only an operator gets as far as the payload's validation.
+      expect(codeOf(await gql(conveyor, ENQUEUE, { input: { type: "assessment", payload: {} } }, { token: olga }))).toBe("BAD_USER_INPUT");
       expect(await rowCount(`SELECT count(*)::int AS n FROM processing_jobs`)).toBe(before);
     });
 
@@ -227,21 +228,21 @@ describe("mutations", () => {
       const burst = concurrent.map((response) => ok(response).enqueueJob);
       expect(new Set(burst.map((payload) => payload.job.id)).size).toBe(1);
       expect(burst.filter((payload) => payload.created)).toHaveLength(1);
-      // Another user's key is not theirs to read.
-      const stolen = await gql(conveyor, ENQUEUE, { input }, { token: bob });
-      expect(codeOf(stolen)).toBe("CONFLICT");
-      expect(stolen.text).not.toContain(first.job.id);
-      expect(await rowCount(`SELECT count(*)::int AS n FROM processing_jobs WHERE idempotency_key = $1`, [input.idempotencyKey])).toBe(1);
+      // Keys are per owner: another user's same key is a job of their own, and reveals nothing.
+      const others = await gql(conveyor, ENQUEUE, { input }, { token: bob });
+      expect(ok(others).enqueueJob).toMatchObject({ created: true, job: { owner: "bob" } });
+      expect(others.text).not.toContain(first.job.id);
+      expect(await rowCount(`SELECT count(*)::int AS n FROM processing_jobs WHERE idempotency_key = $1`, [input.idempotencyKey])).toBe(2);
     });
 
-    it("lets a user enqueue an assessment job only for an assessment of their own", async () => {
+    it("lets only operators enqueue assessment jobs, owned by the assessment's owner", async () => {
       const bobs = await createAssessment(conveyor, bob, { q1: "WHERE" });
       const stolen = await gql(conveyor, ENQUEUE, { input: { type: "assessment", payload: { assessmentId: bobs } } }, { token: alice });
       expect(codeOf(stolen)).toBe("FORBIDDEN");
       expect(await rowCount(`SELECT count(*)::int AS n FROM processing_jobs WHERE payload->>'assessmentId' = $1`, [bobs])).toBe(0);
-      const own = ok(await gql(conveyor, ENQUEUE, { input: { type: "assessment", payload: { assessmentId: bobs }, runAt: PARKED } }, { token: bob }));
-      expect(own.enqueueJob.job.owner).toBe("bob");
-      expect(ok(await gql(conveyor, ENQUEUE, { input: { type: "assessment", payload: { assessmentId: bobs }, runAt: PARKED } }, { token: olga })).enqueueJob.created).toBe(true);
+      expect(codeOf(await gql(conveyor, ENQUEUE, { input: { type: "assessment", payload: { assessmentId: bobs }, runAt: PARKED } }, { token: bob }))).toBe("FORBIDDEN");
+      const byOperator = ok(await gql(conveyor, ENQUEUE, { input: { type: "assessment", payload: { assessmentId: bobs }, runAt: PARKED } }, { token: olga }));
+      expect(byOperator.enqueueJob).toMatchObject({ created: true, job: { owner: "bob" } });
     });
   });
 

@@ -53,7 +53,8 @@ describe("queries", () => {
     // One at a time, so that creation order is the order of created_at.
     for (let index = 0; index < 7; index++) pagerJobs.push(await enqueue(conveyor, pager, { type: "quick", payload: { index }, runAt: PARKED }));
     aliceCompleted = await enqueue(conveyor, alice, { type: "quick", payload: { n: 1 } });
-    aliceParked = await enqueue(conveyor, alice, { type: "quick", runAt: PARKED, priority: "HIGH" });
+    // HIGH is for operators through the API; this one is alice's, enqueued by the engine.
+    aliceParked = (await conveyor.jobs.enqueue({ type: "quick", owner: "alice", runAt: new Date(PARKED), priority: "HIGH" }, "alice")).job.id;
     aliceOther = await enqueue(conveyor, alice, { type: "other" });
     assessmentId = await createAssessment(conveyor, alice);
     assessmentJob = await completeAssessment(conveyor, alice, assessmentId);

@@ -26,7 +26,7 @@ describe("retries on an injected clock", () => {
     for (const delay of expectedDelays) {
       const [claimed] = await conveyor.lifecycle.claim("w", ["flaky"], 1);
       expect(claimed?.id).toBe(job.id);
-      const outcome = await conveyor.lifecycle.fail(claimed!, "w", new Error("try again"));
+      const outcome = await conveyor.lifecycle.fail(claimed!, claimed!.lockToken!, new Error("try again"));
       expect(outcome).toMatchObject({ status: "RETRYING", retryDelayMs: delay });
       const stored = await conveyor.jobs.find(job.id);
       expect(stored!.runAt.getTime()).toBe(now.getTime() + delay);
@@ -37,7 +37,7 @@ describe("retries on an injected clock", () => {
     }
     const [last] = await conveyor.lifecycle.claim("w", ["flaky"], 1);
     expect(last?.retryCount).toBe(3);
-    expect((await conveyor.lifecycle.fail(last!, "w", new Error("try again")))?.status).toBe("FAILED");
+    expect((await conveyor.lifecycle.fail(last!, last!.lockToken!, new Error("try again")))?.status).toBe("FAILED");
     const done = await conveyor.jobs.find(job.id);
     expect([done!.status, done!.retryCount, done!.completedAt?.getTime()]).toEqual(["FAILED", 3, now.getTime()]);
   });

@@ -1,8 +1,10 @@
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { JobValidationError } from "../../src/jobs/job-errors.js";
 import { JobAbortReason } from "../../src/jobs/job-errors.js";
 import { enqueueJob } from "../../src/jobs/queue.js";
 import type { JobHandler } from "../../src/handlers/registry.js";
+import type { Job } from "../../src/jobs/types.js";
 import { startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 
 // Transitions driven directly through the lifecycle with a fake worker id, so each step and the
@@ -10,6 +12,10 @@ import { startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 const noop: JobHandler = { type: "noop", run: async () => null };
 const WORKER = "test-worker-1";
 const OTHER_WORKER = "test-worker-2";
+/** What a worker holds after claiming: the job's id and its claim's token. */
+const claimOf = (job: Job) => ({ id: job.id, token: job.lockToken! });
+/** A claim nobody made: a stale or forged token. */
+const forged = (job: Job) => ({ id: job.id, token: randomUUID() });
 
 describe("job lifecycle", () => {
   let conveyor: TestConveyor;
@@ -57,33 +63,33 @@ describe("job lifecycle", () => {
 
   it("records progress, with a JobEvent only when the stage changes", async () => {
     const job = await enqueue();
-    await claimOne();
-    expect(await conveyor.lifecycle.progress(job.id, WORKER, { stage: "reading", percent: 10, bytesDone: 100, bytesTotal: 1000 })).toBe(true);
-    expect(await conveyor.lifecycle.progress(job.id, WORKER, { stage: "reading", percent: 40, bytesDone: 400, bytesTotal: 1000 })).toBe(true);
-    expect(await conveyor.lifecycle.progress(job.id, WORKER, { stage: "writing", percent: 150 })).toBe(true);
+    const claim = claimOf(await claimOne());
+    expect(await conveyor.lifecycle.progress(claim, { stage: "reading", percent: 10, bytesDone: 100, bytesTotal: 1000 })).toBe(true);
+    expect(await conveyor.lifecycle.progress(claim, { stage: "reading", percent: 40, bytesDone: 400, bytesTotal: 1000 })).toBe(true);
+    expect(await conveyor.lifecycle.progress(claim, { stage: "writing", percent: 150 })).toBe(true);
     const stored = await row(job.id);
     expect([stored.stage, stored.progress]).toEqual(["writing", 100]);
     expect((await events(job.id)).map((event) => event.stage).filter(Boolean)).toEqual(["reading", "writing"]);
-    expect(await conveyor.lifecycle.progress(job.id, OTHER_WORKER, { stage: "hijack", percent: 1 })).toBe(false);
+    expect(await conveyor.lifecycle.progress(forged(job), { stage: "hijack", percent: 1 })).toBe(false);
   });
 
   it("completes with result, completion time, a non-negative duration and the lock cleared", async () => {
     const job = await enqueue();
-    await claimOne();
-    expect(await conveyor.lifecycle.complete(job.id, WORKER, { answer: 42 })).toBe(true);
+    const claim = claimOf(await claimOne());
+    expect(await conveyor.lifecycle.complete(claim, { answer: 42 })).toBe(true);
     const stored = await row(job.id);
     expect(stored.status).toBe("COMPLETED");
     expect(stored.result).toEqual({ answer: 42 });
     expect(stored.completed_at.getTime()).toBeGreaterThanOrEqual(stored.started_at.getTime());
     expect(stored.processing_time_ms).toBeGreaterThanOrEqual(0);
     expect([stored.locked_by, stored.heartbeat_at, stored.progress]).toEqual([null, null, 100]);
-    expect(await conveyor.lifecycle.complete(job.id, WORKER, {})).toBe(false);
+    expect(await conveyor.lifecycle.complete(claim, {})).toBe(false);
   });
 
   it("retries a recoverable failure with backoff, then fails when attempts run out", async () => {
     const job = await enqueue({ maxAttempts: 2 });
     const first = await claimOne();
-    const retried = await conveyor.lifecycle.fail(first, WORKER, new Error("flaky upstream"));
+    const retried = await conveyor.lifecycle.fail(first, first.lockToken!, new Error("flaky upstream"));
     expect(retried?.status).toBe("RETRYING");
     expect(retried?.retryDelayMs).toBe(1000); // random 0.5 → no jitter
     let stored = await row(job.id);
@@ -96,7 +102,7 @@ describe("job lifecycle", () => {
     await conveyor.database.pool.query("UPDATE processing_jobs SET run_at = now() WHERE id = $1", [job.id]);
     const second = await claimOne();
     expect(second.retryCount).toBe(1);
-    expect((await conveyor.lifecycle.fail(second, WORKER, new Error("still flaky")))?.status).toBe("FAILED");
+    expect((await conveyor.lifecycle.fail(second, second.lockToken!, new Error("still flaky")))?.status).toBe("FAILED");
     stored = await row(job.id);
     expect([stored.status, stored.retry_count]).toEqual(["FAILED", 1]);
     expect(stored.completed_at).toBeInstanceOf(Date);
@@ -113,7 +119,7 @@ describe("job lifecycle", () => {
     const job = await enqueue({ maxAttempts: 5 });
     const claimed = await claimOne();
     const failure = new JobValidationError([{ field: "answers.email", rule: "format", reason: "not an address" }]);
-    expect((await conveyor.lifecycle.fail(claimed, WORKER, failure))?.status).toBe("VALIDATION_FAILED");
+    expect((await conveyor.lifecycle.fail(claimed, claimed.lockToken!, failure))?.status).toBe("VALIDATION_FAILED");
     const stored = await row(job.id);
     expect(stored.error_code).toBe("VALIDATION_ERROR");
     expect(stored.error_recoverable).toBe(false);
@@ -124,22 +130,22 @@ describe("job lifecycle", () => {
 
   it("computes no duration without a start time, and never a negative one", async () => {
     const missing = await enqueue();
-    await claimOne();
+    const claim = claimOf(await claimOne());
     await conveyor.database.pool.query("UPDATE processing_jobs SET started_at = NULL WHERE id = $1", [missing.id]);
-    expect(await conveyor.lifecycle.complete(missing.id, WORKER, null)).toBe(true);
+    expect(await conveyor.lifecycle.complete(claim, null)).toBe(true);
     expect((await row(missing.id)).processing_time_ms).toBeNull();
 
     const future = await enqueue();
     const claimed = await claimOne();
     await conveyor.database.pool.query("UPDATE processing_jobs SET started_at = now() + interval '1 hour' WHERE id = $1", [future.id]);
-    await conveyor.lifecycle.fail(claimed, WORKER, new Error("x"));
+    await conveyor.lifecycle.fail(claimed, claimed.lockToken!, new Error("x"));
     expect((await row(future.id)).processing_time_ms).toBe(0);
   });
 
   it("truncates a 100 kB error message and still writes the row", async () => {
     const job = await enqueue({ maxAttempts: 1 });
     const claimed = await claimOne();
-    expect((await conveyor.lifecycle.fail(claimed, WORKER, new Error("x".repeat(100_000))))?.status).toBe("FAILED");
+    expect((await conveyor.lifecycle.fail(claimed, claimed.lockToken!, new Error("x".repeat(100_000))))?.status).toBe("FAILED");
     const stored = await row(job.id);
     expect(stored.error_message.length).toBeLessThanOrEqual(1000);
     expect(stored.error_message).toMatch(/more characters\]$/);
@@ -149,7 +155,7 @@ describe("job lifecycle", () => {
     const job = await enqueue({ maxAttempts: 1 });
     const claimed = await claimOne();
     const error = Object.assign(new Error("Could not mail jane.doe@example.com at +41 79 123 45 67"), { code: "EMAIL_FAILED" });
-    await conveyor.lifecycle.fail(claimed, WORKER, error);
+    await conveyor.lifecycle.fail(claimed, claimed.lockToken!, error);
     const stored = await row(job.id);
     const text = JSON.stringify([stored.error_message, stored.error_details]);
     expect(text).not.toContain("jane.doe");
@@ -166,12 +172,13 @@ describe("job lifecycle", () => {
     expect(recovered.map((change) => [change.jobId, change.status])).toEqual([[job.id, "RETRYING"]]);
     const stored = await row(job.id);
     expect([stored.error_code, stored.locked_by, stored.retry_count]).toEqual(["STALLED", null, 1]);
+    await conveyor.database.pool.query("UPDATE processing_jobs SET run_at = now() WHERE id = $1", [job.id]);
     const reclaimed = await claimOne(OTHER_WORKER);
     expect(reclaimed.id).toBe(job.id);
-    expect(await conveyor.lifecycle.complete(job.id, WORKER, "late")).toBe(false);
-    expect(await conveyor.lifecycle.fail(claimed, WORKER, new Error("late"))).toBeNull();
-    expect((await conveyor.lifecycle.heartbeat(WORKER, [job.id])).owned.size).toBe(0);
-    expect(await conveyor.lifecycle.complete(job.id, OTHER_WORKER, "winner")).toBe(true);
+    expect(await conveyor.lifecycle.complete(claimOf(claimed), "late")).toBe(false);
+    expect(await conveyor.lifecycle.fail(claimed, claimed.lockToken!, new Error("late"))).toBeNull();
+    expect((await conveyor.lifecycle.heartbeat([claimOf(claimed)])).valid.size).toBe(0);
+    expect(await conveyor.lifecycle.complete(claimOf(reclaimed), "winner")).toBe(true);
     expect((await row(job.id)).result).toBe("winner");
     const audit = await conveyor.database.pool.query("SELECT action FROM audit_events WHERE entity_id = $1 ORDER BY id", [job.id]);
     expect(audit.rows.map((entry) => entry.action)).toEqual(["job.created", "job.recovered"]);
@@ -195,15 +202,15 @@ describe("job lifecycle", () => {
     const running = await enqueue();
     const claimed = await claimOne();
     expect((await conveyor.lifecycle.cancel(running.id, "alice")).outcome).toBe("requested");
-    expect((await conveyor.lifecycle.heartbeat(WORKER, [running.id])).cancelRequested.has(running.id)).toBe(true);
-    const outcome = await conveyor.lifecycle.fail(claimed, WORKER, new Error("aborted"), new JobAbortReason("cancel", "Cancelled by request"));
+    expect((await conveyor.lifecycle.heartbeat([claimOf(claimed)])).cancelRequested.has(claimed.lockToken!)).toBe(true);
+    const outcome = await conveyor.lifecycle.fail(claimed, claimed.lockToken!, new Error("aborted"), new JobAbortReason("cancel", "Cancelled by request"));
     expect(outcome?.status).toBe("CANCELLED");
   });
 
   it("retries by hand FAILED, VALIDATION_FAILED and CANCELLED jobs with fresh attempts", async () => {
     const job = await enqueue({ maxAttempts: 1 });
     const claimed = await claimOne();
-    await conveyor.lifecycle.fail(claimed, WORKER, new Error("boom"));
+    await conveyor.lifecycle.fail(claimed, claimed.lockToken!, new Error("boom"));
     const change = await conveyor.lifecycle.retry(job.id, "olga");
     expect(change?.status).toBe("QUEUED");
     const stored = await row(job.id);
@@ -213,8 +220,9 @@ describe("job lifecycle", () => {
 
   it("releases a worker's running jobs back to the queue without counting the attempt", async () => {
     const job = await enqueue();
-    await claimOne();
-    expect(await conveyor.lifecycle.release(WORKER, [job.id])).toBe(1);
+    const claimed = await claimOne();
+    expect(await conveyor.lifecycle.release([forged(claimed)])).toBe(0);
+    expect(await conveyor.lifecycle.release([claimOf(claimed)])).toBe(1);
     const stored = await row(job.id);
     expect([stored.status, stored.retry_count, stored.locked_by]).toEqual(["QUEUED", 0, null]);
     expect((await events(job.id)).at(-1)).toMatchObject({ to_status: "QUEUED", message: "released on shutdown" });

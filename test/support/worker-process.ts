@@ -50,7 +50,7 @@ const maintenance = new Maintenance({
   logger,
   stalledThresholdMs: Number(process.env.STALLED_THRESHOLD_MS ?? 300_000),
   stalledCheckIntervalMs: Number(process.env.STALLED_CHECK_INTERVAL_MS ?? 0),
-  retention: { maxAgeMs: 0, intervalMs: 0, batchSize: 1 },
+  retention: { maxAgeMs: 0, intervalMs: 0, batchSize: 1, auditMaxAgeMs: 0 },
 });
 
 process.on("SIGTERM", () => {

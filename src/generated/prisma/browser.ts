@@ -28,6 +28,12 @@ export type Assessment = Prisma.AssessmentModel
  */
 export type ProcessingJob = Prisma.ProcessingJobModel
 /**
+ * Model AssessmentCompletion
+ * One row per (assessment, correlation id, schema version) ever completed: what makes
+ * completeAssessment idempotent. It outlives job retention; jobId becomes null when the job is deleted.
+ */
+export type AssessmentCompletion = Prisma.AssessmentCompletionModel
+/**
  * Model JobEvent
  * 
  */

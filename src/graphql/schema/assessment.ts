@@ -91,6 +91,7 @@ interface CompletionPayload {
   assessment: Assessment;
   job: ProcessingJob | null;
   alreadyCompleted: boolean;
+  jobExpired: boolean;
   correlationId: string;
   locale: Locale;
 }
@@ -101,16 +102,20 @@ const CompleteAssessmentPayload = builder.objectRef<CompletionPayload>("Complete
     job: t.field({
       type: JobType,
       nullable: true,
-      description: "The processing job; null only if it could not be created (the completion still stands; call again).",
+      description:
+        "The processing job; null if it could not be created (the completion still stands; call again), or if it was processed and has since been deleted by retention (jobExpired).",
       resolve: (payload) => payload.job,
     }),
     jobCreated: t.boolean({ description: "Whether a job exists for this completion.", resolve: (payload) => payload.job !== null }),
     alreadyCompleted: t.exposeBoolean("alreadyCompleted", { description: "True when an earlier call completed it; the same job comes back." }),
+    jobExpired: t.exposeBoolean("jobExpired", {
+      description: "True when this completion was processed and its job has since been deleted by retention: no new job is created.",
+    }),
     correlationId: t.exposeString("correlationId"),
     message: t.string({
       description: "What to tell the user, in their language.",
       resolve: (payload) =>
-        translate(payload.job === null ? "assessment.jobNotCreated" : payload.alreadyCompleted ? "assessment.alreadyCompleted" : "assessment.completed", payload.locale),
+        translate(payload.jobExpired ? "assessment.jobExpired" : payload.job === null ? "assessment.jobNotCreated" : payload.alreadyCompleted ? "assessment.alreadyCompleted" : "assessment.completed", payload.locale),
     }),
   }),
 });
@@ -140,6 +145,7 @@ builder.mutationField("completeAssessment", (t) =>
         assessment: fresh,
         job,
         alreadyCompleted: result.alreadyCompleted,
+        jobExpired: result.jobExpired,
         correlationId: result.correlationId,
         locale: (args.locale as Locale | null) ?? context.locale,
       };

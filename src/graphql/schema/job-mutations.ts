@@ -4,7 +4,7 @@ import { InvalidJobInputError, UnknownJobTypeError } from "../../jobs/job-servic
 import { loadAccessible, requireViewer } from "../access.js";
 import { builder } from "../builder.js";
 import type { GraphQLContext } from "../context.js";
-import { badInput, conflict } from "../errors.js";
+import { badInput, conflict, forbidden } from "../errors.js";
 import { JobType } from "./job.js";
 import { JobPriorityEnum } from "./scalars.js";
 
@@ -15,8 +15,12 @@ const EnqueueJobInput = builder.inputType("EnqueueJobInput", {
   fields: (t) => ({
     type: t.string({ required: true, description: "A registered handler's name." }),
     payload: t.field({ type: "JSON", required: false }),
-    priority: t.field({ type: JobPriorityEnum, required: false }),
-    runAt: t.field({ type: "DateTime", required: false, description: "Do not run before this time." }),
+    priority: t.field({
+      type: JobPriorityEnum,
+      required: false,
+      description: "NORMAL unless given. HIGH is for operators: a user's HIGH is refused with FORBIDDEN.",
+    }),
+    runAt: t.field({ type: "DateTime", required: false, description: "Do not run before this time. A time in the past is stored as now." }),
     idempotencyKey: t.string({ required: false, description: "Calls with the same key get the same job back." }),
     maxAttempts: t.int({ required: false }),
   }),
@@ -36,26 +40,34 @@ builder.mutationField("enqueueJob", (t) =>
     args: { input: t.arg({ type: EnqueueJobInput, required: true }) },
     resolve: async (_root, { input }, context) => {
       const viewer = requireViewer(context);
-      // An assessment job reads the assessment its payload names and publishes its scores to the
-      // job's owner: a user may only name an assessment of their own.
+      const operator = viewer.role === "operator";
+      // Types that act on data their payload names are enqueued by the code that checked its owner.
+      if (!operator && context.services.jobs.enqueuedBy(input.type) === "operators") throw forbidden(`jobs of type "${input.type}": operators only`);
+      // Claim order is priority first: a user's HIGH would jump everyone else's work.
+      if (!operator && input.priority === "HIGH") throw forbidden("priority HIGH: operators only");
+      let owner = viewer.id;
+      // An operator's assessment job belongs to the assessment's owner, who gets its scores (the
+      // handler refuses any other owner); operators see every job anyway.
       const assessmentId = (input.payload as { assessmentId?: unknown } | null | undefined)?.assessmentId;
       if (input.type === ASSESSMENT_JOB_TYPE && typeof assessmentId === "string") {
-        await loadAccessible(context, assessmentId, "Assessment", (id) => context.services.assessments.find(id));
+        owner = (await loadAccessible(context, assessmentId, "Assessment", (id) => context.services.assessments.find(id))).owner;
       }
+      // A time in the past would put the job ahead of everything enqueued since then.
+      const now = new Date();
+      const runAt = input.runAt && input.runAt.getTime() < now.getTime() ? now : (input.runAt ?? null);
       try {
         const { job, created } = await context.services.jobs.enqueue(
           {
             type: input.type,
-            owner: viewer.id,
+            owner,
             payload: input.payload ?? {},
             priority: input.priority ?? undefined,
-            runAt: input.runAt ?? null,
+            runAt,
             idempotencyKey: input.idempotencyKey ?? null,
             maxAttempts: input.maxAttempts ?? undefined,
           },
           viewer.id,
         );
-        if (!created && job.owner !== viewer.id && viewer.role !== "operator") throw conflict("This idempotency key is already used");
         return { created, job: await reloadJob(context, job.id) };
       } catch (error) {
         if (error instanceof UnknownJobTypeError) throw badInput(error.message, [{ field: "input.type", message: "unknown job type" }]);
@@ -71,7 +83,8 @@ builder.mutationField("enqueueJob", (t) =>
 builder.mutationField("retryJob", (t) =>
   t.prismaField({
     type: "ProcessingJob",
-    description: "Puts a FAILED, VALIDATION_FAILED or CANCELLED job back in the queue with fresh attempts.",
+    description:
+      "Puts a FAILED, VALIDATION_FAILED or CANCELLED job back in the queue with fresh attempts. A runAt still in the future is kept: a scheduled job keeps its schedule.",
     authScopes: { authenticated: true },
     args: { id: t.arg.id({ required: true }) },
     resolve: async (query, _root, args, context) => {

@@ -1,14 +1,16 @@
+import { Repeater } from "@graphql-yoga/subscription";
 import type { JobChange } from "../../events/messages.js";
 import { changeOf } from "../../jobs/lifecycle.js";
 import { TERMINAL_STATUSES } from "../../jobs/types.js";
 import { loadAccessible, requireViewer } from "../access.js";
 import { builder } from "../builder.js";
+import { maskStreamError } from "../streams.js";
 import type { GraphQLContext } from "../context.js";
-import { guardStream } from "../streams.js";
 import { JobType } from "./job.js";
 import { JobStatusEnum, LocaleEnum } from "./scalars.js";
 import { userMessage } from "../../jobs/error-categories.js";
 import type { Locale } from "../../i18n/locale.js";
+import type { Logger } from "../../logger.js";
 
 const ProgressError = builder.objectRef<{ category: string }>("JobProgressError").implement({
   description: "The category of a failure and what to tell the user.",
@@ -54,34 +56,73 @@ const isTerminal = (status: string) => (TERMINAL_STATUSES as string[]).includes(
  * The job's current state first (so a late subscriber misses nothing), then every change, ending
  * after a terminal state. Listening starts before the current state is read, so nothing falls
  * between the two.
+ *
+ * A Repeater rather than an async generator: a generator waiting for the next event queues
+ * return() behind that event, so a client leaving a job that never changes again (scheduled for
+ * later, deleted) would keep its listener and execution for good. Here leaving ends the pending
+ * read at once and removes the listener.
  */
-async function* jobProgressStream(context: GraphQLContext, jobId: string): AsyncGenerator<JobChange> {
-  const changes = context.services.events.pubsub.subscribe("job:changed", jobId)[Symbol.asyncIterator]();
-  let pending: Promise<IteratorResult<JobChange>> | null = changes.next();
-  // It is awaited only after the snapshot; until then a failure must not count as unhandled,
-  // which would take the whole process down.
-  pending.catch(() => {});
-  try {
-    const row = await context.services.jobs.find(jobId);
-    if (!row) return;
-    const snapshot = changeOf(row, null);
-    yield snapshot;
-    if (isTerminal(snapshot.status)) return;
-    while (pending) {
-      const next: IteratorResult<JobChange> = await pending;
-      if (next.done) return;
-      pending = null;
-      const change = next.value;
-      // Changes committed before the snapshot was read are already in it.
-      if (change.at >= snapshot.at && !(change.at === snapshot.at && change.status === snapshot.status && change.progress === snapshot.progress)) {
-        yield change;
-        if (isTerminal(change.status)) return;
+function jobProgressStream(context: GraphQLContext, jobId: string): AsyncIterableIterator<JobChange> {
+  const { events, jobs, logger } = context.services;
+  return new Repeater<JobChange>(async (push, stop) => {
+    const changes = events.pubsub.subscribe("job:changed", jobId)[Symbol.asyncIterator]();
+    const close = () => closeQuietly(changes);
+    void stop.then(close);
+    const read = () => {
+      const next = changes.next();
+      // It may be awaited only after the snapshot; until then a failure must not count as
+      // unhandled, which would take the whole process down.
+      next.catch(() => {});
+      return next;
+    };
+    let pending = read();
+    try {
+      const row = await jobs.find(jobId);
+      if (!row) return;
+      const snapshot = changeOf(row, null);
+      await push(snapshot);
+      if (isTerminal(snapshot.status)) return;
+      let latest = snapshot;
+      for (;;) {
+        const next: IteratorResult<JobChange> = await pending;
+        if (next.done) return;
+        const change = next.value;
+        if (!isStale(change, latest)) {
+          await push(change);
+          latest = change;
+          if (isTerminal(change.status)) return;
+        }
+        pending = read();
       }
-      pending = changes.next();
-      pending.catch(() => {});
+    } catch (error) {
+      throw maskStreamError(error, logger);
+    } finally {
+      stop();
+      await close();
     }
-  } finally {
-    await changes.return?.();
+  });
+}
+
+/**
+ * Whether `change` is already covered by `latest`, the last state this subscriber was shown:
+ * committed before it (changes made before the snapshot are in the snapshot), the same state again,
+ * or the state `latest` moved on from. Different actors publish one job's changes (the enqueuer its
+ * creation, a worker its claim), and under load one can overtake another: a late "QUEUED" must not
+ * make a running job look queued again.
+ */
+function isStale(change: JobChange, latest: JobChange): boolean {
+  if (change.at < latest.at) return true;
+  if (change.at > latest.at) return false;
+  const sameState = change.status === latest.status && change.progress === latest.progress && change.stage === latest.stage;
+  return sameState || latest.previousStatus === change.status;
+}
+
+/** Ends a source; a source that fails to end has nothing left to tell its subscriber. */
+async function closeQuietly(iterator: AsyncIterator<unknown>): Promise<void> {
+  try {
+    await iterator.return?.();
+  } catch {
+    // Already ending its subscription, with the error its reads gave, if any.
   }
 }
 
@@ -94,7 +135,7 @@ builder.subscriptionField("jobProgress", (t) =>
     subscribe: async (_root, args, context) => {
       // Refused here, at subscribe time, before any event: not found, forbidden or malformed.
       const job = await loadAccessible(context, String(args.jobId), "Job", (id) => context.services.jobs.find(id));
-      return guardStream(jobProgressStream(context, job.id), context.services.logger);
+      return jobProgressStream(context, job.id);
     },
     resolve: (change) => change,
   }),
@@ -122,12 +163,29 @@ builder.subscriptionField("jobUpdates", (t) =>
         (!filter.status?.length || filter.status.includes(change.status)) &&
         (!filter.type || change.type === filter.type) &&
         (!filter.owner || change.owner === filter.owner);
-      return guardStream(filterStream(source, matches), context.services.logger);
+      return filterStream(source, matches, context.services.logger);
     },
     resolve: (change) => change,
   }),
 );
 
-async function* filterStream<T>(source: AsyncIterable<T>, keep: (value: T) => boolean): AsyncGenerator<T> {
-  for await (const value of source) if (keep(value)) yield value;
+/** The values `keep` accepts; like jobProgressStream, a Repeater so that leaving is immediate. */
+function filterStream<T>(source: AsyncIterable<T>, keep: (value: T) => boolean, logger: Logger): AsyncIterableIterator<T> {
+  return new Repeater<T>(async (push, stop) => {
+    const iterator = source[Symbol.asyncIterator]();
+    const close = () => closeQuietly(iterator);
+    void stop.then(close);
+    try {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return;
+        if (keep(next.value)) await push(next.value);
+      }
+    } catch (error) {
+      throw maskStreamError(error, logger);
+    } finally {
+      stop();
+      await close();
+    }
+  });
 }

@@ -6,9 +6,9 @@ import type { QueueStats } from "../../jobs/health.js";
 import { RUNNABLE_STATUSES, TERMINAL_STATUSES, type JobStatus } from "../../jobs/types.js";
 import type { Locale } from "../../i18n/locale.js";
 import { loadAccessible, requireIdCursors, requireUuid, requireViewer } from "../access.js";
-import { builder } from "../builder.js";
+import { builder, PAGE_DEFAULT, PAGE_MAX } from "../builder.js";
 import { once, type GraphQLContext } from "../context.js";
-import { forbidden } from "../errors.js";
+import { badInput, forbidden } from "../errors.js";
 import { JobPriorityEnum, JobStatusEnum, LocaleEnum } from "./scalars.js";
 
 interface JobErrorShape {
@@ -21,7 +21,7 @@ interface JobErrorShape {
 const JobError = builder.objectRef<JobErrorShape>("JobError").implement({
   description: "Why a job failed: a category, a message for the user, and raw details for operators.",
   fields: (t) => ({
-    category: t.exposeString("category", { description: "One of ErrorCategory (kept as text so new categories never break old clients)." }),
+    category: t.exposeString("category", { description: "VALIDATION_ERROR, TIMEOUT, CANCELLED, STALLED, FILE_ERROR, NETWORK_ERROR, QUEUE_ERROR, WORKER_ERROR, PERMANENT_ERROR or RESULT_ERROR; text rather than an enum, so a new category never breaks an old client." }),
     message: t.string({
       description: "What to tell the user, in their language.",
       args: { locale: t.arg({ type: LocaleEnum, required: false }) },
@@ -110,7 +110,9 @@ export const JobType = builder.prismaObject("ProcessingJob", {
       description: "From the last hour's throughput and the queue position; null once started or without history.",
       resolve: async (job, _args, context, info) => {
         if (!isWaiting(job.status)) return null;
-        return estimateStart(job, await recentStats(context, info), await positionOf(context, info, job.id));
+        // Asked for together, so that every job's position joins the page's one batch.
+        const [stats, position] = await Promise.all([recentStats(context, info), positionOf(context, info, job.id)]);
+        return estimateStart(job, stats, position);
       },
     }),
     estimatedCompletionAt: t.field({
@@ -119,14 +121,19 @@ export const JobType = builder.prismaObject("ProcessingJob", {
       description: "Start (or estimated start) plus the recent average processing time; null when finished or without history.",
       resolve: async (job, _args, context, info) => {
         if ((TERMINAL_STATUSES as string[]).includes(job.status)) return null;
-        const stats = await recentStats(context, info);
+        const [stats, position] = await Promise.all([recentStats(context, info), isWaiting(job.status) ? positionOf(context, info, job.id) : null]);
         if (stats.averageProcessingMs === null) return null;
-        const start =
-          job.status === "PROCESSING" ? job.startedAt : estimateStart(job, stats, await positionOf(context, info, job.id));
+        const start = job.status === "PROCESSING" ? job.startedAt : estimateStart(job, stats, position);
         return start ? new Date(start.getTime() + stats.averageProcessingMs) : null;
       },
     }),
-    events: t.relation("events", { query: { orderBy: { id: "asc" } }, description: "The job's timeline, oldest first." }),
+    events: t.relation("events", {
+      description: `The job's timeline, oldest first: the first \`first\` events (${EVENTS_DEFAULT} by default, ${EVENTS_MAX} at most).`,
+      args: { first: t.arg.int({ required: false }) },
+      query: (args) => ({ orderBy: { id: "asc" }, take: eventsLimit(args.first) }),
+      // Every event is a row read and sent: the cost is per event, not per list.
+      complexity: (args) => ({ field: 1, multiplier: Math.min(Math.max(args.first ?? EVENTS_DEFAULT, 0), EVENTS_MAX) }),
+    }),
     assessment: t.relation("assessment", { nullable: true }),
   }),
 });
@@ -140,8 +147,53 @@ function recentStats(context: GraphQLContext, info: GraphQLResolveInfo): Promise
   return once(context, info, "recent-stats", () => context.services.jobs.stats(3600_000));
 }
 
-function positionOf(context: GraphQLContext, info: GraphQLResolveInfo, jobId: string): Promise<number | null> {
-  return once(context, info, `queue-position:${jobId}`, () => context.services.jobs.queuePosition(jobId));
+const EVENTS_DEFAULT = 100;
+const EVENTS_MAX = 500;
+
+function eventsLimit(first: number | null | undefined): number {
+  if (first === null || first === undefined) return EVENTS_DEFAULT;
+  if (!Number.isInteger(first) || first < 0 || first > EVENTS_MAX) {
+    throw badInput(`events(first:) must be from 0 to ${EVENTS_MAX}`, [{ field: "first", message: `0 to ${EVENTS_MAX}` }]);
+  }
+  return first;
+}
+
+/**
+ * One statement for the positions of every job a request (or a subscription event) asks about:
+ * the ids asked for while the request resolves a page are collected, then read together once
+ * the resolvers that asked are waiting.
+ */
+class QueuePositionBatch {
+  private readonly positions = new Map<string, Promise<number | null>>();
+  private pending: { id: string; resolve: (position: number | null) => void; reject: (error: unknown) => void }[] = [];
+
+  constructor(private readonly load: (ids: string[]) => Promise<Map<string, number | null>>) {}
+
+  get(id: string): Promise<number | null> {
+    let position = this.positions.get(id);
+    if (!position) {
+      position = new Promise((resolve, reject) => {
+        if (this.pending.length === 0) setImmediate(() => this.flush());
+        this.pending.push({ id, resolve, reject });
+      });
+      this.positions.set(id, position);
+    }
+    return position;
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    this.load(batch.map((entry) => entry.id)).then(
+      (positions) => batch.forEach((entry) => entry.resolve(positions.get(entry.id) ?? null)),
+      (error) => batch.forEach((entry) => entry.reject(error)),
+    );
+  }
+}
+
+async function positionOf(context: GraphQLContext, info: GraphQLResolveInfo, jobId: string): Promise<number | null> {
+  const batch = await once(context, info, "queue-positions", async () => new QueuePositionBatch((ids) => context.services.jobs.queuePositions(ids)));
+  return batch.get(jobId);
 }
 
 function estimateStart(job: Pick<ProcessingJob, "runAt">, stats: QueueStats, position: number | null): Date | null {
@@ -179,8 +231,8 @@ builder.queryField("jobs", (t) =>
     cursor: "id",
     description: "Jobs, newest first. Users see their own; operators see all and may filter by owner.",
     authScopes: { authenticated: true },
-    defaultSize: 20,
-    maxSize: 100,
+    defaultSize: PAGE_DEFAULT,
+    maxSize: PAGE_MAX,
     args: { filter: t.arg({ type: JobFilter, required: false }) },
     resolve: (query, _root, args, context) => {
       const viewer = requireViewer(context);

@@ -1,5 +1,4 @@
 import { GraphQLError, Kind, type ValueNode } from "graphql";
-import { ERROR_CATEGORIES } from "../../jobs/error-categories.js";
 import { builder } from "../builder.js";
 
 builder.scalarType("DateTime", {
@@ -52,11 +51,24 @@ function literalValue(node: ValueNode): unknown {
 }
 
 export const JobStatusEnum = builder.enumType("JobStatus", {
-  values: ["QUEUED", "PROCESSING", "RETRYING", "COMPLETED", "FAILED", "VALIDATION_FAILED", "CANCELLED"] as const,
+  values: {
+    QUEUED: { description: "Waiting to run (at runAt at the earliest)." },
+    PROCESSING: { description: "A worker runs it now." },
+    RETRYING: { description: "An attempt failed recoverably; it runs again at runAt." },
+    COMPLETED: {
+      description:
+        "Finished with a result. A job whose cancel was requested while it ran still ends COMPLETED when its handler had already returned successfully before the request reached it.",
+    },
+    FAILED: { description: "Failed permanently, or ran out of attempts." },
+    VALIDATION_FAILED: { description: "Its input is invalid; never retried by itself." },
+    CANCELLED: {
+      description:
+        "Cancelled: at once while waiting; while running, its handler is aborted and the job ends CANCELLED however that attempt then ends (failed, timed out, stalled), unless the handler had already returned successfully (then COMPLETED). Never retried by itself.",
+    },
+  },
 });
 export const JobPriorityEnum = builder.enumType("JobPriority", { values: ["LOW", "NORMAL", "HIGH"] as const });
 export const AssessmentStatusEnum = builder.enumType("AssessmentStatus", { values: ["IN_PROGRESS", "COMPLETED"] as const });
-export const ErrorCategoryEnum = builder.enumType("ErrorCategory", { values: ERROR_CATEGORIES });
 export const LocaleEnum = builder.enumType("Locale", {
   description: "A language for user-facing messages; without one, Accept-Language decides (English by default).",
   values: { EN: { value: "en" }, FR: { value: "fr" }, DE: { value: "de" } } as const,

@@ -399,6 +399,7 @@ type FieldRefInputType<Model, FieldType> = Model extends never ? never : FieldRe
 export const ModelName = {
   Assessment: 'Assessment',
   ProcessingJob: 'ProcessingJob',
+  AssessmentCompletion: 'AssessmentCompletion',
   JobEvent: 'JobEvent',
   AuditEvent: 'AuditEvent'
 } as const
@@ -416,7 +417,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "assessment" | "processingJob" | "jobEvent" | "auditEvent"
+    modelProps: "assessment" | "processingJob" | "assessmentCompletion" | "jobEvent" | "auditEvent"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -565,6 +566,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         count: {
           args: Prisma.ProcessingJobCountArgs<ExtArgs>
           result: runtime.Types.Utils.Optional<Prisma.ProcessingJobCountAggregateOutputType> | number
+        }
+      }
+    }
+    AssessmentCompletion: {
+      payload: Prisma.$AssessmentCompletionPayload<ExtArgs>
+      fields: Prisma.AssessmentCompletionFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.AssessmentCompletionFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AssessmentCompletionPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.AssessmentCompletionFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AssessmentCompletionPayload>
+        }
+        findFirst: {
+          args: Prisma.AssessmentCompletionFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AssessmentCompletionPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.AssessmentCompletionFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AssessmentCompletionPayload>
+        }
+        findMany: {
+          args: Prisma.AssessmentCompletionFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AssessmentCompletionPayload>[]
+        }
+        create: {
+          args: Prisma.AssessmentCompletionCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AssessmentCompletionPayload>
+        }
+        createMany: {
+          args: Prisma.AssessmentCompletionCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.AssessmentCompletionCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AssessmentCompletionPayload>[]
+        }
+        delete: {
+          args: Prisma.AssessmentCompletionDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AssessmentCompletionPayload>
+        }
+        update: {
+          args: Prisma.AssessmentCompletionUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AssessmentCompletionPayload>
+        }
+        deleteMany: {
+          args: Prisma.AssessmentCompletionDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.AssessmentCompletionUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.AssessmentCompletionUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AssessmentCompletionPayload>[]
+        }
+        upsert: {
+          args: Prisma.AssessmentCompletionUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AssessmentCompletionPayload>
+        }
+        aggregate: {
+          args: Prisma.AssessmentCompletionAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateAssessmentCompletion>
+        }
+        groupBy: {
+          args: Prisma.AssessmentCompletionGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AssessmentCompletionGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.AssessmentCompletionCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AssessmentCompletionCountAggregateOutputType> | number
         }
       }
     }
@@ -795,6 +870,7 @@ export const ProcessingJobScalarFieldEnum = {
   processingTimeMs: 'processingTimeMs',
   heartbeatAt: 'heartbeatAt',
   lockedBy: 'lockedBy',
+  lockToken: 'lockToken',
   timeoutMs: 'timeoutMs',
   payload: 'payload',
   result: 'result',
@@ -807,6 +883,17 @@ export const ProcessingJobScalarFieldEnum = {
 } as const
 
 export type ProcessingJobScalarFieldEnum = (typeof ProcessingJobScalarFieldEnum)[keyof typeof ProcessingJobScalarFieldEnum]
+
+
+export const AssessmentCompletionScalarFieldEnum = {
+  assessmentId: 'assessmentId',
+  correlationId: 'correlationId',
+  schemaVersion: 'schemaVersion',
+  jobId: 'jobId',
+  createdAt: 'createdAt'
+} as const
+
+export type AssessmentCompletionScalarFieldEnum = (typeof AssessmentCompletionScalarFieldEnum)[keyof typeof AssessmentCompletionScalarFieldEnum]
 
 
 export const JobEventScalarFieldEnum = {
@@ -1177,6 +1264,7 @@ export type PrismaClientOptions = PrismaClientOptionsWithAccelerateUrl | PrismaC
 export type GlobalOmitConfig = {
   assessment?: Prisma.AssessmentOmit
   processingJob?: Prisma.ProcessingJobOmit
+  assessmentCompletion?: Prisma.AssessmentCompletionOmit
   jobEvent?: Prisma.JobEventOmit
   auditEvent?: Prisma.AuditEventOmit
 }

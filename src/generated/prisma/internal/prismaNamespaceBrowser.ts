@@ -53,6 +53,7 @@ export const AnyNull = runtime.AnyNull
 export const ModelName = {
   Assessment: 'Assessment',
   ProcessingJob: 'ProcessingJob',
+  AssessmentCompletion: 'AssessmentCompletion',
   JobEvent: 'JobEvent',
   AuditEvent: 'AuditEvent'
 } as const
@@ -113,6 +114,7 @@ export const ProcessingJobScalarFieldEnum = {
   processingTimeMs: 'processingTimeMs',
   heartbeatAt: 'heartbeatAt',
   lockedBy: 'lockedBy',
+  lockToken: 'lockToken',
   timeoutMs: 'timeoutMs',
   payload: 'payload',
   result: 'result',
@@ -125,6 +127,17 @@ export const ProcessingJobScalarFieldEnum = {
 } as const
 
 export type ProcessingJobScalarFieldEnum = (typeof ProcessingJobScalarFieldEnum)[keyof typeof ProcessingJobScalarFieldEnum]
+
+
+export const AssessmentCompletionScalarFieldEnum = {
+  assessmentId: 'assessmentId',
+  correlationId: 'correlationId',
+  schemaVersion: 'schemaVersion',
+  jobId: 'jobId',
+  createdAt: 'createdAt'
+} as const
+
+export type AssessmentCompletionScalarFieldEnum = (typeof AssessmentCompletionScalarFieldEnum)[keyof typeof AssessmentCompletionScalarFieldEnum]
 
 
 export const JobEventScalarFieldEnum = {

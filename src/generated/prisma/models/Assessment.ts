@@ -203,6 +203,7 @@ export type AssessmentWhereInput = {
   createdAt?: Prisma.DateTimeFilter<"Assessment"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Assessment"> | Date | string
   jobs?: Prisma.ProcessingJobListRelationFilter
+  completions?: Prisma.AssessmentCompletionListRelationFilter
 }
 
 export type AssessmentOrderByWithRelationInput = {
@@ -215,6 +216,7 @@ export type AssessmentOrderByWithRelationInput = {
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   jobs?: Prisma.ProcessingJobOrderByRelationAggregateInput
+  completions?: Prisma.AssessmentCompletionOrderByRelationAggregateInput
 }
 
 export type AssessmentWhereUniqueInput = Prisma.AtLeast<{
@@ -230,6 +232,7 @@ export type AssessmentWhereUniqueInput = Prisma.AtLeast<{
   createdAt?: Prisma.DateTimeFilter<"Assessment"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Assessment"> | Date | string
   jobs?: Prisma.ProcessingJobListRelationFilter
+  completions?: Prisma.AssessmentCompletionListRelationFilter
 }, "id">
 
 export type AssessmentOrderByWithAggregationInput = {
@@ -270,6 +273,7 @@ export type AssessmentCreateInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   jobs?: Prisma.ProcessingJobCreateNestedManyWithoutAssessmentInput
+  completions?: Prisma.AssessmentCompletionCreateNestedManyWithoutAssessmentInput
 }
 
 export type AssessmentUncheckedCreateInput = {
@@ -282,6 +286,7 @@ export type AssessmentUncheckedCreateInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   jobs?: Prisma.ProcessingJobUncheckedCreateNestedManyWithoutAssessmentInput
+  completions?: Prisma.AssessmentCompletionUncheckedCreateNestedManyWithoutAssessmentInput
 }
 
 export type AssessmentUpdateInput = {
@@ -294,6 +299,7 @@ export type AssessmentUpdateInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   jobs?: Prisma.ProcessingJobUpdateManyWithoutAssessmentNestedInput
+  completions?: Prisma.AssessmentCompletionUpdateManyWithoutAssessmentNestedInput
 }
 
 export type AssessmentUncheckedUpdateInput = {
@@ -306,6 +312,7 @@ export type AssessmentUncheckedUpdateInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   jobs?: Prisma.ProcessingJobUncheckedUpdateManyWithoutAssessmentNestedInput
+  completions?: Prisma.AssessmentCompletionUncheckedUpdateManyWithoutAssessmentNestedInput
 }
 
 export type AssessmentCreateManyInput = {
@@ -377,6 +384,11 @@ export type AssessmentNullableScalarRelationFilter = {
   isNot?: Prisma.AssessmentWhereInput | null
 }
 
+export type AssessmentScalarRelationFilter = {
+  is?: Prisma.AssessmentWhereInput
+  isNot?: Prisma.AssessmentWhereInput
+}
+
 export type StringFieldUpdateOperationsInput = {
   set?: string
 }
@@ -409,6 +421,20 @@ export type AssessmentUpdateOneWithoutJobsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.AssessmentUpdateToOneWithWhereWithoutJobsInput, Prisma.AssessmentUpdateWithoutJobsInput>, Prisma.AssessmentUncheckedUpdateWithoutJobsInput>
 }
 
+export type AssessmentCreateNestedOneWithoutCompletionsInput = {
+  create?: Prisma.XOR<Prisma.AssessmentCreateWithoutCompletionsInput, Prisma.AssessmentUncheckedCreateWithoutCompletionsInput>
+  connectOrCreate?: Prisma.AssessmentCreateOrConnectWithoutCompletionsInput
+  connect?: Prisma.AssessmentWhereUniqueInput
+}
+
+export type AssessmentUpdateOneRequiredWithoutCompletionsNestedInput = {
+  create?: Prisma.XOR<Prisma.AssessmentCreateWithoutCompletionsInput, Prisma.AssessmentUncheckedCreateWithoutCompletionsInput>
+  connectOrCreate?: Prisma.AssessmentCreateOrConnectWithoutCompletionsInput
+  upsert?: Prisma.AssessmentUpsertWithoutCompletionsInput
+  connect?: Prisma.AssessmentWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.AssessmentUpdateToOneWithWhereWithoutCompletionsInput, Prisma.AssessmentUpdateWithoutCompletionsInput>, Prisma.AssessmentUncheckedUpdateWithoutCompletionsInput>
+}
+
 export type AssessmentCreateWithoutJobsInput = {
   id?: string
   owner: string
@@ -418,6 +444,7 @@ export type AssessmentCreateWithoutJobsInput = {
   completedAt?: Date | string | null
   createdAt?: Date | string
   updatedAt?: Date | string
+  completions?: Prisma.AssessmentCompletionCreateNestedManyWithoutAssessmentInput
 }
 
 export type AssessmentUncheckedCreateWithoutJobsInput = {
@@ -429,6 +456,7 @@ export type AssessmentUncheckedCreateWithoutJobsInput = {
   completedAt?: Date | string | null
   createdAt?: Date | string
   updatedAt?: Date | string
+  completions?: Prisma.AssessmentCompletionUncheckedCreateNestedManyWithoutAssessmentInput
 }
 
 export type AssessmentCreateOrConnectWithoutJobsInput = {
@@ -456,6 +484,7 @@ export type AssessmentUpdateWithoutJobsInput = {
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  completions?: Prisma.AssessmentCompletionUpdateManyWithoutAssessmentNestedInput
 }
 
 export type AssessmentUncheckedUpdateWithoutJobsInput = {
@@ -467,6 +496,71 @@ export type AssessmentUncheckedUpdateWithoutJobsInput = {
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  completions?: Prisma.AssessmentCompletionUncheckedUpdateManyWithoutAssessmentNestedInput
+}
+
+export type AssessmentCreateWithoutCompletionsInput = {
+  id?: string
+  owner: string
+  kind: string
+  answers?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  status?: $Enums.AssessmentStatus
+  completedAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  jobs?: Prisma.ProcessingJobCreateNestedManyWithoutAssessmentInput
+}
+
+export type AssessmentUncheckedCreateWithoutCompletionsInput = {
+  id?: string
+  owner: string
+  kind: string
+  answers?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  status?: $Enums.AssessmentStatus
+  completedAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  jobs?: Prisma.ProcessingJobUncheckedCreateNestedManyWithoutAssessmentInput
+}
+
+export type AssessmentCreateOrConnectWithoutCompletionsInput = {
+  where: Prisma.AssessmentWhereUniqueInput
+  create: Prisma.XOR<Prisma.AssessmentCreateWithoutCompletionsInput, Prisma.AssessmentUncheckedCreateWithoutCompletionsInput>
+}
+
+export type AssessmentUpsertWithoutCompletionsInput = {
+  update: Prisma.XOR<Prisma.AssessmentUpdateWithoutCompletionsInput, Prisma.AssessmentUncheckedUpdateWithoutCompletionsInput>
+  create: Prisma.XOR<Prisma.AssessmentCreateWithoutCompletionsInput, Prisma.AssessmentUncheckedCreateWithoutCompletionsInput>
+  where?: Prisma.AssessmentWhereInput
+}
+
+export type AssessmentUpdateToOneWithWhereWithoutCompletionsInput = {
+  where?: Prisma.AssessmentWhereInput
+  data: Prisma.XOR<Prisma.AssessmentUpdateWithoutCompletionsInput, Prisma.AssessmentUncheckedUpdateWithoutCompletionsInput>
+}
+
+export type AssessmentUpdateWithoutCompletionsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  owner?: Prisma.StringFieldUpdateOperationsInput | string
+  kind?: Prisma.StringFieldUpdateOperationsInput | string
+  answers?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  status?: Prisma.EnumAssessmentStatusFieldUpdateOperationsInput | $Enums.AssessmentStatus
+  completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  jobs?: Prisma.ProcessingJobUpdateManyWithoutAssessmentNestedInput
+}
+
+export type AssessmentUncheckedUpdateWithoutCompletionsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  owner?: Prisma.StringFieldUpdateOperationsInput | string
+  kind?: Prisma.StringFieldUpdateOperationsInput | string
+  answers?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  status?: Prisma.EnumAssessmentStatusFieldUpdateOperationsInput | $Enums.AssessmentStatus
+  completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  jobs?: Prisma.ProcessingJobUncheckedUpdateManyWithoutAssessmentNestedInput
 }
 
 
@@ -476,10 +570,12 @@ export type AssessmentUncheckedUpdateWithoutJobsInput = {
 
 export type AssessmentCountOutputType = {
   jobs: number
+  completions: number
 }
 
 export type AssessmentCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   jobs?: boolean | AssessmentCountOutputTypeCountJobsArgs
+  completions?: boolean | AssessmentCountOutputTypeCountCompletionsArgs
 }
 
 /**
@@ -499,6 +595,13 @@ export type AssessmentCountOutputTypeCountJobsArgs<ExtArgs extends runtime.Types
   where?: Prisma.ProcessingJobWhereInput
 }
 
+/**
+ * AssessmentCountOutputType without action
+ */
+export type AssessmentCountOutputTypeCountCompletionsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.AssessmentCompletionWhereInput
+}
+
 
 export type AssessmentSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -510,6 +613,7 @@ export type AssessmentSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   createdAt?: boolean
   updatedAt?: boolean
   jobs?: boolean | Prisma.Assessment$jobsArgs<ExtArgs>
+  completions?: boolean | Prisma.Assessment$completionsArgs<ExtArgs>
   _count?: boolean | Prisma.AssessmentCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["assessment"]>
 
@@ -549,6 +653,7 @@ export type AssessmentSelectScalar = {
 export type AssessmentOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "owner" | "kind" | "answers" | "status" | "completedAt" | "createdAt" | "updatedAt", ExtArgs["result"]["assessment"]>
 export type AssessmentInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   jobs?: boolean | Prisma.Assessment$jobsArgs<ExtArgs>
+  completions?: boolean | Prisma.Assessment$completionsArgs<ExtArgs>
   _count?: boolean | Prisma.AssessmentCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type AssessmentIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {}
@@ -558,6 +663,7 @@ export type $AssessmentPayload<ExtArgs extends runtime.Types.Extensions.Internal
   name: "Assessment"
   objects: {
     jobs: Prisma.$ProcessingJobPayload<ExtArgs>[]
+    completions: Prisma.$AssessmentCompletionPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -963,6 +1069,7 @@ readonly fields: AssessmentFieldRefs;
 export interface Prisma__AssessmentClient<T, Null = never, ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs, GlobalOmitOptions = {}> extends Prisma.PrismaPromise<T> {
   readonly [Symbol.toStringTag]: "PrismaPromise"
   jobs<T extends Prisma.Assessment$jobsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Assessment$jobsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$ProcessingJobPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  completions<T extends Prisma.Assessment$completionsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Assessment$completionsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$AssessmentCompletionPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1414,6 +1521,30 @@ export type Assessment$jobsArgs<ExtArgs extends runtime.Types.Extensions.Interna
   take?: number
   skip?: number
   distinct?: Prisma.ProcessingJobScalarFieldEnum | Prisma.ProcessingJobScalarFieldEnum[]
+}
+
+/**
+ * Assessment.completions
+ */
+export type Assessment$completionsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the AssessmentCompletion
+   */
+  select?: Prisma.AssessmentCompletionSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the AssessmentCompletion
+   */
+  omit?: Prisma.AssessmentCompletionOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.AssessmentCompletionInclude<ExtArgs> | null
+  where?: Prisma.AssessmentCompletionWhereInput
+  orderBy?: Prisma.AssessmentCompletionOrderByWithRelationInput | Prisma.AssessmentCompletionOrderByWithRelationInput[]
+  cursor?: Prisma.AssessmentCompletionWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.AssessmentCompletionScalarFieldEnum | Prisma.AssessmentCompletionScalarFieldEnum[]
 }
 
 /**

@@ -74,6 +74,7 @@ export type ProcessingJobMinAggregateOutputType = {
   processingTimeMs: number | null
   heartbeatAt: Date | null
   lockedBy: string | null
+  lockToken: string | null
   timeoutMs: number | null
   errorCode: string | null
   errorMessage: string | null
@@ -107,6 +108,7 @@ export type ProcessingJobMaxAggregateOutputType = {
   processingTimeMs: number | null
   heartbeatAt: Date | null
   lockedBy: string | null
+  lockToken: string | null
   timeoutMs: number | null
   errorCode: string | null
   errorMessage: string | null
@@ -140,6 +142,7 @@ export type ProcessingJobCountAggregateOutputType = {
   processingTimeMs: number
   heartbeatAt: number
   lockedBy: number
+  lockToken: number
   timeoutMs: number
   payload: number
   result: number
@@ -201,6 +204,7 @@ export type ProcessingJobMinAggregateInputType = {
   processingTimeMs?: true
   heartbeatAt?: true
   lockedBy?: true
+  lockToken?: true
   timeoutMs?: true
   errorCode?: true
   errorMessage?: true
@@ -234,6 +238,7 @@ export type ProcessingJobMaxAggregateInputType = {
   processingTimeMs?: true
   heartbeatAt?: true
   lockedBy?: true
+  lockToken?: true
   timeoutMs?: true
   errorCode?: true
   errorMessage?: true
@@ -267,6 +272,7 @@ export type ProcessingJobCountAggregateInputType = {
   processingTimeMs?: true
   heartbeatAt?: true
   lockedBy?: true
+  lockToken?: true
   timeoutMs?: true
   payload?: true
   result?: true
@@ -391,6 +397,7 @@ export type ProcessingJobGroupByOutputType = {
   processingTimeMs: number | null
   heartbeatAt: Date | null
   lockedBy: string | null
+  lockToken: string | null
   timeoutMs: number | null
   payload: runtime.JsonValue
   result: runtime.JsonValue | null
@@ -451,6 +458,7 @@ export type ProcessingJobWhereInput = {
   processingTimeMs?: Prisma.IntNullableFilter<"ProcessingJob"> | number | null
   heartbeatAt?: Prisma.DateTimeNullableFilter<"ProcessingJob"> | Date | string | null
   lockedBy?: Prisma.StringNullableFilter<"ProcessingJob"> | string | null
+  lockToken?: Prisma.UuidNullableFilter<"ProcessingJob"> | string | null
   timeoutMs?: Prisma.IntNullableFilter<"ProcessingJob"> | number | null
   payload?: Prisma.JsonFilter<"ProcessingJob">
   result?: Prisma.JsonNullableFilter<"ProcessingJob">
@@ -462,6 +470,7 @@ export type ProcessingJobWhereInput = {
   cancelRequestedAt?: Prisma.DateTimeNullableFilter<"ProcessingJob"> | Date | string | null
   assessment?: Prisma.XOR<Prisma.AssessmentNullableScalarRelationFilter, Prisma.AssessmentWhereInput> | null
   events?: Prisma.JobEventListRelationFilter
+  completions?: Prisma.AssessmentCompletionListRelationFilter
 }
 
 export type ProcessingJobOrderByWithRelationInput = {
@@ -490,6 +499,7 @@ export type ProcessingJobOrderByWithRelationInput = {
   processingTimeMs?: Prisma.SortOrderInput | Prisma.SortOrder
   heartbeatAt?: Prisma.SortOrderInput | Prisma.SortOrder
   lockedBy?: Prisma.SortOrderInput | Prisma.SortOrder
+  lockToken?: Prisma.SortOrderInput | Prisma.SortOrder
   timeoutMs?: Prisma.SortOrderInput | Prisma.SortOrder
   payload?: Prisma.SortOrder
   result?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -501,11 +511,12 @@ export type ProcessingJobOrderByWithRelationInput = {
   cancelRequestedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   assessment?: Prisma.AssessmentOrderByWithRelationInput
   events?: Prisma.JobEventOrderByRelationAggregateInput
+  completions?: Prisma.AssessmentCompletionOrderByRelationAggregateInput
 }
 
 export type ProcessingJobWhereUniqueInput = Prisma.AtLeast<{
   id?: string
-  idempotencyKey?: string
+  owner_idempotencyKey?: Prisma.ProcessingJobOwnerIdempotencyKeyCompoundUniqueInput
   assessmentId_correlationId_schemaVersion?: Prisma.ProcessingJobAssessmentIdCorrelationIdSchemaVersionCompoundUniqueInput
   AND?: Prisma.ProcessingJobWhereInput | Prisma.ProcessingJobWhereInput[]
   OR?: Prisma.ProcessingJobWhereInput[]
@@ -515,6 +526,7 @@ export type ProcessingJobWhereUniqueInput = Prisma.AtLeast<{
   assessmentId?: Prisma.UuidNullableFilter<"ProcessingJob"> | string | null
   correlationId?: Prisma.StringFilter<"ProcessingJob"> | string
   schemaVersion?: Prisma.StringFilter<"ProcessingJob"> | string
+  idempotencyKey?: Prisma.StringNullableFilter<"ProcessingJob"> | string | null
   status?: Prisma.EnumJobStatusFilter<"ProcessingJob"> | $Enums.JobStatus
   stage?: Prisma.StringNullableFilter<"ProcessingJob"> | string | null
   progress?: Prisma.IntFilter<"ProcessingJob"> | number
@@ -533,6 +545,7 @@ export type ProcessingJobWhereUniqueInput = Prisma.AtLeast<{
   processingTimeMs?: Prisma.IntNullableFilter<"ProcessingJob"> | number | null
   heartbeatAt?: Prisma.DateTimeNullableFilter<"ProcessingJob"> | Date | string | null
   lockedBy?: Prisma.StringNullableFilter<"ProcessingJob"> | string | null
+  lockToken?: Prisma.UuidNullableFilter<"ProcessingJob"> | string | null
   timeoutMs?: Prisma.IntNullableFilter<"ProcessingJob"> | number | null
   payload?: Prisma.JsonFilter<"ProcessingJob">
   result?: Prisma.JsonNullableFilter<"ProcessingJob">
@@ -544,7 +557,8 @@ export type ProcessingJobWhereUniqueInput = Prisma.AtLeast<{
   cancelRequestedAt?: Prisma.DateTimeNullableFilter<"ProcessingJob"> | Date | string | null
   assessment?: Prisma.XOR<Prisma.AssessmentNullableScalarRelationFilter, Prisma.AssessmentWhereInput> | null
   events?: Prisma.JobEventListRelationFilter
-}, "id" | "idempotencyKey" | "assessmentId_correlationId_schemaVersion">
+  completions?: Prisma.AssessmentCompletionListRelationFilter
+}, "id" | "owner_idempotencyKey" | "assessmentId_correlationId_schemaVersion">
 
 export type ProcessingJobOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
@@ -572,6 +586,7 @@ export type ProcessingJobOrderByWithAggregationInput = {
   processingTimeMs?: Prisma.SortOrderInput | Prisma.SortOrder
   heartbeatAt?: Prisma.SortOrderInput | Prisma.SortOrder
   lockedBy?: Prisma.SortOrderInput | Prisma.SortOrder
+  lockToken?: Prisma.SortOrderInput | Prisma.SortOrder
   timeoutMs?: Prisma.SortOrderInput | Prisma.SortOrder
   payload?: Prisma.SortOrder
   result?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -617,6 +632,7 @@ export type ProcessingJobScalarWhereWithAggregatesInput = {
   processingTimeMs?: Prisma.IntNullableWithAggregatesFilter<"ProcessingJob"> | number | null
   heartbeatAt?: Prisma.DateTimeNullableWithAggregatesFilter<"ProcessingJob"> | Date | string | null
   lockedBy?: Prisma.StringNullableWithAggregatesFilter<"ProcessingJob"> | string | null
+  lockToken?: Prisma.UuidNullableWithAggregatesFilter<"ProcessingJob"> | string | null
   timeoutMs?: Prisma.IntNullableWithAggregatesFilter<"ProcessingJob"> | number | null
   payload?: Prisma.JsonWithAggregatesFilter<"ProcessingJob">
   result?: Prisma.JsonNullableWithAggregatesFilter<"ProcessingJob">
@@ -653,6 +669,7 @@ export type ProcessingJobCreateInput = {
   processingTimeMs?: number | null
   heartbeatAt?: Date | string | null
   lockedBy?: string | null
+  lockToken?: string | null
   timeoutMs?: number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -664,6 +681,7 @@ export type ProcessingJobCreateInput = {
   cancelRequestedAt?: Date | string | null
   assessment?: Prisma.AssessmentCreateNestedOneWithoutJobsInput
   events?: Prisma.JobEventCreateNestedManyWithoutJobInput
+  completions?: Prisma.AssessmentCompletionCreateNestedManyWithoutJobInput
 }
 
 export type ProcessingJobUncheckedCreateInput = {
@@ -692,6 +710,7 @@ export type ProcessingJobUncheckedCreateInput = {
   processingTimeMs?: number | null
   heartbeatAt?: Date | string | null
   lockedBy?: string | null
+  lockToken?: string | null
   timeoutMs?: number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -702,6 +721,7 @@ export type ProcessingJobUncheckedCreateInput = {
   errorRecoverable?: boolean | null
   cancelRequestedAt?: Date | string | null
   events?: Prisma.JobEventUncheckedCreateNestedManyWithoutJobInput
+  completions?: Prisma.AssessmentCompletionUncheckedCreateNestedManyWithoutJobInput
 }
 
 export type ProcessingJobUpdateInput = {
@@ -729,6 +749,7 @@ export type ProcessingJobUpdateInput = {
   processingTimeMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lockToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   timeoutMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -740,6 +761,7 @@ export type ProcessingJobUpdateInput = {
   cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   assessment?: Prisma.AssessmentUpdateOneWithoutJobsNestedInput
   events?: Prisma.JobEventUpdateManyWithoutJobNestedInput
+  completions?: Prisma.AssessmentCompletionUpdateManyWithoutJobNestedInput
 }
 
 export type ProcessingJobUncheckedUpdateInput = {
@@ -768,6 +790,7 @@ export type ProcessingJobUncheckedUpdateInput = {
   processingTimeMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lockToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   timeoutMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -778,6 +801,7 @@ export type ProcessingJobUncheckedUpdateInput = {
   errorRecoverable?: Prisma.NullableBoolFieldUpdateOperationsInput | boolean | null
   cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   events?: Prisma.JobEventUncheckedUpdateManyWithoutJobNestedInput
+  completions?: Prisma.AssessmentCompletionUncheckedUpdateManyWithoutJobNestedInput
 }
 
 export type ProcessingJobCreateManyInput = {
@@ -806,6 +830,7 @@ export type ProcessingJobCreateManyInput = {
   processingTimeMs?: number | null
   heartbeatAt?: Date | string | null
   lockedBy?: string | null
+  lockToken?: string | null
   timeoutMs?: number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -842,6 +867,7 @@ export type ProcessingJobUpdateManyMutationInput = {
   processingTimeMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lockToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   timeoutMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -879,6 +905,7 @@ export type ProcessingJobUncheckedUpdateManyInput = {
   processingTimeMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lockToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   timeoutMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -898,6 +925,11 @@ export type ProcessingJobListRelationFilter = {
 
 export type ProcessingJobOrderByRelationAggregateInput = {
   _count?: Prisma.SortOrder
+}
+
+export type ProcessingJobOwnerIdempotencyKeyCompoundUniqueInput = {
+  owner: string
+  idempotencyKey: string
 }
 
 export type ProcessingJobAssessmentIdCorrelationIdSchemaVersionCompoundUniqueInput = {
@@ -932,6 +964,7 @@ export type ProcessingJobCountOrderByAggregateInput = {
   processingTimeMs?: Prisma.SortOrder
   heartbeatAt?: Prisma.SortOrder
   lockedBy?: Prisma.SortOrder
+  lockToken?: Prisma.SortOrder
   timeoutMs?: Prisma.SortOrder
   payload?: Prisma.SortOrder
   result?: Prisma.SortOrder
@@ -980,6 +1013,7 @@ export type ProcessingJobMaxOrderByAggregateInput = {
   processingTimeMs?: Prisma.SortOrder
   heartbeatAt?: Prisma.SortOrder
   lockedBy?: Prisma.SortOrder
+  lockToken?: Prisma.SortOrder
   timeoutMs?: Prisma.SortOrder
   errorCode?: Prisma.SortOrder
   errorMessage?: Prisma.SortOrder
@@ -1013,6 +1047,7 @@ export type ProcessingJobMinOrderByAggregateInput = {
   processingTimeMs?: Prisma.SortOrder
   heartbeatAt?: Prisma.SortOrder
   lockedBy?: Prisma.SortOrder
+  lockToken?: Prisma.SortOrder
   timeoutMs?: Prisma.SortOrder
   errorCode?: Prisma.SortOrder
   errorMessage?: Prisma.SortOrder
@@ -1029,6 +1064,11 @@ export type ProcessingJobSumOrderByAggregateInput = {
   maxAttempts?: Prisma.SortOrder
   processingTimeMs?: Prisma.SortOrder
   timeoutMs?: Prisma.SortOrder
+}
+
+export type ProcessingJobNullableScalarRelationFilter = {
+  is?: Prisma.ProcessingJobWhereInput | null
+  isNot?: Prisma.ProcessingJobWhereInput | null
 }
 
 export type ProcessingJobScalarRelationFilter = {
@@ -1118,6 +1158,22 @@ export type NullableBoolFieldUpdateOperationsInput = {
   set?: boolean | null
 }
 
+export type ProcessingJobCreateNestedOneWithoutCompletionsInput = {
+  create?: Prisma.XOR<Prisma.ProcessingJobCreateWithoutCompletionsInput, Prisma.ProcessingJobUncheckedCreateWithoutCompletionsInput>
+  connectOrCreate?: Prisma.ProcessingJobCreateOrConnectWithoutCompletionsInput
+  connect?: Prisma.ProcessingJobWhereUniqueInput
+}
+
+export type ProcessingJobUpdateOneWithoutCompletionsNestedInput = {
+  create?: Prisma.XOR<Prisma.ProcessingJobCreateWithoutCompletionsInput, Prisma.ProcessingJobUncheckedCreateWithoutCompletionsInput>
+  connectOrCreate?: Prisma.ProcessingJobCreateOrConnectWithoutCompletionsInput
+  upsert?: Prisma.ProcessingJobUpsertWithoutCompletionsInput
+  disconnect?: Prisma.ProcessingJobWhereInput | boolean
+  delete?: Prisma.ProcessingJobWhereInput | boolean
+  connect?: Prisma.ProcessingJobWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.ProcessingJobUpdateToOneWithWhereWithoutCompletionsInput, Prisma.ProcessingJobUpdateWithoutCompletionsInput>, Prisma.ProcessingJobUncheckedUpdateWithoutCompletionsInput>
+}
+
 export type ProcessingJobCreateNestedOneWithoutEventsInput = {
   create?: Prisma.XOR<Prisma.ProcessingJobCreateWithoutEventsInput, Prisma.ProcessingJobUncheckedCreateWithoutEventsInput>
   connectOrCreate?: Prisma.ProcessingJobCreateOrConnectWithoutEventsInput
@@ -1157,6 +1213,7 @@ export type ProcessingJobCreateWithoutAssessmentInput = {
   processingTimeMs?: number | null
   heartbeatAt?: Date | string | null
   lockedBy?: string | null
+  lockToken?: string | null
   timeoutMs?: number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1167,6 +1224,7 @@ export type ProcessingJobCreateWithoutAssessmentInput = {
   errorRecoverable?: boolean | null
   cancelRequestedAt?: Date | string | null
   events?: Prisma.JobEventCreateNestedManyWithoutJobInput
+  completions?: Prisma.AssessmentCompletionCreateNestedManyWithoutJobInput
 }
 
 export type ProcessingJobUncheckedCreateWithoutAssessmentInput = {
@@ -1194,6 +1252,7 @@ export type ProcessingJobUncheckedCreateWithoutAssessmentInput = {
   processingTimeMs?: number | null
   heartbeatAt?: Date | string | null
   lockedBy?: string | null
+  lockToken?: string | null
   timeoutMs?: number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1204,6 +1263,7 @@ export type ProcessingJobUncheckedCreateWithoutAssessmentInput = {
   errorRecoverable?: boolean | null
   cancelRequestedAt?: Date | string | null
   events?: Prisma.JobEventUncheckedCreateNestedManyWithoutJobInput
+  completions?: Prisma.AssessmentCompletionUncheckedCreateNestedManyWithoutJobInput
 }
 
 export type ProcessingJobCreateOrConnectWithoutAssessmentInput = {
@@ -1261,6 +1321,7 @@ export type ProcessingJobScalarWhereInput = {
   processingTimeMs?: Prisma.IntNullableFilter<"ProcessingJob"> | number | null
   heartbeatAt?: Prisma.DateTimeNullableFilter<"ProcessingJob"> | Date | string | null
   lockedBy?: Prisma.StringNullableFilter<"ProcessingJob"> | string | null
+  lockToken?: Prisma.UuidNullableFilter<"ProcessingJob"> | string | null
   timeoutMs?: Prisma.IntNullableFilter<"ProcessingJob"> | number | null
   payload?: Prisma.JsonFilter<"ProcessingJob">
   result?: Prisma.JsonNullableFilter<"ProcessingJob">
@@ -1270,6 +1331,178 @@ export type ProcessingJobScalarWhereInput = {
   errorDetails?: Prisma.JsonNullableFilter<"ProcessingJob">
   errorRecoverable?: Prisma.BoolNullableFilter<"ProcessingJob"> | boolean | null
   cancelRequestedAt?: Prisma.DateTimeNullableFilter<"ProcessingJob"> | Date | string | null
+}
+
+export type ProcessingJobCreateWithoutCompletionsInput = {
+  id?: string
+  type: string
+  owner: string
+  correlationId: string
+  schemaVersion?: string
+  idempotencyKey?: string | null
+  status?: $Enums.JobStatus
+  stage?: string | null
+  progress?: number
+  bytesDone?: bigint | number | null
+  bytesTotal?: bigint | number | null
+  priority?: $Enums.JobPriority
+  priorityRank?: number
+  retryCount?: number
+  maxAttempts?: number
+  runAt?: Date | string
+  lastRetryAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  startedAt?: Date | string | null
+  completedAt?: Date | string | null
+  processingTimeMs?: number | null
+  heartbeatAt?: Date | string | null
+  lockedBy?: string | null
+  lockToken?: string | null
+  timeoutMs?: number | null
+  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  errorCode?: string | null
+  errorMessage?: string | null
+  errorDetails?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  errorRecoverable?: boolean | null
+  cancelRequestedAt?: Date | string | null
+  assessment?: Prisma.AssessmentCreateNestedOneWithoutJobsInput
+  events?: Prisma.JobEventCreateNestedManyWithoutJobInput
+}
+
+export type ProcessingJobUncheckedCreateWithoutCompletionsInput = {
+  id?: string
+  type: string
+  owner: string
+  assessmentId?: string | null
+  correlationId: string
+  schemaVersion?: string
+  idempotencyKey?: string | null
+  status?: $Enums.JobStatus
+  stage?: string | null
+  progress?: number
+  bytesDone?: bigint | number | null
+  bytesTotal?: bigint | number | null
+  priority?: $Enums.JobPriority
+  priorityRank?: number
+  retryCount?: number
+  maxAttempts?: number
+  runAt?: Date | string
+  lastRetryAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  startedAt?: Date | string | null
+  completedAt?: Date | string | null
+  processingTimeMs?: number | null
+  heartbeatAt?: Date | string | null
+  lockedBy?: string | null
+  lockToken?: string | null
+  timeoutMs?: number | null
+  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  errorCode?: string | null
+  errorMessage?: string | null
+  errorDetails?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  errorRecoverable?: boolean | null
+  cancelRequestedAt?: Date | string | null
+  events?: Prisma.JobEventUncheckedCreateNestedManyWithoutJobInput
+}
+
+export type ProcessingJobCreateOrConnectWithoutCompletionsInput = {
+  where: Prisma.ProcessingJobWhereUniqueInput
+  create: Prisma.XOR<Prisma.ProcessingJobCreateWithoutCompletionsInput, Prisma.ProcessingJobUncheckedCreateWithoutCompletionsInput>
+}
+
+export type ProcessingJobUpsertWithoutCompletionsInput = {
+  update: Prisma.XOR<Prisma.ProcessingJobUpdateWithoutCompletionsInput, Prisma.ProcessingJobUncheckedUpdateWithoutCompletionsInput>
+  create: Prisma.XOR<Prisma.ProcessingJobCreateWithoutCompletionsInput, Prisma.ProcessingJobUncheckedCreateWithoutCompletionsInput>
+  where?: Prisma.ProcessingJobWhereInput
+}
+
+export type ProcessingJobUpdateToOneWithWhereWithoutCompletionsInput = {
+  where?: Prisma.ProcessingJobWhereInput
+  data: Prisma.XOR<Prisma.ProcessingJobUpdateWithoutCompletionsInput, Prisma.ProcessingJobUncheckedUpdateWithoutCompletionsInput>
+}
+
+export type ProcessingJobUpdateWithoutCompletionsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  type?: Prisma.StringFieldUpdateOperationsInput | string
+  owner?: Prisma.StringFieldUpdateOperationsInput | string
+  correlationId?: Prisma.StringFieldUpdateOperationsInput | string
+  schemaVersion?: Prisma.StringFieldUpdateOperationsInput | string
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  status?: Prisma.EnumJobStatusFieldUpdateOperationsInput | $Enums.JobStatus
+  stage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  progress?: Prisma.IntFieldUpdateOperationsInput | number
+  bytesDone?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  bytesTotal?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
+  priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
+  retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
+  runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  processingTimeMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lockToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  timeoutMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  errorCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  errorMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  errorDetails?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  errorRecoverable?: Prisma.NullableBoolFieldUpdateOperationsInput | boolean | null
+  cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  assessment?: Prisma.AssessmentUpdateOneWithoutJobsNestedInput
+  events?: Prisma.JobEventUpdateManyWithoutJobNestedInput
+}
+
+export type ProcessingJobUncheckedUpdateWithoutCompletionsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  type?: Prisma.StringFieldUpdateOperationsInput | string
+  owner?: Prisma.StringFieldUpdateOperationsInput | string
+  assessmentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  correlationId?: Prisma.StringFieldUpdateOperationsInput | string
+  schemaVersion?: Prisma.StringFieldUpdateOperationsInput | string
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  status?: Prisma.EnumJobStatusFieldUpdateOperationsInput | $Enums.JobStatus
+  stage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  progress?: Prisma.IntFieldUpdateOperationsInput | number
+  bytesDone?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  bytesTotal?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
+  priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
+  retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
+  runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  processingTimeMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lockToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  timeoutMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  errorCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  errorMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  errorDetails?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  errorRecoverable?: Prisma.NullableBoolFieldUpdateOperationsInput | boolean | null
+  cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  events?: Prisma.JobEventUncheckedUpdateManyWithoutJobNestedInput
 }
 
 export type ProcessingJobCreateWithoutEventsInput = {
@@ -1297,6 +1530,7 @@ export type ProcessingJobCreateWithoutEventsInput = {
   processingTimeMs?: number | null
   heartbeatAt?: Date | string | null
   lockedBy?: string | null
+  lockToken?: string | null
   timeoutMs?: number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1307,6 +1541,7 @@ export type ProcessingJobCreateWithoutEventsInput = {
   errorRecoverable?: boolean | null
   cancelRequestedAt?: Date | string | null
   assessment?: Prisma.AssessmentCreateNestedOneWithoutJobsInput
+  completions?: Prisma.AssessmentCompletionCreateNestedManyWithoutJobInput
 }
 
 export type ProcessingJobUncheckedCreateWithoutEventsInput = {
@@ -1335,6 +1570,7 @@ export type ProcessingJobUncheckedCreateWithoutEventsInput = {
   processingTimeMs?: number | null
   heartbeatAt?: Date | string | null
   lockedBy?: string | null
+  lockToken?: string | null
   timeoutMs?: number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1344,6 +1580,7 @@ export type ProcessingJobUncheckedCreateWithoutEventsInput = {
   errorDetails?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   errorRecoverable?: boolean | null
   cancelRequestedAt?: Date | string | null
+  completions?: Prisma.AssessmentCompletionUncheckedCreateNestedManyWithoutJobInput
 }
 
 export type ProcessingJobCreateOrConnectWithoutEventsInput = {
@@ -1387,6 +1624,7 @@ export type ProcessingJobUpdateWithoutEventsInput = {
   processingTimeMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lockToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   timeoutMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1397,6 +1635,7 @@ export type ProcessingJobUpdateWithoutEventsInput = {
   errorRecoverable?: Prisma.NullableBoolFieldUpdateOperationsInput | boolean | null
   cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   assessment?: Prisma.AssessmentUpdateOneWithoutJobsNestedInput
+  completions?: Prisma.AssessmentCompletionUpdateManyWithoutJobNestedInput
 }
 
 export type ProcessingJobUncheckedUpdateWithoutEventsInput = {
@@ -1425,6 +1664,7 @@ export type ProcessingJobUncheckedUpdateWithoutEventsInput = {
   processingTimeMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lockToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   timeoutMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1434,6 +1674,7 @@ export type ProcessingJobUncheckedUpdateWithoutEventsInput = {
   errorDetails?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   errorRecoverable?: Prisma.NullableBoolFieldUpdateOperationsInput | boolean | null
   cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  completions?: Prisma.AssessmentCompletionUncheckedUpdateManyWithoutJobNestedInput
 }
 
 export type ProcessingJobCreateManyAssessmentInput = {
@@ -1461,6 +1702,7 @@ export type ProcessingJobCreateManyAssessmentInput = {
   processingTimeMs?: number | null
   heartbeatAt?: Date | string | null
   lockedBy?: string | null
+  lockToken?: string | null
   timeoutMs?: number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1497,6 +1739,7 @@ export type ProcessingJobUpdateWithoutAssessmentInput = {
   processingTimeMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lockToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   timeoutMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1507,6 +1750,7 @@ export type ProcessingJobUpdateWithoutAssessmentInput = {
   errorRecoverable?: Prisma.NullableBoolFieldUpdateOperationsInput | boolean | null
   cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   events?: Prisma.JobEventUpdateManyWithoutJobNestedInput
+  completions?: Prisma.AssessmentCompletionUpdateManyWithoutJobNestedInput
 }
 
 export type ProcessingJobUncheckedUpdateWithoutAssessmentInput = {
@@ -1534,6 +1778,7 @@ export type ProcessingJobUncheckedUpdateWithoutAssessmentInput = {
   processingTimeMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lockToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   timeoutMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1544,6 +1789,7 @@ export type ProcessingJobUncheckedUpdateWithoutAssessmentInput = {
   errorRecoverable?: Prisma.NullableBoolFieldUpdateOperationsInput | boolean | null
   cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   events?: Prisma.JobEventUncheckedUpdateManyWithoutJobNestedInput
+  completions?: Prisma.AssessmentCompletionUncheckedUpdateManyWithoutJobNestedInput
 }
 
 export type ProcessingJobUncheckedUpdateManyWithoutAssessmentInput = {
@@ -1571,6 +1817,7 @@ export type ProcessingJobUncheckedUpdateManyWithoutAssessmentInput = {
   processingTimeMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lockToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   timeoutMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1589,10 +1836,12 @@ export type ProcessingJobUncheckedUpdateManyWithoutAssessmentInput = {
 
 export type ProcessingJobCountOutputType = {
   events: number
+  completions: number
 }
 
 export type ProcessingJobCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   events?: boolean | ProcessingJobCountOutputTypeCountEventsArgs
+  completions?: boolean | ProcessingJobCountOutputTypeCountCompletionsArgs
 }
 
 /**
@@ -1610,6 +1859,13 @@ export type ProcessingJobCountOutputTypeDefaultArgs<ExtArgs extends runtime.Type
  */
 export type ProcessingJobCountOutputTypeCountEventsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   where?: Prisma.JobEventWhereInput
+}
+
+/**
+ * ProcessingJobCountOutputType without action
+ */
+export type ProcessingJobCountOutputTypeCountCompletionsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.AssessmentCompletionWhereInput
 }
 
 
@@ -1639,6 +1895,7 @@ export type ProcessingJobSelect<ExtArgs extends runtime.Types.Extensions.Interna
   processingTimeMs?: boolean
   heartbeatAt?: boolean
   lockedBy?: boolean
+  lockToken?: boolean
   timeoutMs?: boolean
   payload?: boolean
   result?: boolean
@@ -1650,6 +1907,7 @@ export type ProcessingJobSelect<ExtArgs extends runtime.Types.Extensions.Interna
   cancelRequestedAt?: boolean
   assessment?: boolean | Prisma.ProcessingJob$assessmentArgs<ExtArgs>
   events?: boolean | Prisma.ProcessingJob$eventsArgs<ExtArgs>
+  completions?: boolean | Prisma.ProcessingJob$completionsArgs<ExtArgs>
   _count?: boolean | Prisma.ProcessingJobCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["processingJob"]>
 
@@ -1679,6 +1937,7 @@ export type ProcessingJobSelectCreateManyAndReturn<ExtArgs extends runtime.Types
   processingTimeMs?: boolean
   heartbeatAt?: boolean
   lockedBy?: boolean
+  lockToken?: boolean
   timeoutMs?: boolean
   payload?: boolean
   result?: boolean
@@ -1717,6 +1976,7 @@ export type ProcessingJobSelectUpdateManyAndReturn<ExtArgs extends runtime.Types
   processingTimeMs?: boolean
   heartbeatAt?: boolean
   lockedBy?: boolean
+  lockToken?: boolean
   timeoutMs?: boolean
   payload?: boolean
   result?: boolean
@@ -1755,6 +2015,7 @@ export type ProcessingJobSelectScalar = {
   processingTimeMs?: boolean
   heartbeatAt?: boolean
   lockedBy?: boolean
+  lockToken?: boolean
   timeoutMs?: boolean
   payload?: boolean
   result?: boolean
@@ -1766,10 +2027,11 @@ export type ProcessingJobSelectScalar = {
   cancelRequestedAt?: boolean
 }
 
-export type ProcessingJobOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "type" | "owner" | "assessmentId" | "correlationId" | "schemaVersion" | "idempotencyKey" | "status" | "stage" | "progress" | "bytesDone" | "bytesTotal" | "priority" | "priorityRank" | "retryCount" | "maxAttempts" | "runAt" | "lastRetryAt" | "createdAt" | "updatedAt" | "startedAt" | "completedAt" | "processingTimeMs" | "heartbeatAt" | "lockedBy" | "timeoutMs" | "payload" | "result" | "metadata" | "errorCode" | "errorMessage" | "errorDetails" | "errorRecoverable" | "cancelRequestedAt", ExtArgs["result"]["processingJob"]>
+export type ProcessingJobOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "type" | "owner" | "assessmentId" | "correlationId" | "schemaVersion" | "idempotencyKey" | "status" | "stage" | "progress" | "bytesDone" | "bytesTotal" | "priority" | "priorityRank" | "retryCount" | "maxAttempts" | "runAt" | "lastRetryAt" | "createdAt" | "updatedAt" | "startedAt" | "completedAt" | "processingTimeMs" | "heartbeatAt" | "lockedBy" | "lockToken" | "timeoutMs" | "payload" | "result" | "metadata" | "errorCode" | "errorMessage" | "errorDetails" | "errorRecoverable" | "cancelRequestedAt", ExtArgs["result"]["processingJob"]>
 export type ProcessingJobInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   assessment?: boolean | Prisma.ProcessingJob$assessmentArgs<ExtArgs>
   events?: boolean | Prisma.ProcessingJob$eventsArgs<ExtArgs>
+  completions?: boolean | Prisma.ProcessingJob$completionsArgs<ExtArgs>
   _count?: boolean | Prisma.ProcessingJobCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type ProcessingJobIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -1784,6 +2046,7 @@ export type $ProcessingJobPayload<ExtArgs extends runtime.Types.Extensions.Inter
   objects: {
     assessment: Prisma.$AssessmentPayload<ExtArgs> | null
     events: Prisma.$JobEventPayload<ExtArgs>[]
+    completions: Prisma.$AssessmentCompletionPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -1811,6 +2074,7 @@ export type $ProcessingJobPayload<ExtArgs extends runtime.Types.Extensions.Inter
     processingTimeMs: number | null
     heartbeatAt: Date | null
     lockedBy: string | null
+    lockToken: string | null
     timeoutMs: number | null
     payload: runtime.JsonValue
     result: runtime.JsonValue | null
@@ -2216,6 +2480,7 @@ export interface Prisma__ProcessingJobClient<T, Null = never, ExtArgs extends ru
   readonly [Symbol.toStringTag]: "PrismaPromise"
   assessment<T extends Prisma.ProcessingJob$assessmentArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.ProcessingJob$assessmentArgs<ExtArgs>>): Prisma.Prisma__AssessmentClient<runtime.Types.Result.GetResult<Prisma.$AssessmentPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
   events<T extends Prisma.ProcessingJob$eventsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.ProcessingJob$eventsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$JobEventPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  completions<T extends Prisma.ProcessingJob$completionsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.ProcessingJob$completionsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$AssessmentCompletionPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -2270,6 +2535,7 @@ export interface ProcessingJobFieldRefs {
   readonly processingTimeMs: Prisma.FieldRef<"ProcessingJob", 'Int'>
   readonly heartbeatAt: Prisma.FieldRef<"ProcessingJob", 'DateTime'>
   readonly lockedBy: Prisma.FieldRef<"ProcessingJob", 'String'>
+  readonly lockToken: Prisma.FieldRef<"ProcessingJob", 'String'>
   readonly timeoutMs: Prisma.FieldRef<"ProcessingJob", 'Int'>
   readonly payload: Prisma.FieldRef<"ProcessingJob", 'Json'>
   readonly result: Prisma.FieldRef<"ProcessingJob", 'Json'>
@@ -2720,6 +2986,30 @@ export type ProcessingJob$eventsArgs<ExtArgs extends runtime.Types.Extensions.In
   take?: number
   skip?: number
   distinct?: Prisma.JobEventScalarFieldEnum | Prisma.JobEventScalarFieldEnum[]
+}
+
+/**
+ * ProcessingJob.completions
+ */
+export type ProcessingJob$completionsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the AssessmentCompletion
+   */
+  select?: Prisma.AssessmentCompletionSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the AssessmentCompletion
+   */
+  omit?: Prisma.AssessmentCompletionOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.AssessmentCompletionInclude<ExtArgs> | null
+  where?: Prisma.AssessmentCompletionWhereInput
+  orderBy?: Prisma.AssessmentCompletionOrderByWithRelationInput | Prisma.AssessmentCompletionOrderByWithRelationInput[]
+  cursor?: Prisma.AssessmentCompletionWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.AssessmentCompletionScalarFieldEnum | Prisma.AssessmentCompletionScalarFieldEnum[]
 }
 
 /**

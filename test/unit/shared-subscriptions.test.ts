@@ -1,0 +1,88 @@
+import { Repeater } from "@graphql-yoga/subscription";
+import { parse, type ExecutionArgs, type ExecutionResult } from "graphql";
+import { describe, expect, it } from "vitest";
+import { SharedSubscriptions } from "../../src/server/shared-subscriptions.js";
+
+const document = parse(`subscription { jobProgress(jobId: "job-1") { status progress } }`);
+const args = (): ExecutionArgs => ({
+  schema: undefined as never,
+  document,
+  contextValue: { viewer: { id: "alice", role: "user" }, locale: "en", cache: new Map() },
+});
+const event = (status: string, progress: number): ExecutionResult => ({ data: { jobProgress: { status, progress } } });
+const progressOf = (result: ExecutionResult) => (result.data as { jobProgress: { status: string; progress: number } }).jobProgress;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Reads to the end like graphql-ws does: the next read only once the last result is sent. */
+async function consume(results: AsyncIterable<ExecutionResult>, pause: () => Promise<unknown>): Promise<ExecutionResult[]> {
+  const seen: ExecutionResult[] = [];
+  for await (const result of results) {
+    seen.push(result);
+    await pause();
+  }
+  return seen;
+}
+
+describe("shared subscriptions", () => {
+  it("item 19: followers joining at random moments while events fire each see every later event, end on the terminal one and complete", async () => {
+    const EVENTS = 40;
+    const FOLLOWERS = 200;
+    for (let round = 0; round < 5; round++) {
+      const shared = new SharedSubscriptions();
+      let runs = 0;
+      // The job's events fire at their own pace, like pub/sub; a subscriber that starts after the
+      // end gets the final state alone, like the snapshot of a finished job.
+      const run = () =>
+        runs++ === 0
+          ? new Repeater<ExecutionResult>(async (push, stop) => {
+              for (let progress = 1; progress < EVENTS; progress++) {
+                void push(event("PROCESSING", progress));
+                await new Promise(setImmediate);
+              }
+              void push(event("COMPLETED", EVENTS));
+              stop();
+            })
+          : new Repeater<ExecutionResult>((push, stop) => {
+              void push(event("COMPLETED", EVENTS));
+              stop();
+            });
+      // Followers join at chosen points of the leader's progress, most of them near the end,
+      // where a follower still taking in its first result is the case that used to lose the end.
+      let reached = 0;
+      const waiting: { at: number; join: () => void }[] = [];
+      const advance = (progress: number) => {
+        reached = progress;
+        for (const waiter of waiting.filter((item) => item.at <= reached)) {
+          waiting.splice(waiting.indexOf(waiter), 1);
+          waiter.join();
+        }
+      };
+      const leaderResults = (await shared.subscribe(args(), run)) as AsyncIterable<ExecutionResult>;
+      const leader = (async () => {
+        const seen: ExecutionResult[] = [];
+        for await (const result of leaderResults) {
+          seen.push(result);
+          advance(progressOf(result).progress);
+          await new Promise(setImmediate);
+        }
+        advance(EVENTS + 1);
+        return seen;
+      })();
+      const followers = Array.from({ length: FOLLOWERS }, async (_, index) => {
+        const at = index % 4 === 0 ? 1 + Math.floor(Math.random() * (EVENTS + 1)) : EVENTS - Math.floor(Math.random() * 4);
+        await new Promise<void>((join) => (at <= reached ? join() : waiting.push({ at, join })));
+        const results = (await shared.subscribe(args(), run)) as AsyncIterable<ExecutionResult>;
+        const seen = consume(results, () => (Math.random() < 0.3 ? new Promise(setImmediate) : sleep(Math.random() * 4)));
+        return Promise.race([seen, sleep(3000).then(() => "never completed" as const)]);
+      });
+      const outcomes = await Promise.all(followers);
+      expect((await leader).map((result) => progressOf(result).progress)).toEqual(Array.from({ length: EVENTS }, (_, index) => index + 1));
+      const hung = outcomes.filter((outcome) => outcome === "never completed").length;
+      const seen = outcomes.filter((outcome): outcome is ExecutionResult[] => outcome !== "never completed");
+      const withoutTerminal = seen.filter((results) => progressOf(results.at(-1)!).status !== "COMPLETED").length;
+      // From whatever it joins on, a follower misses nothing: consecutive progress to the end.
+      const withGaps = seen.filter((results) => results.some((result, index) => index > 0 && progressOf(result).progress !== progressOf(results[index - 1]!).progress + 1)).length;
+      expect({ round, hung, withoutTerminal, withGaps }).toEqual({ round, hung: 0, withoutTerminal: 0, withGaps: 0 });
+    }
+  });
+});
