@@ -208,7 +208,7 @@ describe("jobs over the API", () => {
   it("never shows a jobProgress subscriber a state older than the one it was last shown", async () => {
     const jobId: string = (await enqueue(alice, { type: "quick", runAt: "2999-01-01T00:00:00.000Z" })).data.enqueueJob.job.id;
     const client = wsClient(conveyor, alice);
-    const progress = collect(client, `subscription($id: ID!) { jobProgress(jobId: $id) { status } }`, { id: jobId });
+    const progress = collect(client, `subscription($id: ID!) { jobProgress(jobId: $id) { status stage } }`, { id: jobId });
     await eventually(() => progress.events.length === 1);
     const base = { jobId, type: "quick", owner: "alice", stage: null, progress: 0, bytesDone: null, bytesTotal: null, retryCount: 0, errorCode: null };
     const later = new Date(Date.now() + 60_000);
@@ -216,9 +216,18 @@ describe("jobs over the API", () => {
     conveyor.events.publishJobChange({ ...base, status: "PROCESSING", previousStatus: "QUEUED", at: later.toISOString() });
     conveyor.events.publishJobChange({ ...base, status: "QUEUED", previousStatus: null, at: new Date(later.getTime() - 1).toISOString() });
     conveyor.events.publishJobChange({ ...base, status: "QUEUED", previousStatus: null, at: later.toISOString() });
+    // Progress reports within one millisecond are all shown.
+    conveyor.events.publishJobChange({ ...base, status: "PROCESSING", previousStatus: "PROCESSING", stage: "reading", progress: 10, at: later.toISOString() });
+    conveyor.events.publishJobChange({ ...base, status: "PROCESSING", previousStatus: "PROCESSING", stage: "writing", progress: 20, at: later.toISOString() });
     conveyor.events.publishJobChange({ ...base, status: "COMPLETED", previousStatus: "PROCESSING", progress: 100, at: new Date(later.getTime() + 1).toISOString() });
     const { events } = await progress.done;
-    expect(events.map((event) => (event.data as any).jobProgress.status)).toEqual(["QUEUED", "PROCESSING", "COMPLETED"]);
+    expect(events.map((event) => Object.values((event.data as any).jobProgress).filter(Boolean).join(":"))).toEqual([
+      "QUEUED",
+      "PROCESSING",
+      "PROCESSING:reading",
+      "PROCESSING:writing",
+      "COMPLETED",
+    ]);
     await client.dispose();
   });
 

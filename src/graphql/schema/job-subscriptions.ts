@@ -114,7 +114,8 @@ function isStale(change: JobChange, latest: JobChange): boolean {
   if (change.at < latest.at) return true;
   if (change.at > latest.at) return false;
   const sameState = change.status === latest.status && change.progress === latest.progress && change.stage === latest.stage;
-  return sameState || latest.previousStatus === change.status;
+  // At the same instant, a change back to the status `latest` left is the older of the two.
+  return sameState || (change.status !== latest.status && latest.previousStatus === change.status);
 }
 
 /** Ends a source; a source that fails to end has nothing left to tell its subscriber. */
