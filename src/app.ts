@@ -105,6 +105,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
         logger,
         connectionString: database.url,
         concurrency: config.worker.concurrency,
+        prefetch: config.worker.prefetch,
         pollIntervalMs: config.worker.pollIntervalMs,
         heartbeatIntervalMs: config.worker.heartbeatIntervalMs,
         jobTimeoutMs: config.worker.jobTimeoutMs,

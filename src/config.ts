@@ -33,6 +33,8 @@ const environmentSchema = z.object({
     .enum(["true", "false", "1", "0"])
     .default("false")
     .transform((value) => value === "true" || value === "1"),
+  // Claimed ahead of free slots; unset means as many as WORKER_CONCURRENCY.
+  WORKER_PREFETCH: z.coerce.number().int().min(0).max(1000).optional(),
   WORKER_POLL_INTERVAL_MS: milliseconds(1000),
   WORKER_HEARTBEAT_INTERVAL_MS: milliseconds(15_000),
   WORKER_SHUTDOWN_GRACE_MS: milliseconds(10_000),
@@ -111,6 +113,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
     worker: {
       enabled: env.WORKER_ENABLED,
       concurrency: env.WORKER_CONCURRENCY,
+      prefetch: env.WORKER_PREFETCH ?? env.WORKER_CONCURRENCY,
       durableCommits: env.WORKER_DURABLE_COMMITS,
       asyncOutcomes: env.WORKER_ASYNC_OUTCOMES,
       pollIntervalMs: env.WORKER_POLL_INTERVAL_MS,

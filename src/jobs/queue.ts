@@ -48,7 +48,8 @@ export interface EnqueueOptions {
 export async function enqueueJobs(db: Queryable, inputs: EnqueueInput[], options: EnqueueOptions): Promise<EnqueueResult[]> {
   if (inputs.length === 0) return [];
   const rows = inputs.map((input) => normalize(input, options.defaultMaxAttempts ?? 3));
-  const inserted = await db.query(sql.ENQUEUE_MANY, [
+  // Named, so each connection parses and plans this large statement once.
+  const inserted = await db.query({ name: "conveyor-enqueue", text: sql.ENQUEUE_MANY, values: [
     options.clock ? options.clock() : null,
     rows.map((row) => row.id),
     rows.map((row) => row.type),
@@ -65,7 +66,7 @@ export async function enqueueJobs(db: Queryable, inputs: EnqueueInput[], options
     rows.map((row) => JSON.stringify(row.payload ?? {})),
     rows.map((row) => JSON.stringify(row.metadata)),
     options.actor,
-  ]);
+  ] });
   for (const row of inserted.rows) options.publish?.(toChange(row));
   const created = new Map(inserted.rows.map((row) => [row.id as string, jobFromRow(row)]));
 

@@ -19,6 +19,13 @@ export interface WorkerPoolOptions {
   jobTimeoutMs: number;
   shutdownGraceMs: number;
   /**
+   * Jobs claimed ahead of free slots and held in this process until a slot frees, so that one claim
+   * round trip serves several jobs (0: claim only for free slots). They count as PROCESSING from
+   * their claim, heartbeat with the rest, go back to the queue at once on shutdown, and are
+   * cancelled without starting if asked to.
+   */
+  prefetch?: number;
+  /**
    * How long a completion or failure whose write fails (the database is away) is retried before
    * the pool gives up on it and leaves the job to stalled-job recovery. Keep it under the stalled
    * threshold: the job's heartbeat goes on meanwhile, so nobody else runs it.
@@ -66,6 +73,8 @@ export class WorkerPool {
   private readonly attempts = new Map<string, Attempt>();
   /** Attempts whose handler has not settled: what occupies a slot. */
   private busySlots = 0;
+  /** Claimed ahead (see `prefetch`), oldest first; not started yet. */
+  private readonly prefetched: Job[] = [];
   private listener: NotificationListener | null = null;
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -81,10 +90,10 @@ export class WorkerPool {
   }
 
   /** Slots in use, and how many of them hold a handler that ignored its abort signal. */
-  stats(): { concurrency: number; busySlots: number; abandonedHandlers: number } {
+  stats(): { concurrency: number; busySlots: number; prefetched: number; abandonedHandlers: number } {
     let abandonedHandlers = 0;
     for (const attempt of this.attempts.values()) if (attempt.abandoned && !attempt.settled) abandonedHandlers++;
-    return { concurrency: this.options.concurrency, busySlots: this.busySlots, abandonedHandlers };
+    return { concurrency: this.options.concurrency, busySlots: this.busySlots, prefetched: this.prefetched.length, abandonedHandlers };
   }
 
   async start(): Promise<void> {
@@ -124,16 +133,22 @@ export class WorkerPool {
     try {
       do {
         this.fetchAgain = false;
-        const free = this.options.concurrency - this.busySlots;
-        if (free <= 0 || this.stopping) break;
+        const wanted = this.options.concurrency - this.busySlots + (this.options.prefetch ?? 0) - this.prefetched.length;
+        if (wanted <= 0 || this.stopping) break;
         // A job whose earlier attempt still runs here (recovered as stalled, or timed out with a
         // handler that ignores its signal) is left to other pools until that attempt settles.
-        const busyJobIds = [...this.attempts.values()].map((attempt) => attempt.job.id);
-        const jobs = await this.options.lifecycle.claim(this.workerId, this.options.registry.types(), free, busyJobIds);
+        const busyJobIds = [...[...this.attempts.values()].map((attempt) => attempt.job.id), ...this.prefetched.map((job) => job.id)];
+        const jobs = await this.options.lifecycle.claim(this.workerId, this.options.registry.types(), wanted, busyJobIds);
         this.claimFailures = 0;
-        for (const job of jobs) this.run(job);
+        if (this.stopping) {
+          // Claimed while the drain began: never started, so handed straight back.
+          await this.releaseUnstarted(jobs);
+          break;
+        }
+        this.prefetched.push(...jobs);
+        this.startPrefetched();
         // A full batch means more may be waiting; a short one means the queue is drained for now.
-        if (jobs.length === free) this.fetchAgain = true;
+        if (jobs.length === wanted) this.fetchAgain = true;
       } while (this.fetchAgain && !this.stopping);
     } catch (error) {
       // Retried after a backoff, not at once.
@@ -151,6 +166,32 @@ export class WorkerPool {
     }, delayMs);
     timer.unref();
     this.wakeTimers.add(timer);
+  }
+
+  /** Starts claimed jobs while slots are free. */
+  private startPrefetched(): void {
+    while (this.busySlots < this.options.concurrency && this.prefetched.length > 0 && !this.stopping) this.run(this.prefetched.shift()!);
+  }
+
+  /** Takes a claimed job that has not started out of the local queue; false when it was not there. */
+  private unqueue(jobId: string): Job | null {
+    const index = this.prefetched.findIndex((job) => job.id === jobId);
+    return index === -1 ? null : this.prefetched.splice(index, 1)[0]!;
+  }
+
+  private async releaseUnstarted(jobs: Job[]): Promise<void> {
+    if (jobs.length === 0) return;
+    await this.options.lifecycle.release(jobs.map((job) => ({ id: job.id, token: job.lockToken! }))).catch((error: unknown) => {
+      this.options.logger.error({ err: error }, "handing back jobs that never started failed; stalled-job recovery will pick them up");
+    });
+  }
+
+  /** A job asked to stop before it started ends at once, as its attempt would have. */
+  private async cancelUnstarted(job: Job): Promise<void> {
+    const reason = new JobAbortReason("cancel", "Cancelled by request");
+    await this.options.lifecycle.fail(job, job.lockToken!, reason, reason).catch((error: unknown) => {
+      this.options.logger.error({ err: error, jobId: job.id }, "cancelling a job that never started failed; stalled-job recovery will pick it up");
+    });
   }
 
   private run(job: Job): void {
@@ -197,6 +238,7 @@ export class WorkerPool {
       this.busySlots--;
       if (attempt.abandoned) logger.warn("an abandoned handler finally settled; its slot is free again");
       this.forgetIfDone(attempt);
+      this.startPrefetched();
       // The next claim runs while this outcome is being written, so the round trips overlap.
       this.wake();
     });
@@ -286,18 +328,26 @@ export class WorkerPool {
   }
 
   private abortJob(jobId: string, kind: JobAbortReason["kind"], message: string): void {
+    const unstarted = kind === "cancel" ? this.unqueue(jobId) : null;
+    if (unstarted) void this.cancelUnstarted(unstarted);
     for (const attempt of this.attempts.values()) if (attempt.job.id === jobId && !attempt.finished) this.abort(attempt, kind, message);
   }
 
   private async heartbeat(): Promise<void> {
     const live = [...this.attempts.values()].filter((attempt) => !attempt.finished);
-    if (live.length === 0) return;
+    const waiting = [...this.prefetched];
+    if (live.length === 0 && waiting.length === 0) return;
     try {
-      const { valid, cancelRequested } = await this.options.lifecycle.heartbeat(live.map((attempt) => attempt.claim));
+      const claims = [...live.map((attempt) => attempt.claim), ...waiting.map((job) => ({ id: job.id, token: job.lockToken! }))];
+      const { valid, cancelRequested } = await this.options.lifecycle.heartbeat(claims);
       for (const attempt of live) {
         if (attempt.finished) continue;
         if (!valid.has(attempt.claim.token)) this.abort(attempt, "lost", "This attempt's claim was taken over");
         else if (cancelRequested.has(attempt.claim.token)) this.abort(attempt, "cancel", "Cancelled by request");
+      }
+      for (const job of waiting) {
+        if (!valid.has(job.lockToken!)) this.unqueue(job.id);
+        else if (cancelRequested.has(job.lockToken!) && this.unqueue(job.id)) void this.cancelUnstarted(job);
       }
     } catch (error) {
       this.options.logger.warn({ err: error }, "heartbeat failed");
@@ -322,6 +372,7 @@ export class WorkerPool {
     // A claim already under way still hands this pool its jobs; they must be drained too.
     await this.fetching;
     const { logger } = this.options;
+    await this.releaseUnstarted(this.prefetched.splice(0));
     const attempts = [...this.attempts.values()];
     logger.info({ workerId: this.workerId, running: attempts.length, graceMs }, "worker pool draining");
     for (const attempt of attempts) this.abort(attempt, "shutdown", "Worker is shutting down");

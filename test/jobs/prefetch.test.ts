@@ -1,0 +1,71 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { JobHandler } from "../../src/handlers/registry.js";
+import { WorkerPool } from "../../src/jobs/worker-pool.js";
+import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
+
+describe("jobs claimed ahead of free slots", () => {
+  let conveyor: TestConveyor;
+  const started: string[] = [];
+  let release: () => void = () => {};
+  const held: JobHandler = {
+    type: "held",
+    async run(_payload, context) {
+      started.push(context.job.id);
+      await new Promise<void>((resolve) => (release = resolve));
+      return "done";
+    },
+  };
+  beforeAll(async () => {
+    conveyor = await startTestConveyor({ handlers: [held], start: false });
+  });
+  afterAll(() => conveyor?.dispose());
+
+  const find = async (id: string) => (await conveyor.jobs.find(id))!;
+
+  it("wait in the pool without running, are cancelled without starting, and go back to the queue on shutdown", async () => {
+    const jobs = await conveyor.jobs.enqueueMany(
+      Array.from({ length: 4 }, () => ({ type: "held", owner: "alice" })),
+      "alice",
+    );
+    const ids = jobs.map((result) => result.job.id);
+    const pool = new WorkerPool({
+      lifecycle: conveyor.lifecycle,
+      registry: conveyor.registry,
+      logger: conveyor.logger,
+      connectionString: conveyor.databaseUrl,
+      concurrency: 1,
+      prefetch: 2,
+      pollIntervalMs: 50,
+      heartbeatIntervalMs: 60_000,
+      jobTimeoutMs: 60_000,
+      shutdownGraceMs: 1000,
+    });
+    await pool.start();
+    await eventually(() => started.length === 1 && pool.stats().prefetched === 2);
+    const statuses = async () => Object.fromEntries(await Promise.all(ids.map(async (id) => [id, (await find(id)).status] as const)));
+    // One slot, two more claimed ahead, the fourth left to other pools.
+    const before = await statuses();
+    const running = started[0]!;
+    const ahead = ids.filter((id) => id !== running && before[id] === "PROCESSING");
+    const left = ids.filter((id) => before[id] === "QUEUED");
+    expect([ahead.length, left.length]).toEqual([2, 1]);
+
+    // Cancelled while waiting here: it ends CANCELLED and its handler never runs.
+    const [cancelled, next] = ahead as [string, string];
+    expect((await conveyor.jobs.cancel(cancelled, "alice")).outcome).toBe("requested");
+    await eventually(async () => (await find(cancelled)).status === "CANCELLED");
+    release();
+    await eventually(async () => (await find(running)).status === "COMPLETED");
+    await eventually(() => started.length === 2);
+    expect(started).toEqual([running, next]);
+
+    // The last job was claimed ahead meanwhile; on shutdown it goes back at once, its attempt uncounted.
+    await eventually(() => pool.stats().prefetched === 1);
+    const stopping = pool.stop(5000);
+    await eventually(async () => (await find(left[0]!)).status === "QUEUED");
+    release();
+    await stopping;
+    expect([(await find(left[0]!)).retryCount, started.includes(left[0]!), started.includes(cancelled)]).toEqual([0, false, false]);
+    expect((await find(next)).status).toBe("COMPLETED");
+  });
+});
