@@ -49,7 +49,10 @@ async function withConveyor<T>(concurrency: number, work: (conveyor: Conveyor) =
     WORKER_ENABLED: "false",
     DATABASE_POOL_SIZE: "30",
     WORKER_CONCURRENCY: String(concurrency),
-    ...(process.env.WORKER_DURABLE_COMMITS ? { WORKER_DURABLE_COMMITS: process.env.WORKER_DURABLE_COMMITS } : {}),
+    // The engine's knobs, passed on only when set: otherwise the defaults are measured.
+    ...Object.fromEntries(
+      ["WORKER_DURABLE_COMMITS", "WORKER_ASYNC_OUTCOMES", "WORKER_PREFETCH"].flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])),
+    ),
   });
   const conveyor = await createConveyor({ config, handlers: [noop] });
   try {

@@ -5,6 +5,7 @@ import { classifyError, type ClassifiedError } from "./error-categories.js";
 import { UnrepresentableResultError } from "./job-errors.js";
 import { hasAttemptsLeft, retryDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.js";
 import * as sql from "./sql.js";
+import { WriteBatcher } from "./write-batcher.js";
 import { jobFromRow, type Clock, type Job, type JobStatus } from "./types.js";
 
 export interface LifecycleOptions {
@@ -39,20 +40,24 @@ export interface FailureOutcome {
   retryDelayMs: number | null;
 }
 
-const MAX_COMPLETION_BATCH = 500;
-
 /** A worker's hold on one running job: the job's id and the token its claim received. */
 export interface Claim {
   id: string;
   token: string;
 }
 
-interface PendingCompletion {
+interface Completion {
   id: string;
   token: string;
   result: string;
-  settle: (completed: boolean) => void;
-  reject: (error: unknown) => void;
+}
+
+interface Failure {
+  id: string;
+  token: string;
+  status: JobStatus;
+  delayMs: number;
+  error: ClassifiedError;
 }
 
 /**
@@ -70,8 +75,9 @@ export class JobLifecycle {
   readonly retryPolicy: RetryPolicy;
   private readonly clock?: Clock;
   private readonly random: () => number;
-  private pendingCompletions: PendingCompletion[] = [];
-  private completionFlush: Promise<void> | null = null;
+  // Outcomes arriving together are written in one statement and one durable commit each way.
+  private readonly completions = new WriteBatcher<Completion, boolean>((items) => this.writeCompletions(items));
+  private readonly failures = new WriteBatcher<Failure, JobStatus | null>((items) => this.writeFailures(items));
 
   constructor(options: LifecycleOptions) {
     this.pool = options.pool;
@@ -125,31 +131,18 @@ export class JobLifecycle {
    */
   complete({ id, token }: Claim, result: unknown): Promise<boolean> {
     const serialized = serializeResult(result);
-    return new Promise((settle, reject) => {
-      this.pendingCompletions.push({ id, token, result: serialized, settle, reject });
-      if (!this.completionFlush) this.completionFlush = this.flushCompletions();
-    });
+    return this.completions.add({ id, token, result: serialized });
   }
 
-  private async flushCompletions(): Promise<void> {
-    // Let completions that finish in the same tick join this batch.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    while (this.pendingCompletions.length > 0) {
-      const batch = this.pendingCompletions.splice(0, MAX_COMPLETION_BATCH);
-      try {
-        const { rows } = await this.outcomePool.query({
-          name: "conveyor-complete",
-          text: sql.COMPLETE_MANY,
-          values: [this.now(), batch.map((item) => item.id), batch.map((item) => item.token), batch.map((item) => item.result)],
-        });
-        this.announce(rows);
-        const completed = new Set(rows.map((row) => row.id as string));
-        for (const item of batch) item.settle(completed.has(item.id));
-      } catch (error) {
-        for (const item of batch) item.reject(error);
-      }
-    }
-    this.completionFlush = null;
+  private async writeCompletions(items: Completion[]): Promise<boolean[]> {
+    const { rows } = await this.outcomePool.query({
+      name: "conveyor-complete",
+      text: sql.COMPLETE_MANY,
+      values: [this.now(), items.map((item) => item.id), items.map((item) => item.token), items.map((item) => item.result)],
+    });
+    this.announce(rows);
+    const completed = new Set(rows.map((row) => row.id as string));
+    return items.map((item) => completed.has(item.id));
   }
 
   /**
@@ -167,22 +160,30 @@ export class JobLifecycle {
           ? "RETRYING"
           : "FAILED";
     const delay = status === "RETRYING" ? retryDelayMs(job.retryCount, this.retryPolicy, this.random) : null;
-    const { rows } = await this.outcomePool.query({ name: "conveyor-fail", text: sql.FAIL, values: [
-      this.now(),
-      job.id,
-      token,
-      status,
-      delay ?? 0,
-      error.category,
-      error.message,
-      JSON.stringify(error.details),
-      error.recoverable,
-    ] });
-    this.announce(rows);
-    const row = rows[0];
-    if (!row) return null;
-    const stored = row.status as JobStatus;
+    const stored = await this.failures.add({ id: job.id, token, status, delayMs: delay ?? 0, error });
+    if (stored === null) return null;
     return { status: stored, error, retryDelayMs: stored === "RETRYING" ? delay : null };
+  }
+
+  private async writeFailures(items: Failure[]): Promise<(JobStatus | null)[]> {
+    const { rows } = await this.outcomePool.query({
+      name: "conveyor-fail",
+      text: sql.FAIL_MANY,
+      values: [
+        this.now(),
+        items.map((item) => item.id),
+        items.map((item) => item.token),
+        items.map((item) => item.status),
+        items.map((item) => item.delayMs),
+        items.map((item) => item.error.category),
+        items.map((item) => item.error.message),
+        items.map((item) => JSON.stringify(item.error.details)),
+        items.map((item) => item.error.recoverable),
+      ],
+    });
+    this.announce(rows);
+    const stored = new Map(rows.map((row) => [row.id as string, row.status as JobStatus]));
+    return items.map((item) => stored.get(item.id) ?? null);
   }
 
   /** Marks claimed jobs alive. Returns the tokens still valid, and those whose job was asked to stop. */

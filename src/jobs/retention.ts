@@ -16,9 +16,10 @@ export async function deleteFinishedJobs(
 ): Promise<number> {
   let deleted = 0;
   for (let batch = 0; batch < (options.maxBatches ?? Number.POSITIVE_INFINITY); batch++) {
-    const result = await db.query(sql.DELETE_FINISHED_BATCH, [options.clock ? options.clock() : null, options.maxAgeMs, options.batchSize]);
-    deleted += result.rowCount ?? 0;
-    if ((result.rowCount ?? 0) < options.batchSize) break;
+    const result = await db.query<{ deleted: number }>(sql.DELETE_FINISHED_BATCH, [options.clock ? options.clock() : null, options.maxAgeMs, options.batchSize]);
+    const count = result.rows[0]!.deleted;
+    deleted += count;
+    if (count < options.batchSize) break;
   }
   return deleted;
 }

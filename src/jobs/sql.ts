@@ -120,28 +120,51 @@ events AS (
 SELECT ${CHANGE_COLUMNS}, 'PROCESSING'::"JobStatus" AS from_status FROM updated`;
 
 /**
- * $2 id, $3 claim token, $4 next status, $5 retry delay ms (RETRYING only), $6 code, $7 message,
- * $8 details, $9 recoverable. The caller (the lifecycle) has decided the next status, except that a
- * job whose cancel was requested meanwhile ends CANCELLED rather than retrying.
+ * Records a batch of failed attempts in one statement (one commit for all): parallel arrays $2 ids,
+ * $3 claim tokens, $4 next statuses, $5 retry delays ms (RETRYING only), $6 codes, $7 messages,
+ * $8 details, $9 recoverable. The caller (the lifecycle) has decided each next status, except that
+ * a job whose cancel was requested meanwhile ends CANCELLED rather than retrying. Each is guarded by
+ * its own claim; a retry due at once wakes idle pools everywhere.
  */
-export const FAIL = transitionSql({
-  where: `id = $2 AND status = 'PROCESSING' AND lock_token = $3`,
-  targetColumns: `CASE WHEN cancel_requested_at IS NOT NULL THEN 'CANCELLED' ELSE $4::text END AS next`,
-  set: `status = t.next::"JobStatus",
+export const FAIL_MANY = `WITH ${CLOCK},
+input AS (
+  SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::double precision[], $6::text[], $7::text[], $8::jsonb[], $9::boolean[])
+    AS i(id, token, next, delay_ms, code, message, details, recoverable)
+),
+target AS (
+  SELECT j.id, j.status AS from_status, i.next AS asked,
+    CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'CANCELLED' ELSE i.next END AS next
+  FROM processing_jobs j JOIN input i ON i.id = j.id
+  WHERE j.id = ANY($2::uuid[]) AND j.status = 'PROCESSING' AND j.lock_token = i.token
+  FOR UPDATE OF j
+),
+updated AS (
+  UPDATE processing_jobs j SET status = t.next::"JobStatus",
     retry_count = CASE WHEN t.next = 'RETRYING' THEN j.retry_count + 1 ELSE j.retry_count END,
-    run_at = CASE WHEN t.next = 'RETRYING' THEN clock.now + make_interval(secs => $5::double precision / 1000) ELSE j.run_at END,
+    run_at = CASE WHEN t.next = 'RETRYING' THEN clock.now + make_interval(secs => i.delay_ms / 1000) ELSE j.run_at END,
     last_retry_at = CASE WHEN t.next = 'RETRYING' THEN clock.now ELSE j.last_retry_at END,
     completed_at = CASE WHEN t.next = 'RETRYING' THEN NULL ELSE clock.now END,
     processing_time_ms = ${DURATION_MS},
     locked_by = NULL, lock_token = NULL, heartbeat_at = NULL,
-    error_code = CASE WHEN t.next = 'CANCELLED' AND $4::text <> 'CANCELLED' THEN 'CANCELLED' ELSE $6 END,
-    error_message = CASE WHEN t.next = 'CANCELLED' AND $4::text <> 'CANCELLED' THEN 'Cancelled by request' ELSE $7 END,
-    error_details = CASE WHEN t.next = 'CANCELLED' AND $4::text <> 'CANCELLED'
-      THEN jsonb_build_object('category', 'CANCELLED', 'reason', 'cancel requested', 'attempt', $8::jsonb) ELSE $8::jsonb END,
-    error_recoverable = CASE WHEN t.next = 'CANCELLED' THEN false ELSE $9 END`,
-  attempt: `CASE WHEN status = 'RETRYING' THEN retry_count ELSE retry_count + 1 END`,
-  message: `error_code`,
-});
+    error_code = CASE WHEN t.next = 'CANCELLED' AND t.asked <> 'CANCELLED' THEN 'CANCELLED' ELSE i.code END,
+    error_message = CASE WHEN t.next = 'CANCELLED' AND t.asked <> 'CANCELLED' THEN 'Cancelled by request' ELSE i.message END,
+    error_details = CASE WHEN t.next = 'CANCELLED' AND t.asked <> 'CANCELLED'
+      THEN jsonb_build_object('category', 'CANCELLED', 'reason', 'cancel requested', 'attempt', i.details) ELSE i.details END,
+    error_recoverable = CASE WHEN t.next = 'CANCELLED' THEN false ELSE i.recoverable END,
+    updated_at = clock.now
+  FROM target t, input i, clock
+  WHERE j.id = t.id AND i.id = t.id
+  RETURNING j.*, t.from_status
+),
+events AS (
+  INSERT INTO job_events (job_id, from_status, to_status, attempt, stage, progress, message, at)
+  SELECT id, from_status, status, CASE WHEN status = 'RETRYING' THEN retry_count ELSE retry_count + 1 END, stage, progress, error_code, updated_at
+  FROM updated
+),
+wake AS (
+  SELECT pg_notify('${JOBS_CHANNEL}', '') FROM (SELECT 1 FROM updated, clock WHERE status = 'RETRYING' AND run_at <= clock.now LIMIT 1) AS due
+)
+SELECT ${CHANGE_COLUMNS}, from_status, (SELECT count(*) FROM wake) AS notified FROM updated`;
 
 /** $2 id, $3 claim token, $4 stage, $5 percent, $6 bytes done, $7 bytes total. Not a status change. */
 export const PROGRESS = `WITH ${CLOCK},
@@ -302,17 +325,21 @@ export const QUEUE_POSITION = `SELECT CASE WHEN j.status IN ('QUEUED', 'RETRYING
 FROM processing_jobs j WHERE j.id = $1`;
 
 /**
- * $1 now, $2 max age ms, $3 batch size. Deletes one bounded batch of finished jobs (their events
- * go by cascade); the caller loops until a batch comes back short.
+ * $1 now, $2 max age ms, $3 batch size. Deletes one bounded batch of finished jobs with their
+ * events; the caller loops until a batch comes back short.
  */
-export const DELETE_FINISHED_BATCH = `DELETE FROM processing_jobs WHERE id IN (
+export const DELETE_FINISHED_BATCH = `WITH doomed AS (
   SELECT id FROM processing_jobs
   WHERE completed_at IS NOT NULL AND status IN ('COMPLETED', 'FAILED', 'VALIDATION_FAILED', 'CANCELLED')
     AND completed_at < COALESCE($1::timestamptz, now()) - make_interval(secs => $2::double precision / 1000)
   ORDER BY completed_at
   LIMIT $3
   FOR UPDATE SKIP LOCKED
-)`;
+),
+deleted AS (DELETE FROM processing_jobs j USING doomed d WHERE j.id = d.id RETURNING j.id),
+-- job_events has no foreign key (it would cost every transition a lookup): its rows go here.
+events AS (DELETE FROM job_events e USING deleted d WHERE e.job_id = d.id)
+SELECT count(*)::int AS deleted FROM deleted`;
 
 /** $1 now, $2 max age ms, $3 batch size: one bounded batch of old audit events (audit_events_at_idx). */
 export const DELETE_AUDIT_BATCH = `DELETE FROM audit_events WHERE id IN (

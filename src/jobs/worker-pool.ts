@@ -46,6 +46,8 @@ interface Attempt {
   finished: boolean;
   /** The outcome was written while the handler still ran: it ignored its abort signal. */
   abandoned: boolean;
+  /** Its failure made the job due again at once: look for work as soon as this attempt is forgotten. */
+  retryDue: boolean;
   done: Promise<void>;
 }
 
@@ -135,15 +137,20 @@ export class WorkerPool {
         this.fetchAgain = false;
         const wanted = this.options.concurrency - this.busySlots + (this.options.prefetch ?? 0) - this.prefetched.length;
         if (wanted <= 0 || this.stopping) break;
-        // A job whose earlier attempt still runs here (recovered as stalled, or timed out with a
-        // handler that ignores its signal) is left to other pools until that attempt settles.
-        const busyJobIds = [...[...this.attempts.values()].map((attempt) => attempt.job.id), ...this.prefetched.map((job) => job.id)];
-        const jobs = await this.options.lifecycle.claim(this.workerId, this.options.registry.types(), wanted, busyJobIds);
+        const jobs = await this.options.lifecycle.claim(this.workerId, this.options.registry.types(), wanted, this.jobsStillRunningHere());
         this.claimFailures = 0;
         if (this.stopping) {
           // Claimed while the drain began: never started, so handed straight back.
           await this.releaseUnstarted(jobs);
           break;
+        }
+        for (const job of jobs) {
+          // Claimed again while an earlier attempt of it still runs here, unknown to this pool
+          // (recovered as stalled before a heartbeat told): that attempt is stale, and the new one
+          // waits until it settles.
+          for (const attempt of this.attempts.values()) {
+            if (attempt.job.id === job.id && !attempt.settled) this.abort(attempt, "lost", "This attempt's claim was taken over");
+          }
         }
         this.prefetched.push(...jobs);
         this.startPrefetched();
@@ -168,9 +175,34 @@ export class WorkerPool {
     this.wakeTimers.add(timer);
   }
 
-  /** Starts claimed jobs while slots are free. */
+  /**
+   * Jobs whose earlier attempt still runs here although the job may be claimable again: its outcome
+   * is written (a timeout whose handler ignores its signal) or its claim was taken over (recovered as
+   * stalled). Other pools may run them; this one waits until that attempt settles. Attempts that
+   * still hold their claim need no exclusion: their jobs are PROCESSING.
+   */
+  private jobsStillRunningHere(): string[] {
+    const ids: string[] = [];
+    for (const attempt of this.attempts.values()) {
+      const lost = attempt.controller.signal.aborted && (attempt.controller.signal.reason as JobAbortReason | undefined)?.kind === "lost";
+      if (!attempt.settled && (attempt.finished || lost)) ids.push(attempt.job.id);
+    }
+    return ids;
+  }
+
+  /** Starts claimed jobs while slots are free, except those an earlier attempt of which still runs here. */
   private startPrefetched(): void {
-    while (this.busySlots < this.options.concurrency && this.prefetched.length > 0 && !this.stopping) this.run(this.prefetched.shift()!);
+    let index = 0;
+    while (index < this.prefetched.length && this.busySlots < this.options.concurrency && !this.stopping) {
+      const job = this.prefetched[index]!;
+      if (this.hasUnsettledAttempt(job.id)) index++;
+      else this.run(this.prefetched.splice(index, 1)[0]!);
+    }
+  }
+
+  private hasUnsettledAttempt(jobId: string): boolean {
+    for (const attempt of this.attempts.values()) if (attempt.job.id === jobId && !attempt.settled) return true;
+    return false;
   }
 
   /** Takes a claimed job that has not started out of the local queue; false when it was not there. */
@@ -206,6 +238,7 @@ export class WorkerPool {
       settledPromise: Promise.resolve(),
       finished: false,
       abandoned: false,
+      retryDue: false,
       done: Promise.resolve(),
     };
     this.attempts.set(claim.token, attempt);
@@ -249,7 +282,10 @@ export class WorkerPool {
   }
 
   private forgetIfDone(attempt: Attempt): void {
-    if (attempt.settled && attempt.finished && this.attempts.get(attempt.claim.token) === attempt) this.attempts.delete(attempt.claim.token);
+    if (!attempt.settled || !attempt.finished || this.attempts.get(attempt.claim.token) !== attempt) return;
+    this.attempts.delete(attempt.claim.token);
+    // Until now this pool kept the job out of its claims; a retry due at once need not wait.
+    if (attempt.retryDue) this.wake();
   }
 
   private async execute(attempt: Attempt, handlerRun: Promise<unknown>, logger: Logger): Promise<void> {
@@ -296,8 +332,11 @@ export class WorkerPool {
 
   private async recordFailure(attempt: Attempt, error: unknown, reason: unknown, logger: Logger): Promise<void> {
     const outcome = await this.persist(() => this.options.lifecycle.fail(attempt.job, attempt.claim.token, error, reason), "failure", logger);
-    if (outcome?.status === "RETRYING" && outcome.retryDelayMs !== null) this.wakeIn(outcome.retryDelayMs + 5);
-    if (outcome) logger.info({ status: outcome.status, category: outcome.error.category }, "job attempt failed");
+    if (outcome?.status === "RETRYING" && outcome.retryDelayMs !== null) {
+      if (outcome.retryDelayMs <= 0) attempt.retryDue = true;
+      else this.wakeIn(outcome.retryDelayMs + 5);
+    }
+    if (outcome) logger.debug({ status: outcome.status, category: outcome.error.category }, "job attempt failed");
   }
 
   /**

@@ -47,7 +47,7 @@ describe("worker pools in separate processes", () => {
     await pool.query("CREATE TABLE test_runs (job_id uuid NOT NULL, worker text NOT NULL, finished_at timestamptz NOT NULL DEFAULT clock_timestamp())");
   });
   beforeEach(async () => {
-    await pool.query("TRUNCATE processing_jobs CASCADE; TRUNCATE test_runs");
+    await pool.query("TRUNCATE processing_jobs, job_events CASCADE; TRUNCATE test_runs");
   });
   afterEach(async () => {
     for (const child of children) child.kill("SIGKILL");
