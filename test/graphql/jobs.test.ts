@@ -205,6 +205,39 @@ describe("jobs over the API", () => {
     await client.dispose();
   });
 
+  it("sends operators job changes in batches: one message per interval, each job in its latest state", async () => {
+    const client = wsClient(conveyor, olga);
+    const query = `subscription($ms: Int) { jobUpdateBatches(filter: { type: "quick" }, batchMs: $ms) { coalesced at changes { jobId status } } }`;
+    const refused = await collect(wsClient(conveyor, alice), query, { ms: 100 }).done;
+    expect((refused.error as { extensions?: { code?: string } }[])[0]?.extensions?.code).toBe("FORBIDDEN");
+    const tooFast = await collect(client, query, { ms: 5 }).done;
+    expect((tooFast.error as { extensions?: { code?: string } }[])[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+
+    const batches = collect(client, query, { ms: 200 });
+    const latest = new Map<string, string>();
+    const seen = () => {
+      for (const event of batches.events) for (const change of (event.data as any).jobUpdateBatches.changes) latest.set(change.jobId, change.status);
+      return latest;
+    };
+    // Live once a probe's change arrives (nothing is sent on subscribe).
+    await eventually(async () => {
+      if (seen().size > 0) return true;
+      await enqueue(alice, { type: "quick" });
+      return false;
+    }, 20_000, 250);
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) ids.push((await enqueue(alice, { type: "quick" })).data.enqueueJob.job.id);
+    await eventually(() => ids.every((id) => seen().get(id) === "COMPLETED"));
+    batches.stop();
+    // 120 transitions arrived in far fewer messages, and within one batch each job appears once.
+    expect(batches.events.length).toBeLessThan(40);
+    for (const event of batches.events) {
+      const jobIds = (event.data as any).jobUpdateBatches.changes.map((change: { jobId: string }) => change.jobId);
+      expect(new Set(jobIds).size).toBe(jobIds.length);
+    }
+    await client.dispose();
+  });
+
   it("never shows a jobProgress subscriber a state older than the one it was last shown", async () => {
     const jobId: string = (await enqueue(alice, { type: "quick", runAt: "2999-01-01T00:00:00.000Z" })).data.enqueueJob.job.id;
     const client = wsClient(conveyor, alice);

@@ -134,7 +134,11 @@ describe("engine guarantees", () => {
     const second = poolFor(conveyor, { workerId: "worker-a" });
     pools.push(second);
     await second.start();
-    await eventually(() => attempt === 2);
+    // Re-claimed (by either pool: they share the worker id) under a new token.
+    await eventually(async () => {
+      const [row] = (await conveyor.database.pool.query("SELECT status, lock_token FROM processing_jobs WHERE id = $1", [job.id])).rows;
+      return row.status === "PROCESSING" && row.lock_token !== firstClaim.lock_token;
+    });
 
     firstRelease.open();
     await eventually(() => stale.progressRefused);
@@ -142,6 +146,7 @@ describe("engine guarantees", () => {
     expect(await conveyor.lifecycle.complete({ id: job.id, token: firstClaim.lock_token }, "stale")).toBe(false);
     expect((await find(job.id)).status).toBe("PROCESSING");
 
+    await eventually(() => attempt === 2);
     secondRelease.open();
     await eventually(async () => (await find(job.id)).status === "COMPLETED");
     expect((await find(job.id)).result).toBe("fresh");

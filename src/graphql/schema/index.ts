@@ -5,6 +5,7 @@ import "./viewer.js";
 import "./job.js";
 import "./job-mutations.js";
 import "./job-subscriptions.js";
+import "./job-update-batches.js";
 import "./assessment.js";
 import "./queue-health.js";
 

@@ -23,7 +23,7 @@ const ProgressError = builder.objectRef<{ category: string }>("JobProgressError"
   }),
 });
 
-const JobChangeEvent = builder.objectRef<JobChange>("JobChangeEvent").implement({
+export const JobChangeEvent = builder.objectRef<JobChange>("JobChangeEvent").implement({
   description: "A job's state after a transition or a progress report. Small on purpose: select `job` for the rest.",
   fields: (t) => ({
     jobId: t.exposeID("jobId"),
@@ -142,7 +142,7 @@ builder.subscriptionField("jobProgress", (t) =>
   }),
 );
 
-const JobUpdatesFilter = builder.inputType("JobUpdatesFilter", {
+export const JobUpdatesFilter = builder.inputType("JobUpdatesFilter", {
   fields: (t) => ({
     status: t.field({ type: [JobStatusEnum], required: false }),
     type: t.string({ required: false }),
@@ -158,17 +158,24 @@ builder.subscriptionField("jobUpdates", (t) =>
     args: { filter: t.arg({ type: JobUpdatesFilter, required: false }) },
     subscribe: (_root, args, context) => {
       requireViewer(context);
-      const filter = args.filter ?? {};
-      const source = context.services.events.pubsub.subscribe("jobs:changed");
-      const matches = (change: JobChange) =>
-        (!filter.status?.length || filter.status.includes(change.status)) &&
-        (!filter.type || change.type === filter.type) &&
-        (!filter.owner || change.owner === filter.owner);
-      return filterStream(source, matches, context.services.logger);
+      return jobUpdatesStream(context, args.filter ?? {});
     },
     resolve: (change) => change,
   }),
 );
+
+/** Every job change that `filter` lets through. */
+export function jobUpdatesStream(
+  context: GraphQLContext,
+  filter: { status?: readonly string[] | null; type?: string | null; owner?: string | null },
+): AsyncIterableIterator<JobChange> {
+  const source = context.services.events.pubsub.subscribe("jobs:changed");
+  const matches = (change: JobChange) =>
+    (!filter.status?.length || filter.status.includes(change.status)) &&
+    (!filter.type || change.type === filter.type) &&
+    (!filter.owner || change.owner === filter.owner);
+  return filterStream(source, matches, context.services.logger);
+}
 
 /** The values `keep` accepts; like jobProgressStream, a Repeater so that leaving is immediate. */
 function filterStream<T>(source: AsyncIterable<T>, keep: (value: T) => boolean, logger: Logger): AsyncIterableIterator<T> {

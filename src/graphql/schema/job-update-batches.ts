@@ -1,0 +1,82 @@
+import { Repeater } from "@graphql-yoga/subscription";
+import type { JobChange } from "../../events/messages.js";
+import { requireViewer } from "../access.js";
+import { builder } from "../builder.js";
+import { badInput } from "../errors.js";
+import { JobChangeEvent, JobUpdatesFilter, jobUpdatesStream } from "./job-subscriptions.js";
+
+const MIN_BATCH_MS = 20;
+const MAX_BATCH_MS = 10_000;
+
+interface JobUpdateBatch {
+  changes: JobChange[];
+  coalesced: number;
+  at: string;
+}
+
+const JobUpdateBatchType = builder.objectRef<JobUpdateBatch>("JobUpdateBatch").implement({
+  description: "The jobs that changed during one interval, each in its latest state.",
+  fields: (t) => ({
+    changes: t.field({ type: [JobChangeEvent], resolve: (batch) => batch.changes }),
+    coalesced: t.exposeInt("coalesced", {
+      description: "Changes folded into a later change of the same job within the interval (or while the client was still reading the previous batch).",
+    }),
+    at: t.field({ type: "DateTime", resolve: (batch) => batch.at }),
+  }),
+});
+
+builder.subscriptionField("jobUpdateBatches", (t) =>
+  t.field({
+    type: JobUpdateBatchType,
+    description:
+      "Operators: job changes for dashboards, at most one message per batchMs, each job in its latest state. At thousands of transitions per second this keeps a client from drowning: a slow client gets fewer, larger batches, never an unbounded backlog (one entry per changed job).",
+    authScopes: { operator: true },
+    args: {
+      filter: t.arg({ type: JobUpdatesFilter, required: false }),
+      batchMs: t.arg.int({ required: false, defaultValue: 250, description: `Interval between batches, ${MIN_BATCH_MS} to ${MAX_BATCH_MS} ms.` }),
+    },
+    subscribe: (_root, args, context) => {
+      requireViewer(context);
+      const batchMs = args.batchMs ?? 250;
+      if (!Number.isInteger(batchMs) || batchMs < MIN_BATCH_MS || batchMs > MAX_BATCH_MS) {
+        throw badInput(`batchMs must be ${MIN_BATCH_MS} to ${MAX_BATCH_MS}`, [{ field: "batchMs", message: "out of range" }]);
+      }
+      return batches(jobUpdatesStream(context, args.filter ?? {}), batchMs);
+    },
+    resolve: (batch) => batch,
+  }),
+);
+
+/**
+ * Gathers the source's changes by job (latest wins) and sends them every `intervalMs` when there
+ * are any, never while the previous batch is still being delivered: the pending set is bounded by
+ * the number of distinct jobs, whatever the rate of changes or the speed of the client.
+ */
+function batches(source: AsyncIterableIterator<JobChange>, intervalMs: number): AsyncIterableIterator<JobUpdateBatch> {
+  return new Repeater<JobUpdateBatch>(async (push, stop) => {
+    let pending = new Map<string, JobChange>();
+    let coalesced = 0;
+    let delivering: Promise<unknown> | null = null;
+    const flush = () => {
+      if (delivering || pending.size === 0) return;
+      const batch = { changes: [...pending.values()], coalesced, at: new Date().toISOString() };
+      pending = new Map();
+      coalesced = 0;
+      delivering = push(batch).finally(() => (delivering = null));
+    };
+    const timer = setInterval(flush, intervalMs);
+    void stop.then(() => void source.return?.());
+    try {
+      for (;;) {
+        const next = await Promise.race([source.next(), stop.then(() => ({ done: true as const, value: undefined }))]);
+        if (next.done) return;
+        if (pending.has(next.value.jobId)) coalesced++;
+        pending.set(next.value.jobId, next.value);
+      }
+    } finally {
+      clearInterval(timer);
+      stop();
+      await source.return?.();
+    }
+  });
+}
