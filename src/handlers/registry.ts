@@ -13,7 +13,11 @@ export interface JobContext {
   /** Aborted on cancel, timeout, shutdown or lost claim; `signal.reason` says which. */
   signal: AbortSignal;
   logger: Logger;
-  /** Persists and publishes the stage and percent (0–100). Throws the abort reason once aborted. */
+  /**
+   * Publishes the stage and percent (0–100) at once and persists them in the background: reports
+   * of one job coalesce (the latest wins; every new stage enters the timeline) and are written in
+   * batches, so a handler never waits for a commit. Throws the abort reason once aborted.
+   */
   progress(stage: string, percent: number, bytes?: ProgressReport): Promise<void>;
 }
 

@@ -6,6 +6,7 @@ import { UnrepresentableResultError } from "./job-errors.js";
 import { hasAttemptsLeft, retryDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.js";
 import * as sql from "./sql.js";
 import { WriteBatcher } from "./write-batcher.js";
+import { ProgressWriter, type ProgressBatch, type ProgressReport } from "./progress-writer.js";
 import { jobFromRow, type Clock, type Job, type JobStatus } from "./types.js";
 
 export interface LifecycleOptions {
@@ -78,6 +79,7 @@ export class JobLifecycle {
   // Outcomes arriving together are written in one statement and one durable commit each way.
   private readonly completions = new WriteBatcher<Completion, boolean>((items) => this.writeCompletions(items));
   private readonly failures = new WriteBatcher<Failure, JobStatus | null>((items) => this.writeFailures(items));
+  private readonly progressWriter = new ProgressWriter((batch) => this.writeProgress(batch));
 
   constructor(options: LifecycleOptions) {
     this.pool = options.pool;
@@ -109,19 +111,56 @@ export class JobLifecycle {
     return rows.map(jobFromRow);
   }
 
-  /** Stage and percent of a running job; false when the caller's claim is no longer valid. */
-  async progress(
-    { id: jobId, token }: Claim,
-    report: { stage: string; percent: number; bytesDone?: number | null; bytesTotal?: number | null },
-  ): Promise<boolean> {
-    const percent = Number.isFinite(report.percent) ? Math.round(report.percent) : 0;
-    const { rows } = await this.workerPool.query({
+  /**
+   * Stage and percent of a running job. With `job`, the change is published at once; the write is
+   * coalesced and batched (ProgressWriter) and the promise tells, once written, whether the claim was
+   * still valid. `at` places the report on the database's timeline (the claim's start time plus the
+   * time since, on the worker's clock).
+   */
+  progress(claim: Claim, report: ProgressReport, options: { job?: Pick<Job, "type" | "owner" | "retryCount">; at?: Date } = {}): Promise<boolean> {
+    const at = options.at ?? this.now() ?? new Date();
+    const written = this.progressWriter.report(claim, report, at);
+    if (options.job) {
+      this.announce([
+        {
+          id: claim.id,
+          type: options.job.type,
+          owner: options.job.owner,
+          status: "PROCESSING",
+          from_status: "PROCESSING",
+          stage: report.stage.slice(0, 200),
+          progress: Math.max(0, Math.min(100, Number.isFinite(report.percent) ? Math.round(report.percent) : 0)),
+          bytes_done: report.bytesDone ?? null,
+          bytes_total: report.bytesTotal ?? null,
+          retry_count: options.job.retryCount,
+          error_code: null,
+          updated_at: at,
+        },
+      ]);
+    }
+    return written;
+  }
+
+  private async writeProgress(batch: ProgressBatch): Promise<Set<string>> {
+    const { latest, stages } = batch;
+    const { rows } = await this.workerPool.query<{ token: string }>({
       name: "conveyor-progress",
-      text: sql.PROGRESS,
-      values: [this.now(), jobId, token, report.stage.slice(0, 200), percent, report.bytesDone ?? null, report.bytesTotal ?? null],
+      text: sql.PROGRESS_MANY,
+      values: [
+        this.now(),
+        latest.map((report) => report.id),
+        latest.map((report) => report.token),
+        latest.map((report) => report.stage),
+        latest.map((report) => report.percent),
+        latest.map((report) => report.bytesDone),
+        latest.map((report) => report.bytesTotal),
+        stages.map((entry) => entry.id),
+        stages.map((entry) => entry.stage),
+        stages.map((entry) => entry.percent),
+        stages.map((entry) => entry.at),
+      ],
     });
-    this.announce(rows);
-    return rows.length === 1;
+    return new Set(rows.map((row) => row.token));
   }
 
   /**
@@ -135,6 +174,9 @@ export class JobLifecycle {
   }
 
   private async writeCompletions(items: Completion[]): Promise<boolean[]> {
+    // A job's progress is written before its outcome, so its timeline keeps every stage.
+    await this.progressWriter.drain();
+    for (const item of items) this.progressWriter.forget(item.token);
     const { rows } = await this.outcomePool.query({
       name: "conveyor-complete",
       text: sql.COMPLETE_MANY,
@@ -166,6 +208,8 @@ export class JobLifecycle {
   }
 
   private async writeFailures(items: Failure[]): Promise<(JobStatus | null)[]> {
+    await this.progressWriter.drain();
+    for (const item of items) this.progressWriter.forget(item.token);
     const { rows } = await this.outcomePool.query({
       name: "conveyor-fail",
       text: sql.FAIL_MANY,
@@ -220,6 +264,8 @@ export class JobLifecycle {
   /** PROCESSING → QUEUED for claims a worker gives back on shutdown; the attempt does not count. */
   async release(claims: Claim[]): Promise<number> {
     if (claims.length === 0) return 0;
+    await this.progressWriter.drain();
+    for (const claim of claims) this.progressWriter.forget(claim.token);
     const { rows } = await this.pool.query(sql.RELEASE, [this.now(), claims.map((claim) => claim.id), claims.map((claim) => claim.token)]);
     this.announce(rows);
     if (rows.length) await this.pool.query(sql.WAKE_POOLS);

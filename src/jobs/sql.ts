@@ -166,26 +166,33 @@ wake AS (
 )
 SELECT ${CHANGE_COLUMNS}, from_status, (SELECT count(*) FROM wake) AS notified FROM updated`;
 
-/** $2 id, $3 claim token, $4 stage, $5 percent, $6 bytes done, $7 bytes total. Not a status change. */
-export const PROGRESS = `WITH ${CLOCK},
-target AS (
-  SELECT id, stage AS from_stage FROM processing_jobs
-  WHERE id = $2 AND status = 'PROCESSING' AND lock_token = $3
-  FOR UPDATE
+/**
+ * Progress of many running jobs in one statement; not a status change. $2..$7 one row per job, its
+ * latest report: ids, claim tokens, stages, percents, bytes done, bytes total. $8..$11 one row per
+ * stage a job entered since the last write, for the timeline: ids, stages, percents, times (the
+ * moment each was reported). Returns the tokens still valid; a report whose claim was taken over
+ * writes nothing.
+ */
+export const PROGRESS_MANY = `WITH ${CLOCK},
+latest AS (
+  SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::bigint[], $7::bigint[])
+    AS l(id, token, stage, progress, bytes_done, bytes_total)
 ),
 updated AS (
-  UPDATE processing_jobs j SET stage = $4, progress = GREATEST(0, LEAST(100, $5::int)),
-    bytes_done = $6, bytes_total = $7, heartbeat_at = clock.now, updated_at = clock.now
-  FROM target t, clock WHERE j.id = t.id
-  RETURNING j.*, t.from_stage
+  UPDATE processing_jobs j SET stage = l.stage, progress = GREATEST(0, LEAST(100, l.progress)),
+    bytes_done = l.bytes_done, bytes_total = l.bytes_total, heartbeat_at = clock.now, updated_at = clock.now
+  FROM latest l, clock
+  WHERE j.id = ANY($2::uuid[]) AND j.id = l.id AND j.status = 'PROCESSING' AND j.lock_token = l.token
+  RETURNING j.id, j.lock_token, j.retry_count
 ),
 events AS (
   -- The timeline records each new stage, not every percent.
   INSERT INTO job_events (job_id, from_status, to_status, attempt, stage, progress, at)
-  SELECT id, status, status, retry_count + 1, stage, progress, updated_at
-  FROM updated WHERE stage IS DISTINCT FROM from_stage
+  SELECT e.id, 'PROCESSING', 'PROCESSING', u.retry_count + 1, e.stage, GREATEST(0, LEAST(100, e.progress)), e.at
+  FROM unnest($8::uuid[], $9::text[], $10::int[], $11::timestamptz[]) AS e(id, stage, progress, at)
+  JOIN updated u ON u.id = e.id
 )
-SELECT ${CHANGE_COLUMNS}, status AS from_status FROM updated`;
+SELECT lock_token AS token FROM updated`;
 
 /** $2 ids, $3 their claim tokens. Returns the tokens still valid, and whether a cancel was requested. */
 export const HEARTBEAT = `UPDATE processing_jobs j SET heartbeat_at = COALESCE($1::timestamptz, now())

@@ -77,6 +77,8 @@ export class WorkerPool {
   private busySlots = 0;
   /** Claimed ahead (see `prefetch`), oldest first; not started yet. */
   private readonly prefetched: Job[] = [];
+  /** When each claim came back (performance.now()), to place its progress on the database's timeline. */
+  private readonly claimedAt = new WeakMap<Job, number>();
   private listener: NotificationListener | null = null;
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -152,6 +154,8 @@ export class WorkerPool {
             if (attempt.job.id === job.id && !attempt.settled) this.abort(attempt, "lost", "This attempt's claim was taken over");
           }
         }
+        const now = performance.now();
+        for (const job of jobs) this.claimedAt.set(job, now);
         this.prefetched.push(...jobs);
         this.startPrefetched();
         // A full batch means more may be waiting; a short one means the queue is drained for now.
@@ -253,11 +257,17 @@ export class WorkerPool {
       attempt: job.retryCount + 1,
       signal: controller.signal,
       logger,
+      // Published at once, written in the background: a handler never waits for a progress commit.
+      // A write that finds the claim taken over aborts the attempt.
       progress: async (stage, percent, bytes) => {
         controller.signal.throwIfAborted();
-        const valid = await this.options.lifecycle.progress(claim, { stage, percent, bytesDone: bytes?.bytesDone, bytesTotal: bytes?.bytesTotal });
-        if (!valid) this.abort(attempt, "lost", "This attempt's claim was taken over");
-        controller.signal.throwIfAborted();
+        const at = new Date((job.startedAt?.getTime() ?? Date.now()) + (performance.now() - (this.claimedAt.get(job) ?? performance.now())));
+        this.options.lifecycle.progress(claim, { stage, percent, bytesDone: bytes?.bytesDone, bytesTotal: bytes?.bytesTotal }, { job, at }).then(
+          (valid) => {
+            if (!valid) this.abort(attempt, "lost", "This attempt's claim was taken over");
+          },
+          (error: unknown) => logger.warn({ err: error }, "recording progress failed"),
+        );
       },
     };
     const handlerRun = Promise.resolve().then(() => handler.run(job.payload, context));

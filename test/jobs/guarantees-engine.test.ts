@@ -111,12 +111,11 @@ describe("engine guarantees", () => {
       await context.progress("started", 10);
       await (mine === 1 ? firstRelease : secondRelease).opened;
       if (mine === 1) {
-        try {
-          await context.progress("late", 50);
-        } catch {
-          stale.progressRefused = true;
-          stale.abortKind = (context.signal.reason as JobAbortReason).kind;
-        }
+        // Refused when written: the attempt is then told through its signal.
+        await context.progress("late", 50).catch(() => undefined);
+        await new Promise((resolve) => (context.signal.aborted ? resolve(null) : context.signal.addEventListener("abort", resolve, { once: true })));
+        stale.progressRefused = true;
+        stale.abortKind = (context.signal.reason as JobAbortReason).kind;
         return "stale";
       }
       return "fresh";
@@ -145,6 +144,7 @@ describe("engine guarantees", () => {
     expect(stale.abortKind).toBe("lost");
     expect(await conveyor.lifecycle.complete({ id: job.id, token: firstClaim.lock_token }, "stale")).toBe(false);
     expect((await find(job.id)).status).toBe("PROCESSING");
+    expect((await find(job.id)).stage).not.toBe("late");
 
     await eventually(() => attempt === 2);
     secondRelease.open();

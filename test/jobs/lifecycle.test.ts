@@ -230,8 +230,8 @@ describe("job lifecycle", () => {
 
   it("reports the 1-based queue position in claim order, null once not waiting", async () => {
     // Equal run_at values are ordered by id; distinct ones make the expected order explicit.
-    const first = await enqueue({ runAt: new Date(Date.now() - 2000) });
-    const second = await enqueue({ runAt: new Date(Date.now() - 1000) });
+    const first = await enqueue({ runAt: new Date(Date.now() + 60_000) });
+    const second = await enqueue({ runAt: new Date(Date.now() + 120_000) });
     const urgent = await enqueue({ priority: "HIGH" });
     expect(await conveyor.jobs.queuePosition(urgent.id)).toBe(1);
     expect(await conveyor.jobs.queuePosition(first.id)).toBe(2);

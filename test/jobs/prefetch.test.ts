@@ -69,3 +69,46 @@ describe("jobs claimed ahead of free slots", () => {
     expect((await find(next)).status).toBe("COMPLETED");
   });
 });
+
+describe("progress reports", () => {
+  it("never make a handler wait for a commit, and still leave every stage in the timeline and the latest report stored", async () => {
+    const chatty: JobHandler = {
+      type: "chatty",
+      async run(_payload, context) {
+        for (let percent = 0; percent < 1000; percent++) {
+          await context.progress(percent < 500 ? "reading" : percent < 999 ? "writing" : "finishing", percent / 10, { bytesDone: percent, bytesTotal: 999 });
+        }
+        return "ok";
+      },
+    };
+    const conveyor = await startTestConveyor({ handlers: [chatty], environment: { WORKER_ENABLED: "true" } });
+    // Count the progress statements the worker's connections receive.
+    const workerPool = conveyor.database.workerPool;
+    const query = workerPool.query.bind(workerPool) as (...args: unknown[]) => unknown;
+    let progressWrites = 0;
+    (workerPool as { query: unknown }).query = (...args: unknown[]) => {
+      if ((args[0] as { name?: string } | undefined)?.name === "conveyor-progress") progressWrites++;
+      return query(...args);
+    };
+    try {
+      const { job } = await conveyor.jobs.enqueue({ type: "chatty", owner: "alice" }, "alice");
+      await eventually(async () => (await conveyor.jobs.find(job.id))!.status === "COMPLETED");
+      // 1,000 reports, coalesced: a handful of writes, not one each.
+      expect(progressWrites).toBeGreaterThan(0);
+      expect(progressWrites).toBeLessThanOrEqual(5);
+      const { rows } = await conveyor.database.pool.query("SELECT to_status, stage FROM job_events WHERE job_id = $1 ORDER BY id", [job.id]);
+      expect(rows.map((row) => `${row.to_status}${row.stage ? `:${row.stage}` : ""}`)).toEqual([
+        "QUEUED",
+        "PROCESSING",
+        "PROCESSING:reading",
+        "PROCESSING:writing",
+        "PROCESSING:finishing",
+        "COMPLETED:finishing",
+      ]);
+      const stored = (await conveyor.jobs.find(job.id))!;
+      expect([stored.stage, stored.progress, stored.bytesDone, stored.bytesTotal]).toEqual(["finishing", 100, 999, 999]);
+    } finally {
+      await conveyor.dispose();
+    }
+  });
+});

@@ -1,0 +1,101 @@
+import type { Claim } from "./lifecycle.js";
+
+export interface ProgressReport {
+  stage: string;
+  percent: number;
+  bytesDone?: number | null;
+  bytesTotal?: number | null;
+}
+
+/** What one write sends: each job's latest report, and each stage it entered since the last write. */
+export interface ProgressBatch {
+  latest: (Claim & Required<ProgressReport>)[];
+  stages: { id: string; stage: string; percent: number; at: Date }[];
+}
+
+interface Pending {
+  claim: Claim;
+  latest: Required<ProgressReport>;
+  stages: ProgressBatch["stages"];
+  /** Settles once this entry is written: whether its claim was still valid. */
+  written: Promise<boolean>;
+  settle: (valid: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Progress reports are not outcomes, so a handler never waits for their commit: reports of one job
+ * coalesce (the latest wins, every new stage is kept for the timeline) and all jobs' reports go in
+ * one statement per turn of the event loop, one write at a time. Each report's promise tells, once
+ * written, whether its claim was still valid.
+ */
+export class ProgressWriter {
+  private pending = new Map<string, Pending>();
+  private inFlight: Pending[] = [];
+  private readonly lastStage = new Map<string, string>();
+  private flushing: Promise<void> | null = null;
+
+  constructor(private readonly write: (batch: ProgressBatch) => Promise<Set<string>>) {}
+
+  report(claim: Claim, report: ProgressReport, at: Date): Promise<boolean> {
+    const latest = {
+      stage: report.stage.slice(0, 200),
+      percent: Number.isFinite(report.percent) ? Math.round(report.percent) : 0,
+      bytesDone: report.bytesDone ?? null,
+      bytesTotal: report.bytesTotal ?? null,
+    } as Required<ProgressReport>;
+    let entry = this.pending.get(claim.token);
+    if (!entry) {
+      let settle!: (valid: boolean) => void;
+      let reject!: (error: unknown) => void;
+      const written = new Promise<boolean>((resolve, fail) => ((settle = resolve), (reject = fail)));
+      written.catch(() => {});
+      entry = { claim, latest, stages: [], written, settle, reject };
+      this.pending.set(claim.token, entry);
+    }
+    entry.latest = latest;
+    if (this.lastStage.get(claim.token) !== latest.stage) {
+      this.lastStage.set(claim.token, latest.stage);
+      entry.stages.push({ id: claim.id, stage: latest.stage, percent: latest.percent, at });
+    }
+    this.flushing ??= this.flush();
+    return entry.written;
+  }
+
+  /**
+   * Resolves once every report made so far is written (outcomes are written after their job's
+   * progress); reports made meanwhile are not waited for.
+   */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.inFlight, ...this.pending.values()].map((entry) => entry.written));
+  }
+
+  /** The attempt is over: nothing more will be reported under this claim. */
+  forget(token: string): void {
+    this.lastStage.delete(token);
+  }
+
+  private async flush(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    while (this.pending.size > 0) {
+      const entries = [...this.pending.values()];
+      this.pending = new Map();
+      this.inFlight = entries;
+      try {
+        const valid = await this.write({
+          latest: entries.map((entry) => ({ ...entry.claim, ...entry.latest })),
+          stages: entries.flatMap((entry) => entry.stages),
+        });
+        for (const entry of entries) {
+          const ok = valid.has(entry.claim.token);
+          if (!ok) this.forget(entry.claim.token);
+          entry.settle(ok);
+        }
+      } catch (error) {
+        for (const entry of entries) entry.reject(error);
+      }
+    }
+    this.inFlight = [];
+    this.flushing = null;
+  }
+}
