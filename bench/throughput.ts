@@ -70,9 +70,11 @@ function startPool(conveyor: Conveyor, concurrency: number): WorkerPool {
     logger: conveyor.logger,
     connectionString: conveyor.database.url,
     concurrency,
-    pollIntervalMs: 1000,
-    heartbeatIntervalMs: 15_000,
-    jobTimeoutMs: 60_000,
+    // The engine's defaults, as a user's server would run them.
+    prefetch: conveyor.config.worker.prefetch,
+    pollIntervalMs: conveyor.config.worker.pollIntervalMs,
+    heartbeatIntervalMs: conveyor.config.worker.heartbeatIntervalMs,
+    jobTimeoutMs: conveyor.config.worker.jobTimeoutMs,
     shutdownGraceMs: 1000,
   });
 }

@@ -1,5 +1,5 @@
-import type { Server } from "node:http";
-import type { Config } from "./config.js";
+import type { Server, ServerResponse } from "node:http";
+import { isLoopback, type Config } from "./config.js";
 import { openDatabase, type Database } from "./db/database.js";
 import { createEventBus, type EventBus } from "./events/event-bus.js";
 import { createAssessmentHandler } from "./handlers/assessment-handler.js";
@@ -17,6 +17,12 @@ import type { Services } from "./graphql/context.js";
 import { HealthMonitor } from "./jobs/health-monitor.js";
 import { createGraphQLApp, type GraphQLApp } from "./server/graphql-app.js";
 import { handleResultExport } from "./server/result-export.js";
+import { ConveyorMetrics } from "./server/metrics.js";
+import type { JobRequest } from "./handlers/define-handler.js";
+import { changeOf } from "./jobs/lifecycle.js";
+import type { EnqueueResult, Queryable } from "./jobs/queue.js";
+import type { Job } from "./jobs/types.js";
+import type { JobChange } from "./events/messages.js";
 
 export interface ConveyorOptions {
   config: Config;
@@ -25,6 +31,8 @@ export interface ConveyorOptions {
   handlers?: JobHandler<any, any>[];
   clock?: Clock;
   random?: () => number;
+  /** Ends start-up while it waits for an unreachable database (a shutdown signal meanwhile). */
+  signal?: AbortSignal;
 }
 
 export interface Conveyor {
@@ -40,8 +48,27 @@ export interface Conveyor {
   workerPool: WorkerPool | null;
   maintenance: Maintenance;
   server: Server;
+  /** Prometheus metrics, served at /metrics; a registry of this instance's own. */
+  metrics: ConveyorMetrics;
   /** Where the HTTP server listens, once started. */
   url: string | null;
+  /**
+   * Enqueues a job, exactly once per idempotency key. With `client` (a pg client inside your open
+   * transaction) the job exists only if that transaction commits and nothing is published: call
+   * `announce` after COMMIT. Workers wake at the commit either way. Invalid input throws
+   * InvalidJobInputError (its `problems` name each field) or UnknownJobTypeError.
+   */
+  enqueue(request: JobRequest, options?: LibraryEnqueueOptions): Promise<EnqueueResult>;
+  /** Many jobs in one statement, all refused when any is invalid; results in the order given. */
+  enqueueMany(requests: JobRequest[], options?: LibraryEnqueueOptions): Promise<EnqueueResult[]>;
+  /** Tells subscribers about jobs enqueued with `client`, once that transaction committed. */
+  announce(created: EnqueueResult | Job | readonly (EnqueueResult | Job)[]): void;
+  /**
+   * Calls `listener` with every change of one job (or of every job when `jobId` is undefined) from
+   * now on, from this process and, when events are shared (Redis, or NOTIFY on an external
+   * database), from other instances. Returns the unsubscribe.
+   */
+  subscribe(jobId: string | undefined, listener: (change: JobChange) => void): () => void;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -57,9 +84,24 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     workerConnections: Math.min(config.worker.concurrency + 2, config.database.poolSize),
     durableWorkerCommits: config.worker.durableCommits,
     asyncOutcomeCommits: config.worker.asyncOutcomes,
+    signal: options.signal,
   });
-  const events = createEventBus(config.redisUrl, { logger });
+  // Without Redis, instances on one external database share events through LISTEN/NOTIFY. The
+  // embedded database belongs to this one process (its folder is locked), so events stay here.
+  const events = createEventBus(config.redisUrl, {
+    logger,
+    postgres: database.embedded ? undefined : { connectionString: database.url },
+    currentState: async (jobIds) => {
+      const rows = await Promise.all(jobIds.map((id) => jobs.find(id)));
+      return rows.flatMap((row) => (row ? [changeOf(row, null)] : []));
+    },
+  });
+  const metrics = new ConveyorMetrics({ token: config.metrics.token, logger });
+  if (!config.metrics.token && !isLoopback(config.http.host)) {
+    logger.warn({ host: config.http.host }, "METRICS_TOKEN is unset: /metrics is open to whoever reaches this port");
+  }
   const lifecycle = new JobLifecycle({
+    observe: metrics.observeJobChanges,
     pool: database.pool,
     workerPool: database.workerPool,
     outcomePool: database.outcomePool,
@@ -119,17 +161,32 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
   const healthMonitor = new HealthMonitor(() => jobs.health(), config.health.broadcastIntervalMs, logger);
   const services: Services = { prisma: database.prisma, jobs, assessments, events, healthMonitor, logger };
   const verifyToken = createTokenVerifier(config.auth);
-  const graphql = createGraphQLApp({ config, services, logger, verifyToken });
+  const graphql = createGraphQLApp({ config, services, logger, verifyToken, metricsPlugin: metrics.graphqlPlugin() });
+  metrics.attach({
+    health: () => jobs.health(),
+    workerPool,
+    events,
+    databasePools: { api: database.pool, worker: database.workerPool, outcome: database.outcomePool },
+    connections: () => graphql.connections(),
+  });
+  // Open SSE responses, so shutdown can end them with a final `complete` rather than a reset.
+  const eventStreams = new Set<ServerResponse>();
+  let stopping: Promise<void> | null = null;
   const server = createHttpServer({
     pool: database.pool,
     maxBodyBytes: config.graphql.maxBodyBytes,
+    stopping: () => stopping !== null,
+    metrics: (request, response) => void metrics.handle(request, response),
     next: (request, response) => {
+      if (String(request.headers.accept ?? "").includes("text/event-stream")) {
+        eventStreams.add(response);
+        response.once("close", () => eventStreams.delete(response));
+      }
       if (!handleResultExport(request, response, { jobs, verifyToken })) void graphql.yoga(request, response);
     },
   });
   graphql.attach(server);
 
-  let stopping: Promise<void> | null = null;
   const conveyor: Conveyor = {
     config,
     logger,
@@ -143,19 +200,24 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     workerPool,
     maintenance,
     server,
+    metrics,
     url: null,
+    ...libraryApi(jobs, events, logger),
     async start() {
+      await events.ready();
       const address = await listen(server, config.http.port, config.http.host);
       conveyor.url = `http://${address.address.includes(":") ? `[${address.address}]` : address.address}:${address.port}`;
       await workerPool?.start();
       maintenance.start();
-      logger.info({ url: conveyor.url, embeddedDatabase: database.embedded, redis: Boolean(config.redisUrl) }, "Conveyor is listening");
+      logger.info({ url: conveyor.url, embeddedDatabase: database.embedded, redis: Boolean(config.redisUrl), events: events.transport }, "Conveyor is listening");
     },
     stop() {
       stopping ??= (async () => {
         server.closeIdleConnections?.();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // WebSockets close with 1001 (going away); clients reconnect to another instance.
         await graphql.close();
+        endEventStreams(eventStreams);
         healthMonitor.stop();
         await workerPool?.stop();
         await maintenance.stop();
@@ -169,4 +231,80 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     },
   };
   return conveyor;
+}
+
+export interface LibraryEnqueueOptions {
+  /** A client of your own pg pool, inside a transaction you opened and will commit or roll back. */
+  client?: Queryable;
+  /** Who asked, for the audit trail; the job's owner by default. */
+  actor?: string;
+}
+
+/** The owner of a job enqueued without one: visible to operators, no user's. */
+const DEFAULT_OWNER = "system";
+
+// What an application embedding Conveyor calls; the GraphQL API uses the services directly.
+function libraryApi(jobs: JobService, events: EventBus, logger: Logger) {
+  const withOwner = (request: JobRequest) => ({ ...request, owner: request.owner ?? DEFAULT_OWNER });
+  return {
+    enqueue(request: JobRequest, options: LibraryEnqueueOptions = {}) {
+      const input = withOwner(request);
+      return options.client
+        ? jobs.enqueue(input, options.actor ?? input.owner, options.client, false)
+        : jobs.enqueue(input, options.actor ?? input.owner);
+    },
+    enqueueMany(requests: JobRequest[], options: LibraryEnqueueOptions = {}) {
+      const inputs = requests.map(withOwner);
+      // One actor for the batch: the first owner stands for all when none is given.
+      const actor = options.actor ?? inputs[0]?.owner ?? DEFAULT_OWNER;
+      return options.client ? jobs.enqueueMany(inputs, actor, options.client, false) : jobs.enqueueMany(inputs, actor);
+    },
+    announce(created: EnqueueResult | Job | readonly (EnqueueResult | Job)[]) {
+      const list: readonly (EnqueueResult | Job)[] = Array.isArray(created) ? created : [created as EnqueueResult | Job];
+      for (const item of list) {
+        // An existing job (idempotency key already used) was announced when it was created.
+        if ("created" in item && !item.created) continue;
+        events.publishJobChange(changeOf("job" in item ? item.job : item, null));
+      }
+    },
+    subscribe(jobId: string | undefined, listener: (change: JobChange) => void) {
+      const iterator = jobId === undefined ? events.pubsub.subscribe("jobs:changed") : events.pubsub.subscribe("job:changed", jobId);
+      let active = true;
+      // The first next() registers the listener synchronously: whatever this process publishes
+      // after subscribe() returns reaches it (e.g. the announce after a COMMIT).
+      let pending = iterator.next();
+      void (async () => {
+        for (;;) {
+          const step = await pending;
+          if (step.done || !active) return;
+          try {
+            listener(step.value);
+          } catch (error) {
+            logger.error({ err: error, jobId: step.value.jobId }, "a job change listener threw");
+          }
+          pending = iterator.next();
+        }
+      })().catch((error: unknown) => logger.error({ err: error }, "job change subscription failed"));
+      return () => {
+        if (!active) return;
+        active = false;
+        void iterator.return?.(undefined);
+      };
+    },
+  };
+}
+
+/**
+ * Ends each open SSE stream the way graphql-sse ends one (a `complete` event, then the end of the
+ * response), so a client sees a finished stream and resubscribes rather than an error. The
+ * subscription behind it may still try to write: that write is dropped.
+ */
+function endEventStreams(streams: Set<ServerResponse>): void {
+  for (const response of streams) {
+    response.on("error", () => {});
+    if (response.writableEnded) continue;
+    if (response.headersSent) response.write("event: complete\ndata:\n\n");
+    response.end();
+  }
+  streams.clear();
 }

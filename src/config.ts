@@ -33,7 +33,7 @@ const environmentSchema = z.object({
     .enum(["true", "false", "1", "0"])
     .default("false")
     .transform((value) => value === "true" || value === "1"),
-  // Claimed ahead of free slots; unset means as many as WORKER_CONCURRENCY.
+  // Claimed ahead of free slots; 20 unless set.
   WORKER_PREFETCH: z.coerce.number().int().min(0).max(1000).optional(),
   WORKER_POLL_INTERVAL_MS: milliseconds(1000),
   WORKER_HEARTBEAT_INTERVAL_MS: milliseconds(15_000),
@@ -79,7 +79,24 @@ const environmentSchema = z.object({
   ALLOWED_ORIGINS: z.string().default(""),
   HEALTH_BROADCAST_INTERVAL_MS: milliseconds(5000),
   HEALTH_CACHE_MS: milliseconds(2000),
+  // Unset leaves /metrics open: fine on loopback or a private scrape network, not on the internet.
+  METRICS_TOKEN: optionalText,
 });
+
+/** Every variable Conveyor reads; the README's Configuration table must list each (test/unit/config-table.test.ts). */
+export const CONFIG_VARIABLES = Object.keys(environmentSchema.shape) as (keyof typeof environmentSchema.shape)[];
+
+type Variables = typeof environmentSchema.shape;
+
+/**
+ * One variable, validated, for code that runs before a Config exists (module-level setup, a
+ * logger made without one); an invalid value gives the default, since loadConfig reports it anyway.
+ */
+export function environmentValue<K extends keyof Variables>(name: K, environment: NodeJS.ProcessEnv = process.env): z.output<Variables[K]> {
+  const schema: z.ZodType = environmentSchema.shape[name];
+  const parsed = schema.safeParse(environment[name]);
+  return (parsed.success ? parsed.data : schema.parse(undefined)) as z.output<Variables[K]>;
+}
 
 // A fixed secret is convenient on a laptop and dangerous anywhere else: loadConfig accepts it only
 // on a loopback HOST outside production.
@@ -113,7 +130,9 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
     worker: {
       enabled: env.WORKER_ENABLED,
       concurrency: env.WORKER_CONCURRENCY,
-      prefetch: env.WORKER_PREFETCH ?? env.WORKER_CONCURRENCY,
+      // Enough that a claim serves several jobs even with one slot (refilled at half); more made
+      // claims slower at high concurrency (bench/throughput.ts: 100 ahead of 50 slots lost a third).
+      prefetch: env.WORKER_PREFETCH ?? 20,
       durableCommits: env.WORKER_DURABLE_COMMITS,
       asyncOutcomes: env.WORKER_ASYNC_OUTCOMES,
       pollIntervalMs: env.WORKER_POLL_INTERVAL_MS,
@@ -167,6 +186,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       hideSuggestions: production,
       allowedOrigins: env.ALLOWED_ORIGINS.split(",").map((origin) => origin.trim()).filter(Boolean),
     },
+    metrics: { token: env.METRICS_TOKEN },
   };
 }
 

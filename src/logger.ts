@@ -1,7 +1,49 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { randomUUID } from "node:crypto";
+import type { EventEmitter } from "node:events";
+import { createRequire } from "node:module";
 import { pino, type DestinationStream, type Logger } from "pino";
+import { environmentValue } from "./config.js";
 import { redactDetails, scrubText } from "./jobs/redaction.js";
 
 export type { Logger };
+
+interface RequestScope {
+  readonly requestId: string;
+  open: boolean;
+}
+
+// Timers and connections created while serving a request keep its async context after it ends (a
+// health monitor started by a subscriber, a pooled connection opened for a query): a scope closes
+// with its response or socket, so their later lines do not carry a finished request's id.
+const requestScope = new AsyncLocalStorage<RequestScope>();
+
+// Printable, short, and free of anything that would need escaping in a header or a log query.
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:/+=@-]{1,128}$/;
+
+/** The client's `x-request-id` when it is a sane one, else a fresh UUID. */
+export function requestIdFrom(header: string | string[] | undefined): string {
+  const value = Array.isArray(header) ? header[0] : header;
+  return value !== undefined && SANE_REQUEST_ID.test(value) ? value : randomUUID();
+}
+
+/**
+ * Runs `run` so that every log line it leads to, synchronously or after any await, carries
+ * `requestId`, until `lifetime` (the response, or a WebSocket's socket) emits "close".
+ */
+export function inRequestScope<T>(requestId: string, lifetime: EventEmitter, run: () => T): T {
+  const scope: RequestScope = { requestId, open: true };
+  lifetime.once("close", () => {
+    scope.open = false;
+  });
+  return requestScope.run(scope, run);
+}
+
+/** The id of the request being served here, if any. */
+export function currentRequestId(): string | undefined {
+  const scope = requestScope.getStore();
+  return scope?.open ? scope.requestId : undefined;
+}
 
 /**
  * Structured JSON logs; personal data never goes in, callers log ids and redacted details only.
@@ -12,6 +54,11 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
     level,
     base: { service: "conveyor", ...bindings },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // A fresh object each time: pino merges the line's own fields into the one returned.
+    mixin: () => {
+      const scope = requestScope.getStore();
+      return scope?.open ? { requestId: scope.requestId } : {};
+    },
     // Only these fields of an error: pg, for one, attaches its whole client (with every prepared
     // statement) to errors it raises.
     serializers: { err: serializeError },
@@ -30,7 +77,23 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
     },
     redact: { paths: ["authorization", "*.authorization", "token", "*.token", "password", "*.password"], censor: "[redacted]" },
   };
-  return destination ? pino(options, destination) : pino(options);
+  const stream = destination ?? prettyStream();
+  return stream ? pino(options, stream) : pino(options);
+}
+
+/**
+ * pino-pretty for a developer at a terminal (NODE_ENV development, stdout a TTY); JSON everywhere
+ * else, tests and CI included. It is a development dependency: without it, JSON as well.
+ */
+function prettyStream(): DestinationStream | undefined {
+  if (environmentValue("NODE_ENV") !== "development" || !process.stdout.isTTY) return undefined;
+  try {
+    const pretty = createRequire(import.meta.url)("pino-pretty") as (options: Record<string, unknown>) => DestinationStream;
+    // Synchronous: main() exits with process.exit, which would drop lines still buffered.
+    return pretty({ colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service", sync: true });
+  } catch {
+    return undefined;
+  }
 }
 
 const MAX_STACK = 8000;

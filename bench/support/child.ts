@@ -60,3 +60,33 @@ export async function startChild(
 function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
+
+/**
+ * Sends `message` to a child over IPC and resolves with its first reply of type `reply`; rejects if
+ * the child exits first (a crashed server must end the benchmark's wait, not hang it).
+ */
+export function request<T>(child: Child, message: object, reply: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const listener = (answer: { type: string }) => {
+      if (answer.type !== reply) return;
+      done();
+      resolve(answer as T);
+    };
+    const exited = (code: number | null, signal: string | null) => {
+      done();
+      reject(new ChildExitedError(`the child process ${child.pid} exited (${signal ?? `code ${code}`}) before replying "${reply}"`));
+    };
+    const done = () => {
+      child.process.off("message", listener);
+      child.process.off("exit", exited);
+    };
+    if (child.process.exitCode !== null || child.process.signalCode !== null) return exited(child.process.exitCode, child.process.signalCode);
+    child.process.on("message", listener);
+    child.process.once("exit", exited);
+    child.process.send(message);
+  });
+}
+
+export class ChildExitedError extends Error {
+  override name = "ChildExitedError";
+}

@@ -2,6 +2,9 @@
 // worker pool on) in a process of its own, so that its memory and CPU are measured alone. Its
 // `ticker` jobs wait for the benchmark's "go" (over IPC), then report progress every TICK_MS,
 // TICKS times, each with its send time and due time in the stage: `t=<epoch ms>,due=<epoch ms>`.
+// For SHAPE=watched and SHAPE=operators: HOLD_POOL=1 builds the server exactly as usual (the worker
+// pool createConveyor made from the configuration) but defers that pool's start() until the
+// benchmark's "start-pool"; "enqueue" enqueues no-op jobs through the engine's batch enqueue.
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { createConveyor } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
@@ -33,16 +36,60 @@ const ticker: JobHandler = {
   },
 };
 
-const conveyor = await createConveyor({ config: loadConfig(), handlers: [ticker] });
+// A handler that does nothing, for the engine at full speed (SHAPE=operators).
+const noop: JobHandler = { type: "noop", run: async () => null };
+
+const conveyor = await createConveyor({ config: loadConfig(), handlers: [ticker, noop] });
+// HOLD_POOL=1: everything starts as usual (HTTP, subscriptions, maintenance) except the pool, whose
+// own start() is kept for "start-pool"; the pool is the one createConveyor built from the config.
+let startPool: (() => Promise<void>) | null = null;
+if (process.env.HOLD_POOL === "1") {
+  const pool = conveyor.workerPool;
+  if (!pool) throw new Error("HOLD_POOL=1 needs the worker pool (WORKER_ENABLED)");
+  const start = pool.start.bind(pool);
+  pool.start = async () => void (startPool = start);
+}
 await conveyor.start();
 const delay = monitorEventLoopDelay({ resolution: 10 });
 
-process.on("message", (message: { type: string }) => {
+process.on("message", async (message: { type: string }) => {
   if (message.type === "go") {
     goAt = now();
     delay.reset();
     delay.enable();
     go();
+  } else if (message.type === "start-pool") {
+    // The moment processing may begin, on the wall clock (as the database's timestamps are).
+    const at = Date.now();
+    delay.reset();
+    delay.enable();
+    void startPool!().then(() => process.send!({ type: "pool-started", at, concurrency: conveyor.config.worker.concurrency, startedMs: Date.now() - at }));
+  } else if (message.type === "create-assessments") {
+    // SETUP=service: what createAssessment and completeAssessment do for each owner, without HTTP.
+    const { owners, answers, lanes } = message as unknown as { owners: string[]; answers: Record<string, unknown>; lanes: number };
+    const { assessments } = conveyor.services;
+    const jobIds: string[] = new Array(owners.length);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(lanes, owners.length) }, async () => {
+        while (next < owners.length) {
+          const index = next++;
+          const assessment = await assessments.create(owners[index]!, "skills-check", answers);
+          const completed = await assessments.complete(assessment.id, owners[index]!);
+          if (!completed.job) throw new Error(`completing ${assessment.id} created no job`);
+          jobIds[index] = completed.job.id;
+        }
+      }),
+    );
+    process.send!({ type: "assessments-created", jobIds });
+  } else if (message.type === "enqueue") {
+    const { count, batch } = message as unknown as { count: number; batch: number };
+    const began = now();
+    for (let done = 0; done < count; done += batch) {
+      const inputs = Array.from({ length: Math.min(batch, count - done) }, () => ({ type: "noop", owner: "bench-producer", payload: {} }));
+      await conveyor.jobs.enqueueMany(inputs, "bench-producer");
+    }
+    process.send!({ type: "enqueued", count, seconds: (now() - began) / 1000 });
   } else if (message.type === "stats") {
     const memory = process.memoryUsage();
     const mb = (bytes: number) => Math.round(bytes / 1048576);

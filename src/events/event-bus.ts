@@ -1,8 +1,10 @@
 import { createPubSub, type PubSub } from "graphql-yoga";
 import { setMaxListeners } from "node:events";
 import { Redis, type RedisOptions } from "ioredis";
+import { environmentValue } from "../config.js";
 import { createLogger, type Logger } from "../logger.js";
 import type { JobChange, QueueHealthChange } from "./messages.js";
+import { createPgEventTarget } from "./pg-event-target.js";
 import { createRedisEventTarget } from "./redis-event-target.js";
 
 export type { JobChange, QueueHealthChange } from "./messages.js";
@@ -22,7 +24,14 @@ export interface EventBus {
    * on every topic: one per running subscription, so a leak shows here.
    */
   listenerCount(topic?: string): number;
-  /** Publishes Redis refused or never received since start (always 0 in-process), for metrics. */
+  /**
+   * Settles once the first attempt to listen is over (connected or not): events published before
+   * that never reach this instance, so Conveyor starts serving only after it.
+   */
+  ready(): Promise<void>;
+  /** Where events travel: this process only, PostgreSQL LISTEN/NOTIFY, or Redis. */
+  readonly transport: "memory" | "postgres" | "redis";
+  /** Publishes Redis or PostgreSQL refused or never received since start (always 0 in-process), for metrics. */
   readonly publishFailures: number;
   close(): Promise<void>;
 }
@@ -30,18 +39,40 @@ export interface EventBus {
 // During an outage every publish fails; one line per interval says so without flooding the log.
 const FAILURE_LOG_INTERVAL_MS = 10_000;
 
+export interface EventBusOptions {
+  logger?: Logger;
+  /**
+   * Without Redis, events between instances sharing this database go through LISTEN/NOTIFY
+   * (src/events/pg-event-target.ts). Omitted, events stay in this process.
+   */
+  postgres?: { connectionString: string };
+  /**
+   * The current state of these jobs. Events sent while Redis or the LISTEN connection was away are
+   * lost; once it is back, every job someone here follows is re-published from this, so each
+   * subscriber ends up with its job's current state (a terminal one ends its stream).
+   */
+  currentState?: (jobIds: string[]) => Promise<JobChange[]>;
+}
+
+// ioredis resubscribes as it turns ready; give that a moment before re-publishing.
+const RESYNC_DELAY_MS = 250;
+
 /**
- * In-process pub/sub, or Redis pub/sub when a URL is given so every instance sees every event.
+ * In-process pub/sub; Redis pub/sub when a URL is given; else PostgreSQL LISTEN/NOTIFY when a
+ * database is given; so every instance sees every event.
  * A Redis outage never stops the caller: a publish that fails is logged and counted, its event is
  * lost (subscribers on other instances miss it; each event is a full state, so the next one
  * catches them up), and ioredis reconnects and resubscribes by itself when Redis returns.
  */
-export function createEventBus(redisUrl?: string, options: { logger?: Logger } = {}): EventBus {
+export function createEventBus(redisUrl?: string, options: EventBusOptions = {}): EventBus {
   let connections: Redis[] = [];
   let target: EventTarget;
   let publishFailures = 0;
+  let closeTarget: () => Promise<void> = async () => {};
+  let ready: Promise<void> = Promise.resolve();
+  const transport = redisUrl ? "redis" : options.postgres ? "postgres" : "memory";
   if (redisUrl) {
-    const logger = (options.logger ?? createLogger(process.env.LOG_LEVEL ?? "info")).child({ component: "events" });
+    const logger = (options.logger ?? createLogger(environmentValue("LOG_LEVEL"))).child({ component: "events" });
     let failing = false;
     let lastFailureLog = 0;
     let failuresSinceLog = 0;
@@ -55,6 +86,11 @@ export function createEventBus(redisUrl?: string, options: { logger?: Logger } =
     // A subscription waits as long as it takes: ioredis resubscribes on reconnect.
     const subscribeClient = new Redis(redisUrl, { ...connection, maxRetriesPerRequest: null });
     connections = [publishClient, subscribeClient];
+    let connectedBefore = false;
+    subscribeClient.on("ready", () => {
+      if (connectedBefore) setTimeout(() => resync(), RESYNC_DELAY_MS).unref();
+      connectedBefore = true;
+    });
     for (const [name, client] of [["publish", publishClient], ["subscribe", subscribeClient]] as const) {
       let lastErrorLog = 0;
       // Without a listener ioredis prints every failed reconnection attempt to stderr.
@@ -83,6 +119,33 @@ export function createEventBus(redisUrl?: string, options: { logger?: Logger } =
       },
       onSubscribeError: (error, topic) => logger.error({ err: error, topic }, "Redis subscribe or unsubscribe failed"),
     });
+  } else if (options.postgres) {
+    const logger = (options.logger ?? createLogger(environmentValue("LOG_LEVEL"))).child({ component: "events" });
+    let failing = false;
+    let lastFailureLog = 0;
+    let failuresSinceLog = 0;
+    const pgTarget = createPgEventTarget({
+      connectionString: options.postgres.connectionString,
+      logger,
+      onPublished: () => {
+        if (!failing) return;
+        failing = false;
+        logger.info({ publishFailures }, "event notifications recovered");
+      },
+      onPublishError: (error, events) => {
+        publishFailures += events;
+        failuresSinceLog += events;
+        if (failing && Date.now() - lastFailureLog < FAILURE_LOG_INTERVAL_MS) return;
+        failing = true;
+        lastFailureLog = Date.now();
+        logger.error({ err: error, failures: failuresSinceLog, publishFailures }, "event notification failed; event lost, jobs keep running");
+        failuresSinceLog = 0;
+      },
+      onReconnect: () => resync(),
+    });
+    target = pgTarget.target;
+    closeTarget = pgTarget.close;
+    ready = pgTarget.ready;
   } else {
     // One listener per subscription on a topic: thousands on one job is normal, not a leak.
     target = new EventTarget();
@@ -90,6 +153,15 @@ export function createEventBus(redisUrl?: string, options: { logger?: Logger } =
   }
   const counted = countListeners(target);
   const pubsub = createPubSub<EventTopics>({ eventTarget: counted.target as never });
+  function resync(): void {
+    const jobIds = counted.topics().flatMap((topic) => (topic.startsWith("job:changed:") ? [topic.slice("job:changed:".length)] : []));
+    if (jobIds.length === 0 || !options.currentState) return;
+    options.currentState(jobIds).then(
+      // Only to the job's own topic: jobUpdates subscribers did not ask for a replay.
+      (changes) => changes.forEach((change) => pubsub.publish("job:changed", change.jobId, change)),
+      (error: unknown) => (options.logger ?? createLogger(environmentValue("LOG_LEVEL"))).warn({ err: error }, "could not re-read followed jobs after reconnecting"),
+    );
+  }
   return {
     pubsub,
     publishJobChange(change) {
@@ -97,10 +169,13 @@ export function createEventBus(redisUrl?: string, options: { logger?: Logger } =
       pubsub.publish("jobs:changed", change);
     },
     listenerCount: counted.count,
+    ready: () => ready,
+    transport,
     get publishFailures() {
       return publishFailures;
     },
     async close() {
+      await closeTarget();
       // QUIT waits for a connection that may never come back; an unready client is just dropped.
       await Promise.all(
         connections.map((connection) => (connection.status === "ready" ? connection.quit().then(() => undefined, () => connection.disconnect()) : connection.disconnect())),
@@ -110,7 +185,7 @@ export function createEventBus(redisUrl?: string, options: { logger?: Logger } =
 }
 
 /** Wraps an event target to keep the live listeners of each topic. */
-function countListeners(inner: EventTarget): { target: EventTarget; count: (topic?: string) => number } {
+function countListeners(inner: EventTarget): { target: EventTarget; count: (topic?: string) => number; topics: () => string[] } {
   const listeners = new Map<string, Set<EventListenerOrEventListenerObject>>();
   const target: EventTarget = {
     addEventListener(topic, listener, options) {
@@ -137,5 +212,5 @@ function countListeners(inner: EventTarget): { target: EventTarget; count: (topi
     for (const set of listeners.values()) total += set.size;
     return total;
   };
-  return { target, count };
+  return { target, count, topics: () => [...listeners.keys()] };
 }

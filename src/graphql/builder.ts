@@ -6,6 +6,7 @@ import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
 import type PrismaTypes from "../generated/pothos-types.js";
 import { getDatamodel } from "../generated/pothos-types.js";
 import { isListType, isNonNullType, type GraphQLOutputType } from "graphql";
+import { environmentValue } from "../config.js";
 import type { GraphQLContext } from "./context.js";
 import { forbidden, unauthenticated } from "./errors.js";
 
@@ -69,7 +70,7 @@ export const builder = new SchemaBuilder<{
     dmmf: getDatamodel(),
     exposeDescriptions: false,
     filterConnectionTotalCount: true,
-    onUnusedQuery: process.env.NODE_ENV === "production" ? null : "warn",
+    onUnusedQuery: environmentValue("NODE_ENV") === "production" ? null : "warn",
   },
 });
 

@@ -45,7 +45,7 @@ export interface QueueHealth extends QueueStats {
 // 1-3 s) for a 7-day window. lastWeek still reads a week of index entries on every call (about
 // 0.2-0.4 s at 1M rows on a 2-core machine); HEALTH_CACHE_MS shares the result. Queue time is
 // summed as intervals (integer microseconds) rather than numeric per row: the same exact sum, cheaper.
-const STATS_SQL = `
+export const STATS_SQL = `
 WITH bounds AS (
   SELECT now, now - make_interval(secs => $2::double precision / 1000) AS window_start,
     now - interval '1 hour' AS hour_start, now - interval '1 day' AS day_start, now - interval '7 days' AS week_start

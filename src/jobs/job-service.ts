@@ -5,8 +5,7 @@ import { queueHealth, queueStats, type HealthThresholds, type QueueHealth } from
 import { SharedComputation } from "./shared-computation.js";
 import type { JobLifecycle } from "./lifecycle.js";
 import type { Maintenance } from "./maintenance.js";
-import { enqueueJobs, findJob, queuePosition, type EnqueueInput, type Queryable } from "./queue.js";
-import { queuePositions } from "./queue-position.js";
+import { enqueueJobs, findJob, queuePosition, queuePositions, type EnqueueInput, type Queryable } from "./queue.js";
 import type { Clock } from "./types.js";
 
 export class UnknownJobTypeError extends Error {

@@ -24,6 +24,12 @@ export interface LifecycleOptions {
   logger: Logger;
   /** Called after each committed change; must not throw. */
   publish?: (change: JobChange) => void;
+  /**
+   * Called with the rows of each committed change (a statement's batch at once), and of progress
+   * reports (status and from_status both PROCESSING): claim rows also carry created_at, run_at and
+   * started_at, outcome rows processing_time_ms. For counters (src/server/metrics.ts); must be cheap.
+   */
+  observe?: (rows: readonly Record<string, unknown>[]) => void;
   retryPolicy?: RetryPolicy;
   clock?: Clock;
   /** [0, 1) source for retry jitter; injectable for tests. */
@@ -73,6 +79,7 @@ export class JobLifecycle {
   private readonly outcomePool: pg.Pool;
   private readonly logger: Logger;
   private readonly publish: (change: JobChange) => void;
+  private readonly observe?: (rows: readonly Record<string, unknown>[]) => void;
   readonly retryPolicy: RetryPolicy;
   private readonly clock?: Clock;
   private readonly random: () => number;
@@ -87,6 +94,7 @@ export class JobLifecycle {
     this.outcomePool = options.outcomePool ?? options.pool;
     this.logger = options.logger;
     this.publish = options.publish ?? (() => {});
+    this.observe = options.observe;
     this.retryPolicy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
     this.clock = options.clock;
     this.random = options.random ?? Math.random;
@@ -303,6 +311,14 @@ export class JobLifecycle {
         this.publish(toChange(row));
       } catch (error) {
         this.logger.error({ err: error, jobId: row.id }, "publishing a job change failed");
+      }
+    }
+    if (this.observe && rows.length > 0) {
+      try {
+        this.observe(rows);
+      } catch (error) {
+        // The change is committed whatever an observer does with it.
+        this.logger.error({ err: error }, "observing job changes failed");
       }
     }
   }

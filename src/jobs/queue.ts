@@ -112,9 +112,16 @@ export async function findJob(db: Queryable, id: string): Promise<Job | null> {
 
 /** 1-based position among runnable jobs in claim order; null once the job is no longer waiting. */
 export async function queuePosition(db: Queryable, id: string): Promise<number | null> {
-  const { rows } = await db.query<{ position: string | number | null }>(sql.QUEUE_POSITION, [id]);
-  const position = rows[0]?.position;
-  return position === null || position === undefined ? null : Number(position);
+  return (await queuePositions(db, [id])).get(id) ?? null;
+}
+
+/** 1-based positions in claim order, by job id; null for a job that is not waiting or not found. */
+export async function queuePositions(db: Queryable, ids: readonly string[]): Promise<Map<string, number | null>> {
+  const positions = new Map<string, number | null>(ids.map((id) => [id, null]));
+  if (ids.length === 0) return positions;
+  const { rows } = await db.query<{ id: string; position: string | number | null }>(sql.QUEUE_POSITIONS, [[...new Set(ids)]]);
+  for (const row of rows) positions.set(row.id, row.position === null ? null : Number(row.position));
+  return positions;
 }
 
 function normalize(input: EnqueueInput, defaultMaxAttempts: number) {

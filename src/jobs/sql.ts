@@ -12,7 +12,7 @@ import { CANCEL_CHANNEL, JOBS_CHANNEL } from "./notification-listener.js";
 const CLOCK = `clock AS (SELECT COALESCE($1::timestamptz, now()) AS now)`;
 
 /** Columns every transition returns: enough for the published change and for the caller. */
-export const CHANGE_COLUMNS = `id, type, owner, status, stage, progress, bytes_done, bytes_total, retry_count, error_code, updated_at`;
+export const CHANGE_COLUMNS = `id, type, owner, status, stage, progress, bytes_done, bytes_total, retry_count, error_code, updated_at, processing_time_ms`;
 
 /** Milliseconds from a start time to now; NULL (never negative, never NaN) when there is no start. */
 const DURATION_MS = `CASE WHEN j.started_at IS NULL THEN NULL
@@ -322,14 +322,20 @@ export const WAKE_POOLS = `SELECT pg_notify('${JOBS_CHANNEL}', '')`;
 
 export const SELECT_JOB = `SELECT * FROM processing_jobs WHERE id = $1`;
 
-/** $1 id: how many runnable jobs would be claimed before it (1-based position), NULL unless waiting. */
-export const QUEUE_POSITION = `SELECT CASE WHEN j.status IN ('QUEUED', 'RETRYING') THEN (
-    SELECT count(*) + 1 FROM processing_jobs o
-    WHERE o.status IN ('QUEUED', 'RETRYING')
-      AND (o.priority_rank > j.priority_rank
-        OR (o.priority_rank = j.priority_rank AND (o.run_at, o.id) < (j.run_at, j.id)))
-  ) END AS position
-FROM processing_jobs j WHERE j.id = $1`;
+/**
+ * $1 job ids: for each waiting one, its 1-based position in claim order (priority, then run_at, then
+ * id), counting the runnable jobs ahead of it along the runnable index; a whole page of jobs in one
+ * statement. Ids that are not waiting (or do not exist) come back with a null position.
+ */
+export const QUEUE_POSITIONS = `SELECT j.id, ahead.position
+FROM processing_jobs j
+LEFT JOIN LATERAL (
+  SELECT count(*) + 1 AS position FROM processing_jobs o
+  WHERE o.status IN ('QUEUED', 'RETRYING')
+    AND (o.priority_rank > j.priority_rank
+      OR (o.priority_rank = j.priority_rank AND (o.run_at, o.id) < (j.run_at, j.id)))
+) ahead ON j.status IN ('QUEUED', 'RETRYING')
+WHERE j.id = ANY($1::uuid[])`;
 
 /**
  * $1 now, $2 max age ms, $3 batch size. Deletes one bounded batch of finished jobs with their

@@ -137,7 +137,15 @@ export class WorkerPool {
     try {
       do {
         this.fetchAgain = false;
-        const wanted = this.options.concurrency - this.busySlots + (this.options.prefetch ?? 0) - this.prefetched.length;
+        const prefetch = this.options.prefetch ?? 0;
+        // Claims come in chunks: when a slot is free with nothing to start, or once the local
+        // queue is down to half, fill everything up. Topping up one job at a time would cost a
+        // round trip per job, which is what prefetching is there to avoid.
+        // (A job held back because its earlier attempt still runs here is not ready to start.)
+        const ready = this.prefetched.filter((job) => !this.hasUnsettledAttempt(job.id)).length;
+        const idleSlot = this.busySlots < this.options.concurrency && ready === 0;
+        if (!idleSlot && ready > prefetch / 2) break;
+        const wanted = this.options.concurrency - this.busySlots + prefetch - this.prefetched.length;
         if (wanted <= 0 || this.stopping) break;
         const jobs = await this.options.lifecycle.claim(this.workerId, this.options.registry.types(), wanted, this.jobsStillRunningHere());
         this.claimFailures = 0;

@@ -1,3 +1,4 @@
+import { AsyncResource } from "node:async_hooks";
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
@@ -11,7 +12,7 @@ import { createYoga, maskError, type Plugin, type YogaServerInstance } from "gra
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Config } from "../config.js";
-import { yogaLogger, type Logger } from "../logger.js";
+import { currentRequestId, inRequestScope, requestIdFrom, yogaLogger, type Logger } from "../logger.js";
 import { negotiateLocale, isLocale, type Locale } from "../i18n/locale.js";
 import { bearerToken, InvalidTokenError, type VerifiedViewer, type Viewer } from "../graphql/auth.js";
 import type { GraphQLContext, Services } from "../graphql/context.js";
@@ -33,6 +34,8 @@ export interface GraphQLApp {
   attach(server: Server): void;
   /** Ends every subscription (clients get 1001) and closes the WebSocket server. */
   close(): Promise<void>;
+  /** Open WebSocket connections and the subscriptions running on them, for /metrics. */
+  connections(): { webSockets: number; subscriptions: number };
 }
 
 /**
@@ -44,6 +47,8 @@ export function createGraphQLApp(options: {
   services: Services;
   logger: Logger;
   verifyToken: (token: string) => Promise<VerifiedViewer>;
+  /** Request duration and errors by operation (src/server/metrics.ts). */
+  metricsPlugin?: Plugin;
 }): GraphQLApp {
   const { config, services, logger, verifyToken } = options;
   const limits = config.graphql;
@@ -72,6 +77,7 @@ export function createGraphQLApp(options: {
     // yoga logs the errors it masks, messages and all: they go through the redacting serializer.
     logging: yogaLogger(logger),
     plugins: [
+      ...(options.metricsPlugin ? [options.metricsPlugin] : []),
       EnvelopArmorPlugin({
         // Every document is held to the limits, introspection included. Fragments add no depth of
         // their own (the response has none), which keeps GraphiQL's introspection query within them.
@@ -114,11 +120,22 @@ export function createGraphQLApp(options: {
   });
 
   const webSocketServer = new WebSocketServer({ noServer: true, maxPayload: limits.maxBodyBytes });
+  // The upgrade's request id, echoed as on HTTP responses: "headers" fires within its scope.
+  webSocketServer.on("headers", (headers: string[]) => {
+    const requestId = currentRequestId();
+    if (requestId) headers.push(`X-Request-Id: ${requestId}`);
+  });
+  // graphql-ws's connection contexts, counted at scrape time rather than on every subscribe.
+  const connections = new Set<{ subscriptions: Record<string, unknown> }>();
   const shared = new SharedSubscriptions();
   const subscriptions = useServer<Record<string, unknown> | undefined, SocketExtra>(
     {
       connectionInitWaitTimeout: 3000,
+      onClose: (context) => {
+        connections.delete(context);
+      },
       onConnect: async (context) => {
+        connections.add(context);
         const params = context.connectionParams ?? {};
         const raw = params.authorization ?? params.Authorization ?? params.token;
         const token = typeof raw === "string" ? (bearerToken(raw) ?? raw) : null;
@@ -198,11 +215,22 @@ export function createGraphQLApp(options: {
           socket.end("HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n");
           return;
         }
-        webSocketServer.handleUpgrade(request, socket, head, (webSocket) => {
-          coalesceWrites(webSocket, socket);
-          webSocketServer.emit("connection", webSocket, request);
-        });
+        // A WebSocket is one request for logging: its id on every line of every operation on it.
+        inRequestScope(requestIdFrom(request.headers["x-request-id"]), socket, () =>
+          webSocketServer.handleUpgrade(request, socket, head, (webSocket) => {
+            coalesceWrites(webSocket, socket);
+            // Its messages arrive through the TCP socket, accepted before the scope existed: its
+            // events run in the scope of the upgrade instead.
+            webSocket.emit = AsyncResource.bind(webSocket.emit, "conveyor.websocket", webSocket);
+            webSocketServer.emit("connection", webSocket, request);
+          }),
+        );
       });
+    },
+    connections() {
+      let subscriptionCount = 0;
+      for (const context of connections) for (const _ in context.subscriptions) subscriptionCount++;
+      return { webSockets: webSocketServer.clients.size, subscriptions: subscriptionCount };
     },
     async close() {
       await subscriptions.dispose();

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type pg from "pg";
 import { pendingMigrations, readMigrations, type Migration } from "../db/migrate.js";
+import { inRequestScope, requestIdFrom } from "../logger.js";
 
 export type RequestListener = (request: IncomingMessage, response: ServerResponse) => void;
 
@@ -9,12 +10,28 @@ export type RequestListener = (request: IncomingMessage, response: ServerRespons
  * The HTTP server: /health (the process lives) and /ready (the database answers and every
  * migration is applied); everything else goes to `next` (the GraphQL app).
  */
-export function createHttpServer(options: { pool: pg.Pool; maxBodyBytes: number; next?: RequestListener }): Server {
+export function createHttpServer(options: {
+  pool: pg.Pool;
+  maxBodyBytes: number;
+  next?: RequestListener;
+  /** GET /metrics (src/server/metrics.ts). */
+  metrics?: RequestListener;
+  /** True once shutdown began: /ready then answers 503 so load balancers stop sending work here. */
+  stopping?: () => boolean;
+}): Server {
   // The migrations this build ships, read once; /ready compares the database against them.
   const migrations = readMigrations();
   return createServer((request, response) => {
+    // Every log line this request leads to carries its id; the client gets it back to quote.
+    const requestId = requestIdFrom(request.headers["x-request-id"]);
+    response.setHeader("x-request-id", requestId);
+    inRequestScope(requestId, response, () => handle(request, response));
+  });
+
+  function handle(request: IncomingMessage, response: ServerResponse): void {
     const path = (request.url ?? "/").split("?")[0];
     if (path === "/health") return sendJson(response, 200, { status: "ok" });
+    if (path === "/metrics" && options.metrics) return options.metrics(request, response);
     if (request.method === "POST") {
       const length = Number(request.headers["content-length"] ?? Number.NaN);
       // Without a declared length the size cannot be checked before the body is parsed.
@@ -24,12 +41,13 @@ export function createHttpServer(options: { pool: pg.Pool; maxBodyBytes: number;
       }
     }
     if (path === "/ready") {
+      if (options.stopping?.()) return sendJson(response, 503, { status: "not ready", reason: "stopping" });
       void readiness(options.pool, migrations).then(({ ready, ...body }) => sendJson(response, ready ? 200 : 503, { status: ready ? "ready" : "not ready", ...body }));
       return;
     }
     if (options.next) return options.next(request, response);
     sendJson(response, 404, { error: "not found" });
-  });
+  }
 }
 
 async function readiness(pool: pg.Pool, migrations: Migration[]): Promise<{ ready: boolean; database: string; pendingMigrations?: string[] }> {

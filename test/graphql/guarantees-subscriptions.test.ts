@@ -1,15 +1,15 @@
 // Issue 9, subscriptions and events: cleanup on unsubscribe (item 18) and a Redis outage (item 20).
 // Items 19 and 21 are unit tests: test/unit/shared-subscriptions.test.ts, test/unit/per-event-memo.test.ts.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { createServer, createConnection } from "node:net";
 import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobHandler } from "../../src/handlers/registry.js";
 import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 import { collect, tokenFor, wsClient } from "../support/graphql-client.js";
+import { freePort, REDIS_SERVER, startRedis, stopRedis } from "../support/services.js";
 import { enqueue, gql, ok, statusOf } from "./helpers.js";
 
 const progressOf = (event: { data?: unknown }) => (event.data as { jobProgress: { status: string; stage: string | null } }).jobProgress;
@@ -129,40 +129,6 @@ describe("item 18: unsubscribing from a job that never changes again", () => {
   });
 });
 
-const REDIS_SERVER = "/usr/bin/redis-server";
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A private, throw-away redis-server (no persistence) on `port`; resolves once it accepts connections. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(REDIS_SERVER, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-  await eventually(
-    () =>
-      new Promise<boolean>((resolve) => {
-        const socket = createConnection({ port, host: "127.0.0.1" }, () => (socket.end(), resolve(true)));
-        socket.once("error", () => resolve(false));
-      }),
-    10_000,
-    50,
-  );
-  return child;
-}
-
-async function stopRedis(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGKILL");
-  await exited;
-}
 
 const stepping: JobHandler<{ steps?: number }, { done: true }> = {
   type: "stepping",

@@ -17,7 +17,21 @@ export async function startTestConveyor(
   options: { environment?: Record<string, string>; start?: boolean } & Omit<ConveyorOptions, "config"> = {},
 ): Promise<TestConveyor> {
   const database = await createTestDatabase();
-  const config = loadConfig({
+  const config = loadConfig({ ...testEnvironment(options.environment), DATABASE_URL: database.url });
+  const conveyor = await createConveyor({ ...options, config, logger: options.logger ?? createLogger(config.logLevel) });
+  if (options.start !== false) await conveyor.start();
+  return Object.assign(conveyor, {
+    databaseUrl: database.url,
+    async dispose() {
+      await conveyor.stop();
+      await database.drop();
+    },
+  });
+}
+
+/** The configuration every test instance starts from: quiet, no pool, no timers; `overrides` win. */
+export function testEnvironment(overrides: Record<string, string> = {}): Record<string, string> {
+  return {
     NODE_ENV: "test",
     PORT: "0",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
@@ -28,18 +42,8 @@ export async function startTestConveyor(
     HEALTH_CACHE_MS: "0",
     DATABASE_POOL_SIZE: "10",
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
-    ...options.environment,
-    DATABASE_URL: database.url,
-  });
-  const conveyor = await createConveyor({ ...options, config, logger: options.logger ?? createLogger(config.logLevel) });
-  if (options.start !== false) await conveyor.start();
-  return Object.assign(conveyor, {
-    databaseUrl: database.url,
-    async dispose() {
-      await conveyor.stop();
-      await database.drop();
-    },
-  });
+    ...overrides,
+  };
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */

@@ -4,7 +4,8 @@ import { changeOf } from "../../jobs/lifecycle.js";
 import { TERMINAL_STATUSES } from "../../jobs/types.js";
 import { loadAccessible, requireViewer } from "../access.js";
 import { builder } from "../builder.js";
-import { maskStreamError } from "../streams.js";
+import { guardStream, maskStreamError } from "../streams.js";
+import { readEagerly } from "../eager-reader.js";
 import type { GraphQLContext } from "../context.js";
 import { JobType } from "./job.js";
 import { JobStatusEnum, LocaleEnum } from "./scalars.js";
@@ -65,7 +66,14 @@ const isTerminal = (status: string) => (TERMINAL_STATUSES as string[]).includes(
 function jobProgressStream(context: GraphQLContext, jobId: string): AsyncIterableIterator<JobChange> {
   const { events, jobs, logger } = context.services;
   return new Repeater<JobChange>(async (push, stop) => {
-    const changes = events.pubsub.subscribe("job:changed", jobId)[Symbol.asyncIterator]();
+    // While the client is still reading, a newer percent of the same status and stage replaces the
+    // one waiting (every status and stage still reaches it): a slow client skips to the latest
+    // percent instead of backing up the bus.
+    const changes = readEagerly(events.pubsub.subscribe("job:changed", jobId)[Symbol.asyncIterator](), {
+      limit: 1000,
+      merge: (waiting, change) => (waiting.status === change.status && waiting.stage === change.stage ? change : null),
+      tooSlow: "This subscriber fell too far behind",
+    });
     const close = () => closeQuietly(changes);
     void stop.then(close);
     const read = () => {
@@ -177,23 +185,18 @@ export function jobUpdatesStream(
   return filterStream(source, matches, context.services.logger);
 }
 
-/** The values `keep` accepts; like jobProgressStream, a Repeater so that leaving is immediate. */
+/** Changes are kept for a slow client up to this many; then its subscription ends. */
+const JOB_UPDATES_BACKLOG = 10_000;
+
+/**
+ * The values `keep` accepts, read eagerly (see readEagerly) and masked like every stream's errors;
+ * like jobProgressStream, leaving is immediate.
+ */
 function filterStream<T>(source: AsyncIterable<T>, keep: (value: T) => boolean, logger: Logger): AsyncIterableIterator<T> {
-  return new Repeater<T>(async (push, stop) => {
-    const iterator = source[Symbol.asyncIterator]();
-    const close = () => closeQuietly(iterator);
-    void stop.then(close);
-    try {
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) return;
-        if (keep(next.value)) await push(next.value);
-      }
-    } catch (error) {
-      throw maskStreamError(error, logger);
-    } finally {
-      stop();
-      await close();
-    }
+  const values = readEagerly(source[Symbol.asyncIterator](), {
+    limit: JOB_UPDATES_BACKLOG,
+    keep,
+    tooSlow: `This subscriber fell more than ${JOB_UPDATES_BACKLOG} changes behind; jobUpdateBatches follows any rate`,
   });
+  return guardStream(values, logger);
 }

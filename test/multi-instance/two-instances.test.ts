@@ -1,0 +1,131 @@
+// Issue 11, item 6: several instances on one PostgreSQL behave as one service, with the events
+// between them carried by PostgreSQL LISTEN/NOTIFY (no Redis) or by Redis.
+import type { ChildProcess } from "node:child_process";
+import { afterAll, describe, expect, it } from "vitest";
+import type { Conveyor } from "../../src/app.js";
+import type { JobHandler } from "../../src/handlers/registry.js";
+import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
+import { collect, tokenFor, wsClient } from "../support/graphql-client.js";
+import { enqueue, gql, ok } from "../graphql/helpers.js";
+import { freePort, redisServerAvailable, startRedis, startSiblingConveyor, stopRedis } from "./instances.js";
+
+/** Which instance ran each job, every time a handler was called: exactly-once shows here. */
+const calls = new Map<string, string[]>();
+
+function counted(instance: string): JobHandler<{ ms?: number; steps?: number }, { by: string }> {
+  return {
+    type: "counted",
+    async run(payload, context) {
+      calls.set(context.job.id, [...(calls.get(context.job.id) ?? []), instance]);
+      const steps = payload.steps ?? 0;
+      for (let step = 1; step <= steps; step++) {
+        await context.progress(`step ${step}`, Math.round((step / steps) * 90));
+        await new Promise((resolve) => setTimeout(resolve, 40));
+      }
+      await new Promise((resolve) => setTimeout(resolve, payload.ms ?? 5));
+      return { by: instance };
+    },
+  };
+}
+
+const HEALTH = `{ queueHealth { status reasons stats { counts { queued processing completed failed retrying cancelled validationFailed } successRate stalled } } }`;
+
+type Mode = { name: "postgres" | "redis"; redisUrl?: string };
+
+// Without REDIS_URL a private redis-server stands in, so both transports are covered in every run.
+const privateRedis: { child?: ChildProcess } = {};
+async function modes(): Promise<Mode[]> {
+  const list: Mode[] = [{ name: "postgres" }];
+  if (process.env.REDIS_URL) list.push({ name: "redis", redisUrl: process.env.REDIS_URL });
+  else if (redisServerAvailable) {
+    const port = await freePort();
+    privateRedis.child = await startRedis(port);
+    list.push({ name: "redis", redisUrl: `redis://127.0.0.1:${port}` });
+  } else console.warn("two-instances: no REDIS_URL and no redis-server; the Redis mode is skipped");
+  return list;
+}
+
+describe("item 6: two instances on one database", () => {
+  const running: { a?: TestConveyor; b?: Conveyor } = {};
+  afterAll(async () => {
+    await running.b?.stop();
+    await running.a?.dispose();
+    if (privateRedis.child) await stopRedis(privateRedis.child);
+  });
+
+  it("share jobs (each run exactly once, by both), progress events and queue health; through PostgreSQL NOTIFY and through Redis", async () => {
+    for (const mode of await modes()) {
+      calls.clear();
+      // An empty REDIS_URL means none: the instances then find each other through PostgreSQL.
+      const environment = { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "4", WORKER_PREFETCH: "0", REDIS_URL: mode.redisUrl ?? "" };
+      const a = (running.a = await startTestConveyor({ handlers: [counted("A")], environment }));
+      const b = (running.b = await startSiblingConveyor(a, { handlers: [counted("B")], environment }));
+      expect([a.events.transport, b.events.transport]).toEqual([mode.name, mode.name]);
+      const alice = await tokenFor(a, "alice");
+      const olga = await tokenFor(a, "olga", "operator");
+
+      // Every job enqueued through A; both pools take from the one queue.
+      const ids: string[] = [];
+      for (let index = 0; index < 120; index++) ids.push(await enqueue(a, alice, { type: "counted", payload: { ms: 20 } }));
+      await eventually(async () => {
+        const { rows } = await a.database.pool.query<{ done: number }>(`SELECT count(*)::int AS done FROM processing_jobs WHERE id = ANY($1) AND status = 'COMPLETED'`, [ids]);
+        return rows[0]!.done === ids.length;
+      }, 60_000, 50);
+      const perJob = ids.map((id) => calls.get(id) ?? []);
+      expect(perJob.filter((runs) => runs.length !== 1), `${mode.name}: jobs not run exactly once`).toEqual([]);
+      const byA = perJob.filter((runs) => runs[0] === "A").length;
+      const byB = perJob.filter((runs) => runs[0] === "B").length;
+      console.info(`two-instances (${mode.name}): ${ids.length} jobs, ${byA} run by A, ${byB} by B, each exactly once`);
+      expect(byA).toBeGreaterThan(0);
+      expect(byB).toBeGreaterThan(0);
+
+      // A stops working; a subscriber on A follows a job only B can run, enqueued through A.
+      await a.workerPool!.stop();
+      const client = wsClient(a, alice);
+      try {
+        const followed = await enqueue(a, alice, { type: "counted", payload: { steps: 4 }, runAt: new Date(Date.now() + 800).toISOString() });
+        const stream = collect(client, `subscription($id: ID!) { jobProgress(jobId: $id) { status stage progress } }`, { id: followed });
+        const { events, error } = await stream.done;
+        expect(error).toBeUndefined();
+        const seen = events.map((event) => (event.data as { jobProgress: { status: string; stage: string | null } }).jobProgress);
+        expect(calls.get(followed)).toEqual(["B"]);
+        expect(seen[0]!.status).toBe("QUEUED");
+        expect(seen.at(-1)!.status).toBe("COMPLETED");
+        // Progress B reported reached A's subscriber.
+        expect(seen.filter((state) => state.status === "PROCESSING" && state.stage?.startsWith("step")).length).toBeGreaterThanOrEqual(1);
+      } finally {
+        await client.dispose();
+      }
+
+      // One queue, one answer, whichever instance is asked.
+      const [fromA, fromB] = await Promise.all([gql(a, HEALTH, {}, { token: olga }), gql(b, HEALTH, {}, { token: olga })]);
+      expect(ok(fromA).queueHealth).toEqual(ok(fromB).queueHealth);
+      expect(ok(fromA).queueHealth.stats.counts.completed).toBe(ids.length + 1);
+
+      await b.stop();
+      running.b = undefined;
+      await a.dispose();
+      running.a = undefined;
+    }
+  }, 180_000);
+
+  it("drops an event too large for a notification with a log line, and keeps publishing the rest", async () => {
+    const a = (running.a = await startTestConveyor({ environment: { REDIS_URL: "" } }));
+    expect(a.events.transport).toBe("postgres");
+    const b = await startSiblingConveyor(a, { environment: { REDIS_URL: "" } });
+    // What instance B hears of A's events; this instance's own subscribers get every event at once.
+    const received: { stage: string }[] = [];
+    const unsubscribe = b.subscribe(undefined, (change) => received.push(change as { stage: string }));
+    const base = { jobId: "00000000-0000-4000-8000-000000000000", type: "x", owner: "o", status: "QUEUED", previousStatus: null, stage: null, progress: 0, bytesDone: null, bytesTotal: null, retryCount: 0, errorCode: null, at: new Date().toISOString() } as const;
+    const before = a.events.publishFailures;
+    a.events.publishJobChange({ ...base, stage: "x".repeat(9000) });
+    a.events.publishJobChange({ ...base, stage: "small" });
+    await eventually(() => received.length > 0);
+    expect(received.map((change) => change.stage)).toEqual(["small"]);
+    expect(a.events.publishFailures).toBeGreaterThan(before);
+    unsubscribe();
+    await b.stop();
+    await a.dispose();
+    running.a = undefined;
+  });
+});
