@@ -38,7 +38,22 @@ export function createTokenVerifier(settings: AuthSettings): (token: string) => 
   const key: Uint8Array | JWTVerifyGetKey = settings.jwksUrl
     ? createRemoteJWKSet(new URL(settings.jwksUrl))
     : new TextEncoder().encode(settings.secret ?? "");
+  // A client sends the same token with every request: a signature verified once stays verified
+  // until the token expires, so only tokens that passed are remembered, and never past their exp.
+  const verified = new Map<string, VerifiedViewer>();
   return async (token) => {
+    const known = verified.get(token);
+    if (known) {
+      if (known.expiresAt * 1000 > Date.now()) return known;
+      verified.delete(token);
+    }
+    const viewer = await verify(token);
+    if (verified.size >= VERIFIED_TOKENS_KEPT) verified.delete(verified.keys().next().value!);
+    verified.set(token, viewer);
+    return viewer;
+  };
+
+  async function verify(token: string): Promise<VerifiedViewer> {
     try {
       const { payload } = await jwtVerify(token, key as Uint8Array, {
         issuer: settings.issuer,
@@ -58,8 +73,11 @@ export function createTokenVerifier(settings: AuthSettings): (token: string) => 
       if (error instanceof InvalidTokenError) throw error;
       throw new InvalidTokenError("The token is invalid or expired");
     }
-  };
+  }
 }
+
+/** Verified tokens remembered at most; the oldest make room. */
+const VERIFIED_TOKENS_KEPT = 10_000;
 
 /** The token from an `Authorization: Bearer …` header, or null. */
 export function bearerToken(header: string | null | undefined): string | null {

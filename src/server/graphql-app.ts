@@ -463,7 +463,18 @@ function containsNul(value: unknown): boolean {
   return false;
 }
 
+// Parsed documents are cached and reused by yoga, so each is searched once.
+const nulInDocument = new WeakMap<DocumentNode, boolean>();
+
 function documentContainsNul(document: DocumentNode): boolean {
+  const known = nulInDocument.get(document);
+  if (known !== undefined) return known;
+  const found = searchDocumentForNul(document);
+  nulInDocument.set(document, found);
+  return found;
+}
+
+function searchDocumentForNul(document: DocumentNode): boolean {
   let found = false;
   visit(document, {
     [Kind.STRING]: (node) => {
