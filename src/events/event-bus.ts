@@ -73,9 +73,6 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
   const transport = redisUrl ? "redis" : options.postgres ? "postgres" : "memory";
   if (redisUrl) {
     const logger = (options.logger ?? createLogger(environmentValue("LOG_LEVEL"))).child({ component: "events" });
-    let failing = false;
-    let lastFailureLog = 0;
-    let failuresSinceLog = 0;
     const connection: RedisOptions = {
       lazyConnect: false,
       // Reconnect for ever, backing off to one attempt every 2 s.
@@ -100,47 +97,22 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
         logger.warn({ err: error, client: name }, "Redis connection error; reconnecting");
       });
     }
+    const report = reportPublishing(logger, "Redis publish", (count) => (publishFailures += count));
     target = createRedisEventTarget({
       publishClient,
       subscribeClient,
-      onPublished: () => {
-        if (!failing) return;
-        failing = false;
-        logger.info({ publishFailures }, "Redis publishing recovered");
-      },
-      onPublishError: (error, topic) => {
-        publishFailures++;
-        failuresSinceLog++;
-        if (failing && Date.now() - lastFailureLog < FAILURE_LOG_INTERVAL_MS) return;
-        failing = true;
-        lastFailureLog = Date.now();
-        logger.error({ err: error, topic, failures: failuresSinceLog, publishFailures }, "Redis publish failed; event lost, jobs keep running");
-        failuresSinceLog = 0;
-      },
+      onPublished: report.published,
+      onPublishError: (error, topic) => report.failed(error, 1, { topic }),
       onSubscribeError: (error, topic) => logger.error({ err: error, topic }, "Redis subscribe or unsubscribe failed"),
     });
   } else if (options.postgres) {
     const logger = (options.logger ?? createLogger(environmentValue("LOG_LEVEL"))).child({ component: "events" });
-    let failing = false;
-    let lastFailureLog = 0;
-    let failuresSinceLog = 0;
+    const report = reportPublishing(logger, "event notification", (count) => (publishFailures += count));
     const pgTarget = createPgEventTarget({
       connectionString: options.postgres.connectionString,
       logger,
-      onPublished: () => {
-        if (!failing) return;
-        failing = false;
-        logger.info({ publishFailures }, "event notifications recovered");
-      },
-      onPublishError: (error, events) => {
-        publishFailures += events;
-        failuresSinceLog += events;
-        if (failing && Date.now() - lastFailureLog < FAILURE_LOG_INTERVAL_MS) return;
-        failing = true;
-        lastFailureLog = Date.now();
-        logger.error({ err: error, failures: failuresSinceLog, publishFailures }, "event notification failed; event lost, jobs keep running");
-        failuresSinceLog = 0;
-      },
+      onPublished: report.published,
+      onPublishError: (error, events) => report.failed(error, events),
       onReconnect: () => resync(),
     });
     target = pgTarget.target;
@@ -213,4 +185,30 @@ function countListeners(inner: EventTarget): { target: EventTarget; count: (topi
     return total;
   };
   return { target, count, topics: () => [...listeners.keys()] };
+}
+
+/**
+ * Logs publish failures without flooding: the first of an outage at once, then at most one line per
+ * FAILURE_LOG_INTERVAL_MS with the count since, and one line when publishing works again.
+ */
+function reportPublishing(logger: Logger, what: string, count: (failures: number) => number) {
+  let failing = false;
+  let lastFailureLog = 0;
+  let failuresSinceLog = 0;
+  return {
+    published() {
+      if (!failing) return;
+      failing = false;
+      logger.info({ publishFailures: count(0) }, `${what} recovered`);
+    },
+    failed(error: unknown, events: number, context: Record<string, unknown> = {}) {
+      const publishFailures = count(events);
+      failuresSinceLog += events;
+      if (failing && Date.now() - lastFailureLog < FAILURE_LOG_INTERVAL_MS) return;
+      failing = true;
+      lastFailureLog = Date.now();
+      logger.error({ err: error, ...context, failures: failuresSinceLog, publishFailures }, `${what} failed; event lost, jobs keep running`);
+      failuresSinceLog = 0;
+    },
+  };
 }
