@@ -69,7 +69,11 @@ export interface Conveyor {
    * database), from other instances. Returns the unsubscribe.
    */
   subscribe(jobId: string | undefined, listener: (change: JobChange) => void): () => void;
-  start(): Promise<void>;
+  /**
+   * Starts the worker pool and maintenance, and serves the API on HOST/PORT unless `http` is false
+   * (a service that embeds only the engine: `url` stays null).
+   */
+  start(options?: { http?: boolean }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -203,13 +207,16 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     metrics,
     url: null,
     ...libraryApi(jobs, events, logger),
-    async start() {
+    async start(options = {}) {
       await events.ready();
-      const address = await listen(server, config.http.port, config.http.host);
-      conveyor.url = `http://${address.address.includes(":") ? `[${address.address}]` : address.address}:${address.port}`;
+      if (options.http !== false) {
+        const address = await listen(server, config.http.port, config.http.host);
+        conveyor.url = `http://${address.address.includes(":") ? `[${address.address}]` : address.address}:${address.port}`;
+      }
       await workerPool?.start();
       maintenance.start();
-      logger.info({ url: conveyor.url, embeddedDatabase: database.embedded, redis: Boolean(config.redisUrl), events: events.transport }, "Conveyor is listening");
+      const started = { url: conveyor.url, embeddedDatabase: database.embedded, redis: Boolean(config.redisUrl), events: events.transport };
+      logger.info(started, conveyor.url ? "Conveyor is listening" : "Conveyor started without its HTTP server");
     },
     stop() {
       stopping ??= (async () => {

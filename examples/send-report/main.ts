@@ -85,9 +85,8 @@ async function createReport(
 
 export async function main(environment: NodeJS.ProcessEnv = process.env) {
   const runs = new Map<string, number>();
-  // Conveyor's settings come from the same variables as the server's (DATABASE_URL, WORKER_*…);
-  // PORT=0 serves its GraphQL API on a free port beside the app.
-  const config = loadConfig({ PORT: "0", LOG_LEVEL: "warn", ...environment });
+  // Conveyor's settings come from the same variables as the server's (DATABASE_URL, WORKER_*…).
+  const config = loadConfig({ LOG_LEVEL: "warn", ...environment });
   // Opens the database (the embedded one when DATABASE_URL is unset) and applies Conveyor's migrations.
   const conveyor = await createConveyor({ config });
   // The app's own pool on the same database: its transactions can create jobs.
@@ -96,7 +95,8 @@ export async function main(environment: NodeJS.ProcessEnv = process.env) {
   // Handlers can also be passed to createConveyor ({ handlers: [...] }); either way before start().
   conveyor.registry.register(sendReport);
   try {
-    await conveyor.start();
+    // The engine alone: this app serves no GraphQL API of Conveyor's, so no port is taken.
+    await conveyor.start({ http: false });
     await db.query(`
       CREATE TABLE IF NOT EXISTS example_reports (id uuid PRIMARY KEY, title text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
       CREATE TABLE IF NOT EXISTS example_report_deliveries (report_id uuid PRIMARY KEY REFERENCES example_reports (id), recipient text NOT NULL, sent_at timestamptz NOT NULL DEFAULT now());

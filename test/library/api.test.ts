@@ -86,3 +86,19 @@ describe("library API", () => {
     expect(conveyor.events.listenerCount("jobs:changed")).toBe(0);
   });
 });
+
+describe("library API without the HTTP server", () => {
+  it("runs the engine alone: no port taken, jobs run, stop is clean", async () => {
+    const engine = await startTestConveyor({ handlers: [greet], environment: { WORKER_ENABLED: "true" }, start: false });
+    try {
+      await engine.start({ http: false });
+      expect(engine.url).toBeNull();
+      expect(engine.server.listening).toBe(false);
+      const { job } = await engine.enqueue(greet.job({ name: "engine only" }));
+      await eventually(async () => (await engine.jobs.find(job.id))?.status === "COMPLETED");
+      expect((await engine.jobs.find(job.id))!.result).toEqual({ greeted: "engine only" });
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
