@@ -17,7 +17,7 @@ import pg from "pg";
 import { applyMigrations } from "../src/db/migrate.js";
 import { signToken } from "../src/graphql/auth.js";
 import { createLogger } from "../src/logger.js";
-import { startChild, type Child } from "./support/child.js";
+import { profileFlags, serverEnvironment, startChild, type Child } from "./support/child.js";
 import { createBenchDatabase } from "./support/database.js";
 import { cpuMeter, ownCpuSeconds, percentile } from "./support/proc.js";
 import { seedJobs } from "./support/seed-jobs.js";
@@ -86,24 +86,13 @@ try {
   for (const owner of ownerList) tokens.set(owner, await signToken(secret, { id: owner, role: "user" }));
   const operatorToken = await signToken(secret, { id: "olga", role: "operator" });
 
-  const serverEnvironment = (extra: Record<string, string>) => ({
-    ...process.env,
-    DATABASE_URL: database.url,
-    PORT: "0",
-    HOST: "127.0.0.1",
-    NODE_ENV: "production",
-    LOG_LEVEL: "warn",
-    WORKER_ENABLED: "false",
-    JWT_SECRET: secret,
-    REDIS_URL: "",
-    ...extra,
-  });
+  const environment = (extra: Record<string, string>) => serverEnvironment(database.url, secret, { WORKER_ENABLED: "false", ...extra });
 
   // --- the shipped configuration (queue health shared for HEALTH_CACHE_MS = 2 s, set explicitly so the label holds) ---
   const sqlLog = path.join(scratch, "statements.json");
   // PROFILE=<directory>: a V8 CPU profile of the server (written when it stops).
-  const nodeArgs = process.env.PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(process.env.PROFILE)}`] : [];
-  const server = await startChild("api-server.ts", { env: serverEnvironment({ HEALTH_CACHE_MS: "2000", BENCH_SQL_LOG: sqlLog }), nodeArgs });
+  const nodeArgs = profileFlags();
+  const server = await startChild("api-server.ts", { env: environment({ HEALTH_CACHE_MS: "2000", BENCH_SQL_LOG: sqlLog }), nodeArgs });
   children.push(server);
   const call = httpCaller(server.url);
   const random = mulberry32(7);
@@ -141,7 +130,7 @@ try {
 
   // --- queueHealth computed on every request (HEALTH_CACHE_MS=0): the SQL's own cost ---
   const uncachedSqlLog = path.join(scratch, "statements-uncached.json");
-  const uncached = await startChild("api-server.ts", { env: serverEnvironment({ HEALTH_CACHE_MS: "0", BENCH_SQL_LOG: uncachedSqlLog }) });
+  const uncached = await startChild("api-server.ts", { env: environment({ HEALTH_CACHE_MS: "0", BENCH_SQL_LOG: uncachedSqlLog }) });
   children.push(uncached);
   const callUncached = httpCaller(uncached.url);
   console.log(`\nqueueHealth with HEALTH_CACHE_MS=0 (every request runs the health SQL), ${uncachedRequests} requests per line`);

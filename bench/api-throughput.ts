@@ -11,7 +11,7 @@ import pg from "pg";
 import { applyMigrations } from "../src/db/migrate.js";
 import { signToken } from "../src/graphql/auth.js";
 import { createLogger } from "../src/logger.js";
-import { startChild, type Child } from "./support/child.js";
+import { profileFlags, serverEnvironment, startChild, type Child } from "./support/child.js";
 import { createBenchDatabase } from "./support/database.js";
 
 const duration = Number(process.env.DURATION ?? 10);
@@ -39,8 +39,8 @@ try {
   children.push(bare);
   // PROFILE=<directory>: a V8 CPU profile of the Conveyor server (written when it stops).
   const server = await startChild("api-server.ts", {
-    nodeArgs: process.env.PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PROFILE}`] : [],
-    env: { ...process.env, DATABASE_URL: database.url, PORT: "0", HOST: "127.0.0.1", NODE_ENV: "production", LOG_LEVEL: "warn", WORKER_ENABLED: "false", JWT_SECRET: secret, REDIS_URL: "" },
+    nodeArgs: profileFlags(),
+    env: serverEnvironment(database.url, secret, { WORKER_ENABLED: "false" }),
   });
   children.push(server);
 

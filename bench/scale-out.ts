@@ -35,7 +35,8 @@ import { applyMigrations } from "../src/db/migrate.js";
 import { signToken } from "../src/graphql/auth.js";
 import { enqueueJobs } from "../src/jobs/queue.js";
 import { createLogger } from "../src/logger.js";
-import { ChildExitedError, request, startChild, type Child } from "./support/child.js";
+import { ChildExitedError, request, serverEnvironment, startChild, type Child } from "./support/child.js";
+import type { Report, ServerStats } from "./support/fanout-report.js";
 import { createBenchDatabase } from "./support/database.js";
 import { cpuMeter, percentile, rssMegabytes } from "./support/proc.js";
 
@@ -125,19 +126,7 @@ async function workersRun(processes: number, jobs: number, concurrency: number, 
     }
     const enqueueSeconds = (performance.now() - enqueueStart) / 1000;
 
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      ...engineKnobs(),
-      DATABASE_URL: database.url,
-      PORT: "0",
-      HOST: "127.0.0.1",
-      NODE_ENV: "production",
-      LOG_LEVEL: "warn",
-      JWT_SECRET: secret,
-      REDIS_URL: "",
-      WORKER_ENABLED: "true",
-      WORKER_CONCURRENCY: String(concurrency),
-    };
+    const env = serverEnvironment(database.url, secret, { ...engineKnobs(), WORKER_ENABLED: "true", WORKER_CONCURRENCY: String(concurrency) });
     const pool = await startAll(processes, "scale-out-worker.ts", env, children);
 
     // Connections to this database (sampled every 250 ms: a small, steady load).
@@ -218,17 +207,6 @@ async function workersRun(processes: number, jobs: number, concurrency: number, 
 // ---------------------------------------------------------------------------------------------
 // SHAPE=fanout: bench/subscription-fanout.ts's ticker shape over SERVERS server processes.
 
-type Report = {
-  counts: { progress: number; progressBeforeMeasuring: number; completed: number; other: number; errors: number; ended: number; subscriptions: number };
-  last: { progressMs: number; completedMs: number; endedMs: number };
-  errorSamples: string[];
-  latencies: number[];
-  fromDatabaseClock: number[];
-  fromDue: number[];
-  cpuCores: number;
-  eventLoopDelayMs: { p50: number; p99: number; max: number };
-};
-type ServerStats = { memory: Record<string, number>; eventLoopDelayMs: { p50: number; p99: number; max: number } };
 
 async function fanout() {
   const servers = Number(process.env.SERVERS ?? 2);
@@ -260,14 +238,7 @@ async function fanoutRun(options: { servers: number; subscribers: number; jobCou
     const servers = await startAll(
       serverCount,
       "fanout-server.ts",
-      {
-        ...process.env,
-        DATABASE_URL: database.url,
-        PORT: "0",
-        HOST: "127.0.0.1",
-        NODE_ENV: "production",
-        LOG_LEVEL: "warn",
-        JWT_SECRET: secret,
+      serverEnvironment(database.url, secret, {
         REDIS_URL: redis,
         // Each server holds its share of the jobs (they run until "go" + TICKS × TICK_MS), and
         // claims nothing ahead of a free slot, so every server runs some.
@@ -276,7 +247,7 @@ async function fanoutRun(options: { servers: number; subscribers: number; jobCou
         WORKER_POLL_INTERVAL_MS: "200",
         TICKS: String(ticks),
         TICK_MS: String(tickMs),
-      },
+      }),
       children,
     );
     // startAll keeps the order it was given only by index; the servers are interchangeable.

@@ -45,10 +45,10 @@
 //
 // Both: the clock of `at` is the database's (or the server's, for progress published before it is
 // written); server, clients and PostgreSQL run on this machine, so the clocks agree.
-import path from "node:path";
 import pg from "pg";
 import { signToken } from "../src/graphql/auth.js";
-import { ChildExitedError, request, startChild, type Child } from "./support/child.js";
+import { ChildExitedError, profileFlags, request, serverEnvironment, startChild, type Child } from "./support/child.js";
+import type { Report, ServerStats } from "./support/fanout-report.js";
 import { createBenchDatabase } from "./support/database.js";
 import { cpuMeter, percentile, rssMegabytes } from "./support/proc.js";
 
@@ -70,17 +70,6 @@ const stagger = process.env.STAGGER !== "0";
 const secret = "fanout-bench-secret-fanout-bench-secret-1";
 const owner = "fan-owner";
 
-type Report = {
-  counts: { progress: number; progressBeforeMeasuring: number; completed: number; other: number; errors: number; ended: number; subscriptions: number };
-  last: { progressMs: number; completedMs: number; endedMs: number };
-  errorSamples: string[];
-  latencies: number[];
-  fromDatabaseClock: number[];
-  fromDue: number[];
-  cpuCores: number;
-  eventLoopDelayMs: { p50: number; p99: number; max: number };
-};
-type ServerStats = { memory: Record<string, number>; eventLoopDelayMs: { p50: number; p99: number; max: number } };
 
 let active: { children: Child[]; drop: () => Promise<void> } | null = null;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -118,23 +107,14 @@ async function run(subscribers: number) {
   const children: Child[] = [];
   active = { children, drop: () => database.drop() };
   try {
-    const profile = process.env.PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(process.env.PROFILE)}`] : [];
     const server = await startChild("fanout-server.ts", {
-      env: {
-        ...process.env,
-        DATABASE_URL: database.url,
-        PORT: "0",
-        HOST: "127.0.0.1",
-        NODE_ENV: "production",
-        LOG_LEVEL: "warn",
-        JWT_SECRET: secret,
-        REDIS_URL: "",
+      env: serverEnvironment(database.url, secret, {
         WORKER_CONCURRENCY: String(jobCount),
         WORKER_POLL_INTERVAL_MS: "200",
         TICKS: String(ticks),
         TICK_MS: String(tickMs),
-      },
-      nodeArgs: profile,
+      }),
+      nodeArgs: profileFlags(),
       ipc: true,
     });
     children.push(server);
@@ -296,21 +276,9 @@ function latencyLine(sorted: number[]) {
 
 /** One server process (the benchmark's fanout-server) whose worker pool waits for "start-pool". */
 async function startHeldServer(databaseUrl: string, extra: NodeJS.ProcessEnv = {}): Promise<Child> {
-  const profile = process.env.PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(process.env.PROFILE)}`] : [];
   return startChild("fanout-server.ts", {
-    env: {
-      ...process.env,
-      ...extra,
-      DATABASE_URL: databaseUrl,
-      PORT: "0",
-      HOST: "127.0.0.1",
-      NODE_ENV: "production",
-      LOG_LEVEL: "warn",
-      JWT_SECRET: secret,
-      REDIS_URL: "",
-      HOLD_POOL: "1",
-    },
-    nodeArgs: profile,
+    env: serverEnvironment(databaseUrl, secret, { ...extra, HOLD_POOL: "1" }),
+    nodeArgs: profileFlags(),
     ipc: true,
   });
 }

@@ -1,5 +1,6 @@
 // Benchmark helpers run in child processes (tsx), with a raised open-files limit.
 import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export interface Child {
@@ -89,4 +90,27 @@ export function request<T>(child: Child, message: object, reply: string): Promis
 
 export class ChildExitedError extends Error {
   override name = "ChildExitedError";
+}
+
+/**
+ * The environment of a Conveyor server in a child process, as a production deployment runs it: a
+ * free loopback port, quiet logs, the benchmark's JWT secret, no Redis; `overrides` win.
+ */
+export function serverEnvironment(databaseUrl: string, secret: string, overrides: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: databaseUrl,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    NODE_ENV: "production",
+    LOG_LEVEL: "warn",
+    JWT_SECRET: secret,
+    REDIS_URL: "",
+    ...overrides,
+  };
+}
+
+/** PROFILE=<directory>: node flags for a V8 CPU profile of a child (written when it stops). */
+export function profileFlags(): string[] {
+  return process.env.PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(process.env.PROFILE)}`] : [];
 }

@@ -5,6 +5,7 @@ import WebSocket from "ws";
 import type { Conveyor } from "../../src/app.js";
 import { WorkerPool } from "../../src/jobs/worker-pool.js";
 import type { TestConveyor } from "../support/conveyor.js";
+import { postOperation } from "../support/graphql-client.js";
 
 export const VALID_ANSWERS = { q1: "HAVING", q2: "SKIP LOCKED", q3: "201", q4: 4 };
 
@@ -52,20 +53,10 @@ export async function gql<T = any>(
   variables: Record<string, unknown> = {},
   options: { token?: string; headers?: Record<string, string> } = {},
 ): Promise<ApiResponse<T>> {
-  const response = await fetch(`${conveyor.url}/graphql`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      accept: "application/graphql-response+json, application/json",
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-      ...options.headers,
-    },
-    body: JSON.stringify({ query, variables }),
-  });
-  const text = await response.text();
+  const { status, text } = await postOperation(conveyor, query, variables, options);
   const body = JSON.parse(text) as { data?: T; errors?: ApiError[] };
   expectNoInternals(JSON.stringify(withoutJobErrorDetails(body)));
-  return { status: response.status, data: body.data, errors: body.errors, text };
+  return { status, data: body.data, errors: body.errors, text };
 }
 
 /** The first error's code, or undefined. */

@@ -22,6 +22,16 @@ export async function graphql<T = any>(
   variables: Record<string, unknown> = {},
   options: { token?: string; headers?: Record<string, string> } = {},
 ): Promise<GraphQLResponse<T>> {
+  return JSON.parse((await postOperation(conveyor, query, variables, options)).text) as GraphQLResponse<T>;
+}
+
+/** POSTs one operation over real HTTP; the status and the raw body. */
+export async function postOperation(
+  conveyor: Conveyor,
+  query: string,
+  variables: Record<string, unknown> = {},
+  options: { token?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; text: string }> {
   const response = await fetch(`${conveyor.url}/graphql`, {
     method: "POST",
     headers: {
@@ -32,7 +42,7 @@ export async function graphql<T = any>(
     },
     body: JSON.stringify({ query, variables }),
   });
-  return (await response.json()) as GraphQLResponse<T>;
+  return { status: response.status, text: await response.text() };
 }
 
 /** A real graphql-ws client over WebSocket, authenticated through connectionParams. */
