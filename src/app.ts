@@ -1,7 +1,7 @@
 import type { Server, ServerResponse } from "node:http";
 import { isLoopback, type Config } from "./config.js";
 import { openDatabase, type Database } from "./db/database.js";
-import { createEventBus, type EventBus } from "./events/event-bus.js";
+import { createEventBus, forEachEvent, type EventBus } from "./events/event-bus.js";
 import { createAssessmentHandler } from "./handlers/assessment-handler.js";
 import { HandlerRegistry, type JobHandler } from "./handlers/registry.js";
 import { JobLifecycle } from "./jobs/lifecycle.js";
@@ -18,6 +18,7 @@ import { HealthMonitor } from "./jobs/health-monitor.js";
 import { createGraphQLApp, type GraphQLApp } from "./server/graphql-app.js";
 import { handleResultExport } from "./server/result-export.js";
 import { ConveyorMetrics } from "./server/metrics.js";
+import { FinishedJobCache } from "./server/finished-job-cache.js";
 import type { JobRequest } from "./handlers/define-handler.js";
 import { changeOf } from "./jobs/lifecycle.js";
 import type { EnqueueResult, Queryable } from "./jobs/queue.js";
@@ -132,6 +133,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     stalledCheckIntervalMs: config.worker.stalledCheckIntervalMs,
     retention: config.retention,
     clock,
+    onDeleted: (count) => events.publishJobsDeleted(count),
   });
   const jobs = new JobService({
     pool: database.pool,
@@ -165,7 +167,8 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
   const healthMonitor = new HealthMonitor(() => jobs.health(), config.health.broadcastIntervalMs, logger);
   const services: Services = { prisma: database.prisma, jobs, assessments, events, healthMonitor, logger };
   const verifyToken = createTokenVerifier(config.auth);
-  const graphql = createGraphQLApp({ config, services, logger, verifyToken, metricsPlugin: metrics.graphqlPlugin() });
+  const finishedJobCache = createFinishedJobCache(config, events, logger, metrics);
+  const graphql = createGraphQLApp({ config, services, logger, verifyToken, metricsPlugin: metrics.graphqlPlugin(), finishedJobCache: finishedJobCache?.cache });
   metrics.attach({
     health: () => jobs.health(),
     workerPool,
@@ -224,6 +227,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // WebSockets close with 1001 (going away); clients reconnect to another instance.
         await graphql.close();
+        finishedJobCache?.stop();
         endEventStreams(eventStreams);
         healthMonitor.stop();
         await workerPool?.stop();
@@ -238,6 +242,21 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     },
   };
   return conveyor;
+}
+
+/**
+ * The finished-job cache of `job(id)` answers, told of every retry and deletion on any instance
+ * through the event bus (FINISHED_JOB_CACHE_ENTRIES=0: none).
+ */
+function createFinishedJobCache(config: Config, events: EventBus, logger: Logger, metrics: ConveyorMetrics) {
+  const { maxEntries, ttlMs } = config.graphql.finishedJobCache;
+  if (maxEntries === 0) return null;
+  const cache = new FinishedJobCache({ maxEntries, ttlMs, onHit: metrics.countCachedAnswer });
+  const unsubscribes = [
+    forEachEvent(events.pubsub.subscribe("jobs:reopened"), (jobId) => cache.reopened(jobId), logger),
+    forEachEvent(events.pubsub.subscribe("jobs:deleted"), () => cache.deleted(), logger),
+  ];
+  return { cache, stop: () => unsubscribes.forEach((unsubscribe) => unsubscribe()) };
 }
 
 export interface LibraryEnqueueOptions {
@@ -276,27 +295,7 @@ function libraryApi(jobs: JobService, events: EventBus, logger: Logger) {
     },
     subscribe(jobId: string | undefined, listener: (change: JobChange) => void) {
       const iterator = jobId === undefined ? events.pubsub.subscribe("jobs:changed") : events.pubsub.subscribe("job:changed", jobId);
-      let active = true;
-      // The first next() registers the listener synchronously: whatever this process publishes
-      // after subscribe() returns reaches it (e.g. the announce after a COMMIT).
-      let pending = iterator.next();
-      void (async () => {
-        for (;;) {
-          const step = await pending;
-          if (step.done || !active) return;
-          try {
-            listener(step.value);
-          } catch (error) {
-            logger.error({ err: error, jobId: step.value.jobId }, "a job change listener threw");
-          }
-          pending = iterator.next();
-        }
-      })().catch((error: unknown) => logger.error({ err: error }, "job change subscription failed"));
-      return () => {
-        if (!active) return;
-        active = false;
-        void iterator.return?.(undefined);
-      };
+      return forEachEvent(iterator, listener, logger);
     },
   };
 }

@@ -79,6 +79,8 @@ const environmentSchema = z.object({
   ALLOWED_ORIGINS: z.string().default(""),
   HEALTH_BROADCAST_INTERVAL_MS: milliseconds(5000),
   HEALTH_CACHE_MS: milliseconds(2000),
+  FINISHED_JOB_CACHE_ENTRIES: z.coerce.number().int().nonnegative().default(10_000),
+  FINISHED_JOB_CACHE_TTL_MS: milliseconds(60_000),
   // Unset leaves /metrics open: fine on loopback or a private scrape network, not on the internet.
   METRICS_TOKEN: optionalText,
 });
@@ -185,6 +187,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       // Field suggestions ("did you mean …") reveal the schema; hidden in production.
       hideSuggestions: production,
       allowedOrigins: env.ALLOWED_ORIGINS.split(",").map((origin) => origin.trim()).filter(Boolean),
+      finishedJobCache: { maxEntries: env.FINISHED_JOB_CACHE_ENTRIES, ttlMs: env.FINISHED_JOB_CACHE_TTL_MS },
     },
     metrics: { token: env.METRICS_TOKEN },
   };

@@ -3,6 +3,7 @@ import { setMaxListeners } from "node:events";
 import { Redis, type RedisOptions } from "ioredis";
 import { environmentValue } from "../config.js";
 import { createLogger, type Logger } from "../logger.js";
+import { TERMINAL_STATUSES } from "../jobs/types.js";
 import type { JobChange, QueueHealthChange } from "./messages.js";
 import { createPgEventTarget } from "./pg-event-target.js";
 import { createRedisEventTarget } from "./redis-event-target.js";
@@ -14,11 +15,17 @@ export type EventTopics = {
   "job:changed": [jobId: string, change: JobChange];
   "jobs:changed": [change: JobChange];
   "queue-health:changed": [change: QueueHealthChange];
+  /** A job left a final state (retryJob): answers cached about it are stale on every instance. */
+  "jobs:reopened": [jobId: string];
+  /** Finished jobs were deleted (retention, cleanupJobs): how many. */
+  "jobs:deleted": [count: number];
 };
 
 export interface EventBus {
   pubsub: PubSub<EventTopics>;
+  /** On the job's topic and on jobs:changed; on jobs:reopened too when it left a final state. */
   publishJobChange(change: JobChange): void;
+  publishJobsDeleted(count: number): void;
   /**
    * Live listeners in this process on one topic (`"job:changed:<job id>"`, `"jobs:changed"`…), or
    * on every topic: one per running subscription, so a leak shows here.
@@ -139,6 +146,10 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
     publishJobChange(change) {
       pubsub.publish("job:changed", change.jobId, change);
       pubsub.publish("jobs:changed", change);
+      if (change.previousStatus && TERMINAL_STATUSES.includes(change.previousStatus)) pubsub.publish("jobs:reopened", change.jobId);
+    },
+    publishJobsDeleted(count) {
+      pubsub.publish("jobs:deleted", count);
     },
     listenerCount: counted.count,
     ready: () => ready,
@@ -153,6 +164,33 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
         connections.map((connection) => (connection.status === "ready" ? connection.quit().then(() => undefined, () => connection.disconnect()) : connection.disconnect())),
       );
     },
+  };
+}
+
+/**
+ * Calls `listener` with each event an iterator of `pubsub.subscribe` yields, from now on; returns
+ * the unsubscribe. The first next() registers the listener synchronously: whatever this process
+ * publishes after the call reaches it (e.g. the announce after a COMMIT).
+ */
+export function forEachEvent<T>(iterator: AsyncIterableIterator<T>, listener: (event: T) => void, logger: Logger): () => void {
+  let active = true;
+  let pending = iterator.next();
+  void (async () => {
+    for (;;) {
+      const step = await pending;
+      if (step.done || !active) return;
+      try {
+        listener(step.value);
+      } catch (error) {
+        logger.error({ err: error }, "an event listener threw");
+      }
+      pending = iterator.next();
+    }
+  })().catch((error: unknown) => logger.error({ err: error }, "event subscription failed"));
+  return () => {
+    if (!active) return;
+    active = false;
+    void iterator.return?.(undefined);
   };
 }
 

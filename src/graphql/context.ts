@@ -4,6 +4,7 @@ import type { PrismaClient } from "../generated/prisma/client.js";
 import type { EventBus } from "../events/event-bus.js";
 import type { HealthMonitor } from "../jobs/health-monitor.js";
 import type { JobService } from "../jobs/job-service.js";
+import type { JobStatus } from "../jobs/types.js";
 import type { Locale } from "../i18n/locale.js";
 import type { Logger } from "../logger.js";
 import type { Viewer } from "./auth.js";
@@ -25,6 +26,8 @@ export interface GraphQLContext {
   locale: Locale;
   /** Values computed once per request, however many fields need them (see `once`). */
   cache: Map<string, Promise<unknown>>;
+  /** Jobs the request read by id, for the finished-job cache (src/server/finished-job-cache.ts). */
+  jobsRead?: { id: string; status: JobStatus }[];
 }
 
 // A subscription keeps one context for its whole life but executes once per event, with the

@@ -13,6 +13,8 @@ export interface MaintenanceOptions {
   /** auditMaxAgeMs 0 keeps audit events. */
   retention: { maxAgeMs: number; intervalMs: number; batchSize: number; auditMaxAgeMs: number };
   clock?: Clock;
+  /** After finished jobs were deleted, with how many (caches of finished jobs drop their entries). */
+  onDeleted?: (count: number) => void;
 }
 
 /**
@@ -42,7 +44,10 @@ export class Maintenance {
       batchSize: this.options.retention.batchSize,
       clock: this.options.clock,
     });
-    if (deleted > 0) this.options.logger.info({ deleted, maxAgeMs }, "finished jobs deleted");
+    if (deleted > 0) {
+      this.options.logger.info({ deleted, maxAgeMs }, "finished jobs deleted");
+      this.options.onDeleted?.(deleted);
+    }
     return deleted;
   }
 

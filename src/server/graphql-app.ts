@@ -18,6 +18,7 @@ import { bearerToken, InvalidTokenError, type VerifiedViewer, type Viewer } from
 import type { GraphQLContext, Services } from "../graphql/context.js";
 import { schema } from "../graphql/schema/index.js";
 import { badInput } from "../graphql/errors.js";
+import type { FinishedJobCache } from "./finished-job-cache.js";
 import { SharedSubscriptions, SubscriptionRefused } from "./shared-subscriptions.js";
 
 export const GRAPHQL_PATH = "/graphql";
@@ -49,6 +50,8 @@ export function createGraphQLApp(options: {
   verifyToken: (token: string) => Promise<VerifiedViewer>;
   /** Request duration and errors by operation (src/server/metrics.ts). */
   metricsPlugin?: Plugin;
+  /** Answers to `job(id)` of finished jobs, replayed without executing. */
+  finishedJobCache?: FinishedJobCache;
 }): GraphQLApp {
   const { config, services, logger, verifyToken } = options;
   const limits = config.graphql;
@@ -78,6 +81,8 @@ export function createGraphQLApp(options: {
     logging: yogaLogger(logger),
     plugins: [
       ...(options.metricsPlugin ? [options.metricsPlugin] : []),
+      // After CSRF prevention (an onRequest hook) and before parsing: a hit skips everything else.
+      ...(options.finishedJobCache ? [options.finishedJobCache.plugin()] : []),
       EnvelopArmorPlugin({
         // Every document is held to the limits, introspection included. Fragments add no depth of
         // their own (the response has none), which keeps GraphiQL's introspection query within them.

@@ -52,6 +52,9 @@ export class ConveyorMetrics {
   private readonly requestSeconds: Histogram<"operation" | "operation_type">;
   private readonly graphqlErrors: Counter<"operation" | "code">;
   private readonly sseSubscriptions: Gauge;
+  private readonly cachedAnswers: Counter<"operation">;
+  /** The operation each HTTP request runs, for the request histogram's labels. */
+  private readonly operations = new WeakMap<Request, { name: string; type: string }>();
   private healthErrors!: Counter;
 
   constructor(private readonly options: { token?: string; logger: Logger; defaultMetrics?: boolean }) {
@@ -111,6 +114,12 @@ export class ConveyorMetrics {
       registers,
     });
     this.sseSubscriptions = new Gauge({ name: "conveyor_sse_subscriptions", help: "Subscriptions streaming over SSE.", registers });
+    this.cachedAnswers = new Counter({
+      name: "conveyor_graphql_cached_answers_total",
+      help: "Queries answered from the finished-job cache without running them, by operation.",
+      labelNames: ["operation"],
+      registers,
+    });
 
     // Collected in this order: the pools are read before the health query takes a connection.
     this.runtimeGauges(registers);
@@ -187,7 +196,7 @@ export class ConveyorMetrics {
    */
   graphqlPlugin(): Plugin {
     const startedAt = new WeakMap<Request, number>();
-    const operations = new WeakMap<Request, { name: string; type: string }>();
+    const operations = this.operations;
     const remember = (args: ExecutionArgs) => {
       const request = (args.contextValue as { request?: Request } | null)?.request;
       if (!request) return;
@@ -216,6 +225,13 @@ export class ConveyorMetrics {
       },
     };
   }
+
+  /** A query answered from the finished-job cache (src/server/finished-job-cache.ts): it never executes. */
+  readonly countCachedAnswer = (request: Request, operation: { name: string | undefined; type: string }): void => {
+    const name = this.operationLabel(operation.name);
+    this.operations.set(request, { name, type: operation.type });
+    this.cachedAnswers.inc({ operation: name });
+  };
 
   /**
    * GET /metrics. With a token configured, only `Authorization: Bearer <token>` is answered; the

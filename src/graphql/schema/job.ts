@@ -209,8 +209,11 @@ builder.queryField("job", (t) =>
     type: "ProcessingJob",
     args: { id: t.arg.id({ required: true }) },
     authScopes: { authenticated: true },
-    resolve: (query, _root, args, context) =>
-      loadAccessible(context, String(args.id), "Job", (id) => context.services.prisma.processingJob.findUnique({ ...query, where: { id } })),
+    resolve: async (query, _root, args, context) => {
+      const job = await loadAccessible(context, String(args.id), "Job", (id) => context.services.prisma.processingJob.findUnique({ ...query, where: { id } }));
+      (context.jobsRead ??= []).push({ id: job.id, status: job.status });
+      return job;
+    },
   }),
 );
 
