@@ -132,6 +132,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     stalledThresholdMs: config.worker.stalledThresholdMs,
     stalledCheckIntervalMs: config.worker.stalledCheckIntervalMs,
     retention: config.retention,
+    healthWindowMs: config.health.windowMs,
     clock,
     onDeleted: (count) => events.publishJobsDeleted(count),
   });

@@ -2,7 +2,11 @@ import type pg from "pg";
 import type { Logger } from "../logger.js";
 import type { JobLifecycle } from "./lifecycle.js";
 import { deleteFinishedJobs, deleteOldAuditEvents } from "./retention.js";
+import * as sql from "./sql.js";
 import type { Clock } from "./types.js";
+
+const DAY_MS = 24 * 3600_000;
+const WEEK_MS = 7 * DAY_MS;
 
 export interface MaintenanceOptions {
   pool: pg.Pool;
@@ -12,6 +16,8 @@ export interface MaintenanceOptions {
   stalledCheckIntervalMs: number;
   /** auditMaxAgeMs 0 keeps audit events. */
   retention: { maxAgeMs: number; intervalMs: number; batchSize: number; auditMaxAgeMs: number };
+  /** Queue health's longest window: outcome counters older than it (plus a day) are deleted. */
+  healthWindowMs: number;
   clock?: Clock;
   /** After finished jobs were deleted, with how many (caches of finished jobs drop their entries). */
   onDeleted?: (count: number) => void;
@@ -32,6 +38,14 @@ export class Maintenance {
     if (stalledCheckIntervalMs > 0) this.every(stalledCheckIntervalMs, () => this.recoverStalled());
     if (retention.intervalMs > 0 && retention.maxAgeMs > 0) this.every(retention.intervalMs, () => this.cleanup());
     if (retention.intervalMs > 0 && retention.auditMaxAgeMs > 0) this.every(retention.intervalMs, () => this.cleanupAudit());
+    if (retention.intervalMs > 0) this.every(retention.intervalMs, () => this.pruneOutcomeCounts());
+  }
+
+  /** Outcome counters past every health window (src/jobs/health.ts reads a week at most, or HEALTH_WINDOW_MS). */
+  async pruneOutcomeCounts(): Promise<number> {
+    const keepMs = Math.max(WEEK_MS, this.options.healthWindowMs) + DAY_MS;
+    const result = await this.options.pool.query(sql.DELETE_OLD_OUTCOME_COUNTS, [this.options.clock ? this.options.clock() : null, keepMs]);
+    return result.rowCount ?? 0;
   }
 
   recoverStalled() {

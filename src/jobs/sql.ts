@@ -20,6 +20,34 @@ const DURATION_MS = `CASE WHEN j.started_at IS NULL THEN NULL
 
 const CLEAR_ERROR = `error_code = NULL, error_message = NULL, error_details = NULL, error_recoverable = NULL`;
 
+/**
+ * A CTE that counts the rows of `source` (jobs just updated) that reached a final state into
+ * job_outcome_counts, the per-minute counters queue health reads (src/jobs/health.ts): one
+ * aggregated upsert per statement, so a batch of completions costs one. Groups are upserted in key
+ * order, so that two statements counting the same minutes lock them in the same order and cannot
+ * deadlock. An outcome stays counted when its job is later retried or deleted.
+ */
+function countOutcomes(source: string): string {
+  return `counted AS (
+  INSERT INTO job_outcome_counts AS counts
+    (minute, type, priority, status, error_code, count, processing_ms_sum, processing_count, queue_us_sum, queue_count)
+  SELECT date_trunc('minute', n.completed_at), n.type, n.priority, n.status, coalesce(n.error_code, ''),
+    count(*), coalesce(sum(n.processing_time_ms), 0), count(n.processing_time_ms),
+    coalesce(sum((EXTRACT(EPOCH FROM n.started_at - n.created_at) * 1000000)::bigint) FILTER (WHERE n.started_at >= n.created_at), 0),
+    count(*) FILTER (WHERE n.started_at >= n.created_at)
+  FROM ${source} n
+  WHERE n.status IN ('COMPLETED', 'FAILED', 'VALIDATION_FAILED', 'CANCELLED') AND n.completed_at IS NOT NULL
+  GROUP BY 1, 2, 3, 4, 5
+  ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (minute, type, priority, status, error_code) DO UPDATE SET
+    count = counts.count + EXCLUDED.count,
+    processing_ms_sum = counts.processing_ms_sum + EXCLUDED.processing_ms_sum,
+    processing_count = counts.processing_count + EXCLUDED.processing_count,
+    queue_us_sum = counts.queue_us_sum + EXCLUDED.queue_us_sum,
+    queue_count = counts.queue_count + EXCLUDED.queue_count
+)`;
+}
+
 interface TransitionParts {
   /** WHERE on processing_jobs (unaliased) selecting the rows allowed to move. */
   where: string;
@@ -39,6 +67,8 @@ interface TransitionParts {
   returning?: string;
   /** Writes an AuditEvent per moved job in the same statement: `actor` is an SQL expression. */
   audit?: { actor: string; action: string };
+  /** The transition can finish jobs: count them for queue health (countOutcomes). */
+  finishes?: boolean;
 }
 
 export function transitionSql(parts: TransitionParts): string {
@@ -65,7 +95,8 @@ audit AS (
   SELECT ${parts.audit.actor}, '${parts.audit.action}', 'ProcessingJob', id::text, correlation_id,
     jsonb_build_object('from', from_status, 'to', status), updated_at
   FROM updated
-)` : ""}
+)` : ""}${parts.finishes ? `,
+${countOutcomes("updated")}` : ""}
 SELECT ${CHANGE_COLUMNS}, from_status${parts.returning ? `, ${parts.returning}` : ""} FROM updated`;
 }
 
@@ -116,7 +147,8 @@ updated AS (
 events AS (
   INSERT INTO job_events (job_id, from_status, to_status, attempt, stage, progress, at)
   SELECT id, 'PROCESSING', 'COMPLETED', retry_count + 1, stage, 100, updated_at FROM updated
-)
+),
+${countOutcomes("updated")}
 SELECT ${CHANGE_COLUMNS}, 'PROCESSING'::"JobStatus" AS from_status FROM updated`;
 
 /**
@@ -163,7 +195,8 @@ events AS (
 ),
 wake AS (
   SELECT pg_notify('${JOBS_CHANNEL}', '') FROM (SELECT 1 FROM updated, clock WHERE status = 'RETRYING' AND run_at <= clock.now LIMIT 1) AS due
-)
+),
+${countOutcomes("updated")}
 SELECT ${CHANGE_COLUMNS}, from_status, (SELECT count(*) FROM wake) AS notified FROM updated`;
 
 /**
@@ -208,6 +241,7 @@ export const CANCEL_WAITING = transitionSql({
   attempt: `retry_count`,
   message: `'cancelled'`,
   audit: { actor: "$3", action: "job.cancelled" },
+  finishes: true,
 });
 
 /** $2 id, $3 actor. A running job is only marked; its pool (told by NOTIFY) aborts the handler. */
@@ -274,6 +308,7 @@ export const RECOVER_STALLED = transitionSql({
   attempt: `CASE WHEN status = 'RETRYING' THEN retry_count ELSE retry_count + 1 END`,
   message: `'recovered: heartbeat stopped'`,
   audit: { actor: "'system'", action: "job.recovered" },
+  finishes: true,
 });
 
 /** Insert columns for one job; the statement inserts from parallel arrays so a batch is one round trip. */
@@ -355,6 +390,11 @@ events AS (DELETE FROM job_events e USING deleted d WHERE e.job_id = d.id)
 SELECT count(*)::int AS deleted FROM deleted`;
 
 /** $1 now, $2 max age ms, $3 batch size: one bounded batch of old audit events (audit_events_at_idx). */
+// Outcome counters past the longest window queue health reads (a week, or HEALTH_WINDOW_MS): the
+// primary key leads with the minute, so this is a range of the index.
+export const DELETE_OLD_OUTCOME_COUNTS = `DELETE FROM job_outcome_counts
+  WHERE minute < COALESCE($1::timestamptz, now()) - make_interval(secs => $2::double precision / 1000)`;
+
 export const DELETE_AUDIT_BATCH = `DELETE FROM audit_events WHERE id IN (
   SELECT id FROM audit_events
   WHERE at < COALESCE($1::timestamptz, now()) - make_interval(secs => $2::double precision / 1000)

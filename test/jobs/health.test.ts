@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startTestConveyor, type TestConveyor } from "../support/conveyor.js";
+import { JobValidationError, PermanentJobError } from "../../src/jobs/job-errors.js";
+import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 
-// Rows are seeded with SQL: health is computed from the table alone, whoever wrote it.
+// Rows are seeded with SQL: health is computed from the table (and the outcome counters its
+// triggers keep) alone, whoever wrote it.
 describe("queue health", () => {
   let conveyor: TestConveyor;
   const seed = async (count: number, fields: { status: string; type?: string; priority?: string; errorCode?: string | null; completedAgo?: string; heartbeatAgo?: string; runAtAgo?: string }) => {
@@ -24,7 +26,7 @@ describe("queue health", () => {
   });
   afterAll(() => conveyor?.dispose());
   beforeEach(async () => {
-    await conveyor.database.pool.query("DELETE FROM processing_jobs");
+    await conveyor.database.pool.query("DELETE FROM processing_jobs; DELETE FROM job_outcome_counts");
   });
 
   it("is HEALTHY with no history and with a good success rate", async () => {
@@ -79,7 +81,7 @@ describe("queue health", () => {
     expect(result.byPriority).toContainEqual({ priority: "HIGH", status: "RETRYING", count: 1 });
     expect(result.byType).toContainEqual({ type: "report", status: "QUEUED", count: 100 });
 
-    await conveyor.database.pool.query("DELETE FROM processing_jobs");
+    await conveyor.database.pool.query("DELETE FROM processing_jobs; DELETE FROM job_outcome_counts");
     await seed(1, { status: "QUEUED", runAtAgo: "11 minutes" });
     result = await health();
     expect(result.status).toBe("DEGRADED");
@@ -91,5 +93,64 @@ describe("queue health", () => {
     const result = await health();
     expect(result.averageProcessingMs).toBe(250);
     expect(result.averageQueueMs).toBe(60_000);
+  });
+});
+
+// The engine's own statements keep the outcome counters health reads: completions, failures,
+// validation failures, cancels and stalled recoveries, each once, as the jobs table says.
+describe("queue health from a real run", () => {
+  let conveyor: TestConveyor;
+
+  beforeAll(async () => {
+    conveyor = await startTestConveyor({
+      environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "4", JOB_MAX_ATTEMPTS: "1" },
+      handlers: [
+        { type: "fine", run: async () => ({ ok: true }) },
+        {
+          type: "broken",
+          run: async () => {
+            throw new PermanentJobError("no", { category: "FILE_ERROR" });
+          },
+        },
+        {
+          type: "invalid",
+          run: async () => {
+            throw new JobValidationError([{ field: "x", rule: "required", reason: "missing" }]);
+          },
+        },
+      ],
+    });
+  });
+  afterAll(() => conveyor?.dispose());
+
+  it("counts every outcome the engine writes, once, and agrees with the table", async () => {
+    const enqueue = (type: string, extra: Record<string, unknown> = {}) => conveyor.jobs.enqueue({ type, owner: "alice", ...extra }, "alice");
+    await Promise.all([...Array.from({ length: 6 }, () => enqueue("fine")), enqueue("broken"), enqueue("broken"), enqueue("invalid")]);
+    const parked = await enqueue("fine", { runAt: new Date(Date.now() + 3600_000) });
+    await conveyor.jobs.cancel(parked.job.id, "alice");
+    // A job whose worker vanished: recovered to FAILED (no attempts left).
+    await conveyor.database.pool.query(
+      `INSERT INTO processing_jobs (id, type, owner, correlation_id, status, started_at, heartbeat_at, locked_by, lock_token, max_attempts)
+       VALUES (gen_random_uuid(), 'fine', 'alice', 'c', 'PROCESSING', now() - interval '10 minutes', now() - interval '10 minutes', 'gone', gen_random_uuid(), 1)`,
+    );
+    await conveyor.lifecycle.recoverStalled(60_000);
+    const result = await eventually(async () => {
+      const health = await conveyor.jobs.health();
+      return health.counts.completed === 6 ? health : undefined;
+    });
+    expect(result.counts).toMatchObject({ completed: 6, failed: 3, validationFailed: 1, cancelled: 1 });
+    expect(result.failuresByCategory).toEqual([
+      { category: "CANCELLED", count: 1 },
+      { category: "FILE_ERROR", count: 2 },
+      { category: "STALLED", count: 1 },
+      { category: "VALIDATION_ERROR", count: 1 },
+    ].sort((a, b) => b.count - a.count || a.category.localeCompare(b.category)));
+    expect(result.throughput).toEqual({ lastHour: 6, lastDay: 6, lastWeek: 6 });
+    expect(result.averageProcessingMs).not.toBeNull();
+    const { rows } = await conveyor.database.pool.query(
+      `SELECT status, count(*)::int AS count FROM processing_jobs WHERE completed_at IS NOT NULL GROUP BY status ORDER BY status`,
+    );
+    const counted = await conveyor.database.pool.query(`SELECT status, sum(count)::int AS count FROM job_outcome_counts GROUP BY status ORDER BY status`);
+    expect(counted.rows).toEqual(rows);
   });
 });

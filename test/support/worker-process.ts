@@ -51,6 +51,7 @@ const maintenance = new Maintenance({
   stalledThresholdMs: Number(process.env.STALLED_THRESHOLD_MS ?? 300_000),
   stalledCheckIntervalMs: Number(process.env.STALLED_CHECK_INTERVAL_MS ?? 0),
   retention: { maxAgeMs: 0, intervalMs: 0, batchSize: 1, auditMaxAgeMs: 0 },
+  healthWindowMs: 3600_000,
 });
 
 process.on("SIGTERM", () => {

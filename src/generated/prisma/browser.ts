@@ -28,6 +28,13 @@ export type Assessment = Prisma.AssessmentModel
  */
 export type ProcessingJob = Prisma.ProcessingJobModel
 /**
+ * Model JobOutcomeCount
+ * Finished jobs per minute, type, priority, status and error category: what queue health reads, so
+ * its cost follows its windows rather than the jobs in them. Kept up by statement-level triggers
+ * on processing_jobs (migration 20261126090000_job_outcome_counts); pruned past a week by retention.
+ */
+export type JobOutcomeCount = Prisma.JobOutcomeCountModel
+/**
  * Model AssessmentCompletion
  * One row per (assessment, correlation id, schema version) ever completed: what makes
  * completeAssessment idempotent. It outlives job retention; jobId becomes null when the job is deleted.

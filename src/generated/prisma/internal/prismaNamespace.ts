@@ -399,6 +399,7 @@ type FieldRefInputType<Model, FieldType> = Model extends never ? never : FieldRe
 export const ModelName = {
   Assessment: 'Assessment',
   ProcessingJob: 'ProcessingJob',
+  JobOutcomeCount: 'JobOutcomeCount',
   AssessmentCompletion: 'AssessmentCompletion',
   JobEvent: 'JobEvent',
   AuditEvent: 'AuditEvent'
@@ -417,7 +418,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "assessment" | "processingJob" | "assessmentCompletion" | "jobEvent" | "auditEvent"
+    modelProps: "assessment" | "processingJob" | "jobOutcomeCount" | "assessmentCompletion" | "jobEvent" | "auditEvent"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -566,6 +567,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         count: {
           args: Prisma.ProcessingJobCountArgs<ExtArgs>
           result: runtime.Types.Utils.Optional<Prisma.ProcessingJobCountAggregateOutputType> | number
+        }
+      }
+    }
+    JobOutcomeCount: {
+      payload: Prisma.$JobOutcomeCountPayload<ExtArgs>
+      fields: Prisma.JobOutcomeCountFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.JobOutcomeCountFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobOutcomeCountPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.JobOutcomeCountFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobOutcomeCountPayload>
+        }
+        findFirst: {
+          args: Prisma.JobOutcomeCountFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobOutcomeCountPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.JobOutcomeCountFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobOutcomeCountPayload>
+        }
+        findMany: {
+          args: Prisma.JobOutcomeCountFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobOutcomeCountPayload>[]
+        }
+        create: {
+          args: Prisma.JobOutcomeCountCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobOutcomeCountPayload>
+        }
+        createMany: {
+          args: Prisma.JobOutcomeCountCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.JobOutcomeCountCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobOutcomeCountPayload>[]
+        }
+        delete: {
+          args: Prisma.JobOutcomeCountDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobOutcomeCountPayload>
+        }
+        update: {
+          args: Prisma.JobOutcomeCountUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobOutcomeCountPayload>
+        }
+        deleteMany: {
+          args: Prisma.JobOutcomeCountDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.JobOutcomeCountUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.JobOutcomeCountUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobOutcomeCountPayload>[]
+        }
+        upsert: {
+          args: Prisma.JobOutcomeCountUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$JobOutcomeCountPayload>
+        }
+        aggregate: {
+          args: Prisma.JobOutcomeCountAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateJobOutcomeCount>
+        }
+        groupBy: {
+          args: Prisma.JobOutcomeCountGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.JobOutcomeCountGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.JobOutcomeCountCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.JobOutcomeCountCountAggregateOutputType> | number
         }
       }
     }
@@ -883,6 +958,22 @@ export const ProcessingJobScalarFieldEnum = {
 } as const
 
 export type ProcessingJobScalarFieldEnum = (typeof ProcessingJobScalarFieldEnum)[keyof typeof ProcessingJobScalarFieldEnum]
+
+
+export const JobOutcomeCountScalarFieldEnum = {
+  minute: 'minute',
+  type: 'type',
+  priority: 'priority',
+  status: 'status',
+  errorCode: 'errorCode',
+  count: 'count',
+  processingMsSum: 'processingMsSum',
+  processingCount: 'processingCount',
+  queueUsSum: 'queueUsSum',
+  queueCount: 'queueCount'
+} as const
+
+export type JobOutcomeCountScalarFieldEnum = (typeof JobOutcomeCountScalarFieldEnum)[keyof typeof JobOutcomeCountScalarFieldEnum]
 
 
 export const AssessmentCompletionScalarFieldEnum = {
@@ -1264,6 +1355,7 @@ export type PrismaClientOptions = PrismaClientOptionsWithAccelerateUrl | PrismaC
 export type GlobalOmitConfig = {
   assessment?: Prisma.AssessmentOmit
   processingJob?: Prisma.ProcessingJobOmit
+  jobOutcomeCount?: Prisma.JobOutcomeCountOmit
   assessmentCompletion?: Prisma.AssessmentCompletionOmit
   jobEvent?: Prisma.JobEventOmit
   auditEvent?: Prisma.AuditEventOmit

@@ -53,6 +53,7 @@ export const AnyNull = runtime.AnyNull
 export const ModelName = {
   Assessment: 'Assessment',
   ProcessingJob: 'ProcessingJob',
+  JobOutcomeCount: 'JobOutcomeCount',
   AssessmentCompletion: 'AssessmentCompletion',
   JobEvent: 'JobEvent',
   AuditEvent: 'AuditEvent'
@@ -127,6 +128,22 @@ export const ProcessingJobScalarFieldEnum = {
 } as const
 
 export type ProcessingJobScalarFieldEnum = (typeof ProcessingJobScalarFieldEnum)[keyof typeof ProcessingJobScalarFieldEnum]
+
+
+export const JobOutcomeCountScalarFieldEnum = {
+  minute: 'minute',
+  type: 'type',
+  priority: 'priority',
+  status: 'status',
+  errorCode: 'errorCode',
+  count: 'count',
+  processingMsSum: 'processingMsSum',
+  processingCount: 'processingCount',
+  queueUsSum: 'queueUsSum',
+  queueCount: 'queueCount'
+} as const
+
+export type JobOutcomeCountScalarFieldEnum = (typeof JobOutcomeCountScalarFieldEnum)[keyof typeof JobOutcomeCountScalarFieldEnum]
 
 
 export const AssessmentCompletionScalarFieldEnum = {

@@ -503,14 +503,6 @@ export type JobEventUncheckedUpdateManyWithoutJobNestedInput = {
   deleteMany?: Prisma.JobEventScalarWhereInput | Prisma.JobEventScalarWhereInput[]
 }
 
-export type BigIntFieldUpdateOperationsInput = {
-  set?: bigint | number
-  increment?: bigint | number
-  decrement?: bigint | number
-  multiply?: bigint | number
-  divide?: bigint | number
-}
-
 export type NullableEnumJobStatusFieldUpdateOperationsInput = {
   set?: $Enums.JobStatus | null
 }
