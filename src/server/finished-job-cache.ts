@@ -6,6 +6,8 @@ import { TERMINAL_STATUSES } from "../jobs/types.js";
 export interface FinishedJobCacheOptions {
   /** Answers kept at most (least recently used go first). */
   maxEntries: number;
+  /** Their JSON text, in bytes, kept at most; an answer larger than a tenth of it is never kept. */
+  maxBytes?: number;
   /** How long one answer is kept: the bound on staleness should an invalidation be lost (an event bus outage). */
   ttlMs: number;
   now?: () => number;
@@ -16,6 +18,7 @@ export interface FinishedJobCacheOptions {
 interface Entry {
   result: ExecutionResult;
   jobId: string;
+  bytes: number;
   expiresAt: number;
   operation: { name: string | undefined; type: string };
 }
@@ -34,6 +37,8 @@ interface Entry {
  */
 export class FinishedJobCache {
   private readonly entries = new Map<string, Entry>();
+  private bytes = 0;
+  private readonly maxBytes: number;
   private readonly keysByJob = new Map<string, Set<string>>();
   private readonly now: () => number;
   // An answer computed before an invalidation of its job must not be stored after it: every
@@ -46,6 +51,7 @@ export class FinishedJobCache {
 
   constructor(private readonly options: FinishedJobCacheOptions) {
     this.now = options.now ?? Date.now;
+    this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   }
 
   get size(): number {
@@ -64,8 +70,7 @@ export class FinishedJobCache {
       this.invalidatedAt.delete(oldestJob);
       this.forgottenUpTo = oldestSequence;
     }
-    for (const key of this.keysByJob.get(jobId) ?? []) this.entries.delete(key);
-    this.keysByJob.delete(jobId);
+    for (const key of [...(this.keysByJob.get(jobId) ?? [])]) this.remove(key, jobId);
   }
 
   /** Finished jobs were deleted (retention, cleanupJobs): every answer is dropped. */
@@ -74,6 +79,7 @@ export class FinishedJobCache {
     this.invalidatedAt.clear();
     this.entries.clear();
     this.keysByJob.clear();
+    this.bytes = 0;
   }
 
   plugin(): Plugin<Record<string, unknown>, GraphQLContext> {
@@ -106,10 +112,14 @@ export class FinishedJobCache {
           if (!read || more.length > 0 || !TERMINAL_STATUSES.includes(read.status)) return;
           if (started.sequence < this.forgottenUpTo || (this.invalidatedAt.get(read.id) ?? -1) > started.sequence) return;
           const tokenExpiresAt = context.viewer && "expiresAt" in context.viewer ? Number(context.viewer.expiresAt) * 1000 : Number.POSITIVE_INFINITY;
+          // A key and a result of this size are what the entry holds (UTF-16 aside).
+          const bytes = started.key.length + JSON.stringify(single).length;
+          if (bytes > this.maxBytes / 10) return;
           const operation = getOperationAST(args.document, args.operationName);
           this.store(started.key, {
             result: single,
             jobId: read.id,
+            bytes,
             expiresAt: Math.min(this.now() + this.options.ttlMs, tokenExpiresAt),
             operation: { name: operation?.name?.value, type: "query" },
           });
@@ -119,17 +129,23 @@ export class FinishedJobCache {
   }
 
   private store(key: string, entry: Entry): void {
+    const previous = this.entries.get(key);
+    if (previous) this.remove(key, previous.jobId);
     this.entries.set(key, entry);
+    this.bytes += entry.bytes;
     let keys = this.keysByJob.get(entry.jobId);
     if (!keys) this.keysByJob.set(entry.jobId, (keys = new Set()));
     keys.add(key);
-    if (this.entries.size > this.options.maxEntries) {
+    while (this.entries.size > this.options.maxEntries || this.bytes > this.maxBytes) {
       const [oldestKey, oldest] = this.entries.entries().next().value!;
       this.remove(oldestKey, oldest.jobId);
     }
   }
 
   private remove(key: string, jobId: string): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    this.bytes -= entry.bytes;
     this.entries.delete(key);
     const keys = this.keysByJob.get(jobId);
     keys?.delete(key);
@@ -146,6 +162,8 @@ export class FinishedJobCache {
     return known;
   }
 }
+
+const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 
 function isLoneJobQuery(document: DocumentNode, operationName: string | null | undefined): boolean {
   const operation = getOperationAST(document, operationName);
