@@ -79,6 +79,9 @@ const environmentSchema = z.object({
   ALLOWED_ORIGINS: z.string().default(""),
   HEALTH_BROADCAST_INTERVAL_MS: milliseconds(5000),
   HEALTH_CACHE_MS: milliseconds(2000),
+  // Uploads of createValidationRun: larger files are refused with 413 FILE_TOO_LARGE before they are read whole.
+  VALIDATION_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(50 * 1024 * 1024),
+  VALIDATION_FINDINGS_PER_RULE: z.coerce.number().int().min(1).max(1000).default(100),
   // Unset leaves /metrics open: fine on loopback or a private scrape network, not on the internet.
   METRICS_TOKEN: optionalText,
 });
@@ -187,6 +190,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       allowedOrigins: env.ALLOWED_ORIGINS.split(",").map((origin) => origin.trim()).filter(Boolean),
     },
     metrics: { token: env.METRICS_TOKEN },
+    validation: { maxUploadBytes: env.VALIDATION_MAX_UPLOAD_BYTES, findingsPerRule: env.VALIDATION_FINDINGS_PER_RULE },
   };
 }
 

@@ -6,6 +6,8 @@ import type { HealthMonitor } from "../jobs/health-monitor.js";
 import type { JobService } from "../jobs/job-service.js";
 import type { Locale } from "../i18n/locale.js";
 import type { Logger } from "../logger.js";
+import type { UploadRegistry } from "../validation-runs/upload-registry.js";
+import type { ValidationRunService } from "../validation-runs/validation-run-service.js";
 import type { Viewer } from "./auth.js";
 
 /** Long-lived services, built once per process and shared by every request. */
@@ -13,6 +15,7 @@ export interface Services {
   prisma: PrismaClient;
   jobs: JobService;
   assessments: AssessmentService;
+  validationRuns: ValidationRunService;
   events: EventBus;
   healthMonitor: HealthMonitor;
   logger: Logger;
@@ -25,6 +28,8 @@ export interface GraphQLContext {
   locale: Locale;
   /** Values computed once per request, however many fields need them (see `once`). */
   cache: Map<string, Promise<unknown>>;
+  /** The files of a multipart request (src/server/multipart-upload.ts); null otherwise. */
+  uploads: UploadRegistry | null;
 }
 
 // A subscription keeps one context for its whole life but executes once per event, with the
