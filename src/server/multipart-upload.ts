@@ -108,7 +108,7 @@ export function createMultipartUploadRoute(options: MultipartUploadOptions) {
       let settled = false;
       let parser: busboy.Busboy;
       try {
-        parser = busboy({ headers: request.headers, limits: { files: 1, fields: 2, parts: 3, fileSize: maxFileBytes, fieldSize: maxFieldBytes } });
+        parser = busboy({ headers: request.headers, limits: { files: 1, fields: 2, fileSize: maxFileBytes, fieldSize: maxFieldBytes } });
       } catch {
         return reject(new UploadRefused(400, "BAD_REQUEST", "The multipart body cannot be parsed (boundary missing?)"));
       }
@@ -134,7 +134,7 @@ export function createMultipartUploadRoute(options: MultipartUploadOptions) {
         // Failures are handled where `stored` is awaited; this only keeps them from going unhandled meanwhile.
         stored.catch(fail);
       });
-      for (const event of ["filesLimit", "fieldsLimit", "partsLimit"] as const) {
+      for (const event of ["filesLimit", "fieldsLimit"] as const) {
         parser.on(event, () => fail(new UploadRefused(400, "BAD_REQUEST", "Send the operations and map fields and exactly one file")));
       }
       parser.on("error", () => fail(new UploadRefused(400, "BAD_REQUEST", "The multipart body is malformed or was cut short")));

@@ -70,9 +70,9 @@ export class FileStore {
    * works on the current; stops before each chunk once `signal` is aborted (throwing its reason).
    */
   async *read(file: StoredFile, signal: AbortSignal): AsyncGenerator<Buffer> {
-    // Binary results: bytea in text format would arrive as hex, twice the bytes to send and decode.
+    // bytea arrives as hex (pg reads rows in text format only) and is decoded to a Buffer natively.
     const fetch = (seq: number) =>
-      this.pool.query<{ data: Buffer }>({ text: READ_CHUNK, values: [file.id, seq], binary: true } as pg.QueryConfig).then((result) => {
+      this.pool.query<{ data: Buffer }>(READ_CHUNK, [file.id, seq]).then((result) => {
         const data = result.rows[0]?.data;
         if (!data) throw new Error(`Chunk ${seq} of file ${file.id} is missing`);
         return data;
