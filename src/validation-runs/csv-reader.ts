@@ -1,5 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import { CsvError, Parser } from "csv-parse";
+import iconv from "iconv-lite";
 import { detectDelimiter, type Delimiter } from "./delimiter.js";
 import { badEncoding, checkNoNul, checkWindows1252, completeUtf8Length, detectEncoding, firstInvalidUtf8Offset, type FileEncoding } from "./encoding.js";
 import { FileProblem } from "./file-problem.js";
@@ -10,6 +11,12 @@ export interface CsvRecordSink {
   /** Every later record; `row` counts the header as row 1, as spreadsheets do. */
   row(cells: string[], row: number): void;
 }
+
+/**
+ * Bytes looked at before deciding the encoding and the delimiter. A Windows-1252 file whose first
+ * accented character comes later than this is taken for UTF-8, and refused at that character.
+ */
+export const SAMPLE_BYTES = 1024 * 1024;
 
 /** Longest record accepted, in characters: a quote never closed must not buffer the whole file. */
 const MAX_RECORD_CHARACTERS = 1 << 20;
@@ -28,29 +35,52 @@ export class CsvFileReader {
   encoding: FileEncoding | null = null;
   delimiter: Delimiter | null = null;
   records = 0;
+  /** The line the last record ended on. */
+  private lastRecordLine = 0;
   private api: ParserApi | null = null;
   private bytesRead = 0;
   private utf8Tail: Buffer | null = null;
-  private readonly windows1252 = new TextDecoder("windows-1252");
+  private sample: Buffer[] = [];
+  private sampleLength = 0;
 
-  constructor(private readonly sink: CsvRecordSink) {}
+  constructor(
+    private readonly sink: CsvRecordSink,
+    private readonly sampleBytes = SAMPLE_BYTES,
+  ) {}
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    const offset = this.bytesRead;
-    this.bytesRead += chunk.length;
     if (this.encoding === null) {
-      this.encoding = detectEncoding(chunk);
-      if (this.encoding === "utf-8-bom") return this.feed(this.utf8(chunk.subarray(3), offset + 3));
+      this.sample.push(chunk);
+      this.sampleLength += chunk.length;
+      if (this.sampleLength >= this.sampleBytes) this.decideEncoding();
+      return;
     }
-    this.feed(this.encoding === "windows-1252" ? this.fromWindows1252(chunk, offset) : this.utf8(chunk, offset));
+    this.decode(chunk);
   }
 
   /** After the last chunk: flushes the last record; an empty file or a cut character is a FileProblem. */
   end(): void {
+    if (this.encoding === null && this.sampleLength > 0) this.decideEncoding();
     if (this.utf8Tail?.length) throw badEncoding("UTF-8", this.bytesRead - this.utf8Tail.length, this.lines() + 1);
     if (this.api) this.parse(undefined, true);
     if (this.records === 0) throw new FileProblem("empty_file", "The file is empty: it has no header line");
+  }
+
+  private decideEncoding(): void {
+    const sample = Buffer.concat(this.sample, this.sampleLength);
+    this.sample = [];
+    this.encoding = detectEncoding(sample);
+    if (this.encoding === "utf-8-bom") {
+      this.bytesRead = 3;
+      this.decode(sample.subarray(3));
+    } else this.decode(sample);
+  }
+
+  private decode(chunk: Buffer): void {
+    const offset = this.bytesRead;
+    this.bytesRead += chunk.length;
+    this.feed(this.encoding === "windows-1252" ? this.fromWindows1252(chunk, offset) : this.utf8(chunk, offset));
   }
 
   private utf8(chunk: Buffer, offset: number): Buffer {
@@ -71,7 +101,8 @@ export class CsvFileReader {
   private fromWindows1252(chunk: Buffer, offset: number): Buffer {
     checkWindows1252(chunk, offset);
     // csv-parse reads UTF-8; every Windows-1252 byte is one character, so no state crosses chunks.
-    return Buffer.from(this.windows1252.decode(chunk), "utf8");
+    // iconv-lite, because Node's TextDecoder("windows-1252") decodes Latin-1 (0x80 is not "€").
+    return Buffer.from(iconv.decode(chunk, "windows-1252"), "utf8");
   }
 
   private feed(text: Buffer): void {
@@ -88,11 +119,12 @@ export class CsvFileReader {
 
   private parse(text: Buffer | undefined, end: boolean): void {
     const error = this.api!.parse(text, end, this.onRecord, noop);
-    if (error) throw toFileProblem(error);
+    if (error) throw toFileProblem(error, this.lastRecordLine + 1);
   }
 
   private readonly onRecord = (cells: string[]): void => {
     this.records++;
+    this.lastRecordLine = this.api!.info.lines;
     if (this.records === 1) this.sink.header(cells);
     else this.sink.row(cells, this.records);
   };
@@ -110,9 +142,10 @@ function countLines(bytes: Buffer, end: number): number {
   return lines;
 }
 
-// csv-parse's messages quote the offending record: only its code and line are kept.
-function toFileProblem(error: Error): Error {
+// csv-parse's messages quote the offending record: only its code and line are kept. A quote never
+// closed is reported at the end of the file; the record it opened starts after the last good one.
+function toFileProblem(error: Error, nextRecordLine: number): Error {
   if (!(error instanceof CsvError)) return error;
-  const line = (error as CsvError & { lines?: number }).lines;
+  const line = error.code === "CSV_QUOTE_NOT_CLOSED" ? nextRecordLine : (error as CsvError & { lines?: number }).lines;
   return new FileProblem("malformed_csv", `Malformed CSV at line ${line ?? "?"} (${error.code})`, { ...(line ? { line } : {}), code: error.code });
 }

@@ -25,7 +25,7 @@ export async function uploadValidationFile(
   const form = new FormData();
   form.set("operations", JSON.stringify({ query: options.query ?? CREATE_VALIDATION_RUN, variables: { file: null, ruleSet: "billing-lines", ...variables } }));
   form.set("map", JSON.stringify({ 0: ["variables.file"] }));
-  form.set("0", new Blob([file]), "lines.csv");
+  form.set("0", new Blob([typeof file === "string" ? file : new Uint8Array(file)]), "lines.csv");
   const response = await fetch(`${conveyor.url}/graphql`, {
     method: "POST",
     headers: { "x-graphql-yoga-csrf": "1", ...(token ? { authorization: `Bearer ${token}` } : {}), ...options.headers },

@@ -29,7 +29,7 @@ export const billingLines: RuleSetDefinition = {
       kind: "product",
       factors: ["quantity", "unit_price"],
       equals: "line_total",
-      tolerance: 0.01,
+      tolerance: 0.005,
       description: "line_total equals quantity × unit_price, to the cent.",
     },
   ],
