@@ -70,7 +70,7 @@ describe("RowValidator on billing lines", () => {
       { ...validRow(), quantity: "3", unit_price: "bad", line_total: "1.00" },
     ]);
     expect(counts(report)).toEqual({ due_date_not_before_issue_date: 1, line_total_matches: 1, "unit_price.type": 1 });
-    expect(report.findings.filter((finding) => finding.rule === "line_total_matches")).toEqual([{ rule: "line_total_matches", column: "line_total", row: 3, severity: "error" }]);
+    expect(report.findings.filter((finding) => finding.rule === "line_total_matches")).toEqual([{ rule: "line_total_matches", column: "line_total", row: 4, severity: "error" }]);
   });
 
   it("matches header columns in any order and case, and names the missing ones", () => {
