@@ -51,7 +51,10 @@ export function createMultipartUploadRoute(options: MultipartUploadOptions) {
   return (request: IncomingMessage, response: ServerResponse, path: string): boolean => {
     if (request.method !== "POST" || path !== "/graphql" || !/^multipart\/form-data/i.test(request.headers["content-type"] ?? "")) return false;
     void handle(request, response).catch((error: unknown) => {
-      if (error instanceof UploadRefused) return sendError(response, error.status, error.code, error.message, error.extensions);
+      if (error instanceof UploadRefused) {
+        sendError(response, error.status, error.code, error.message, error.extensions);
+        return lingerThenClose(request);
+      }
       logger.error({ err: error }, "multipart upload failed");
       sendError(response, 500, "INTERNAL_SERVER_ERROR", "Unexpected error.");
     });
@@ -108,7 +111,7 @@ export function createMultipartUploadRoute(options: MultipartUploadOptions) {
       let settled = false;
       let parser: busboy.Busboy;
       try {
-        parser = busboy({ headers: request.headers, limits: { files: 1, fields: 2, fileSize: maxFileBytes, fieldSize: maxFieldBytes } });
+        parser = busboy({ headers: request.headers, limits: { files: 1, fields: 2, fileSize: maxFileBytes + 1, fieldSize: maxFieldBytes } });
       } catch {
         return reject(new UploadRefused(400, "BAD_REQUEST", "The multipart body cannot be parsed (boundary missing?)"));
       }
@@ -142,7 +145,10 @@ export function createMultipartUploadRoute(options: MultipartUploadOptions) {
         void (async () => {
           if (!stored) throw new UploadRefused(400, "BAD_REQUEST", "The request holds no file");
           const { field, file } = await stored;
-          resolve(withPlaceholder(fields, field, file, uploads));
+          // Registered at once, so that it is deleted with the request's leftovers whatever follows.
+          const placeholder = `upload:${randomUUID()}`;
+          uploads.add(placeholder, file);
+          resolve(withPlaceholder(fields, field, placeholder));
         })().catch(fail);
       });
       request.on("aborted", () => fail(new UploadRefused(400, "BAD_REQUEST", "The upload was cut short")));
@@ -150,15 +156,15 @@ export function createMultipartUploadRoute(options: MultipartUploadOptions) {
     });
   }
 
-  // The file's bytes as they arrive; past the limit, the stream fails at once (busboy would go on
-  // reading the request to its end, discarding).
+  // The file's bytes as they arrive; past the limit (busboy's says "limit" on reaching its own, one
+  // byte more), the stream fails at once (busboy would go on reading the request to its end).
   function limited(stream: Readable): AsyncIterable<Buffer> {
     stream.once("limit", () => stream.destroy(tooLarge()));
     return stream;
   }
 }
 
-function withPlaceholder(fields: Map<string, string>, field: string, file: StoredFile, uploads: UploadRegistry): Record<string, unknown> {
+function withPlaceholder(fields: Map<string, string>, field: string, placeholder: string): Record<string, unknown> {
   const operations = parseJson(fields.get("operations")!, "operations");
   const map = parseJson(fields.get("map")!, "map");
   if (operations === null || typeof operations !== "object" || Array.isArray(operations)) {
@@ -177,9 +183,7 @@ function withPlaceholder(fields: Map<string, string>, field: string, file: Store
     if (target[key] === null || typeof target[key] !== "object") throw new UploadRefused(400, "BAD_REQUEST", `The path ${paths[0]} names no variable`);
     target = target[key] as Record<string, unknown>;
   }
-  const placeholder = `upload:${randomUUID()}`;
   target[keys.at(-1)!] = placeholder;
-  uploads.add(placeholder, file);
   return operations as Record<string, unknown>;
 }
 
@@ -191,9 +195,33 @@ function parseJson(text: string, name: string): unknown {
   }
 }
 
+/** How much of a refused body is read and dropped, at most, while the client reads the answer. */
+const LINGER_MS = 2000;
+const LINGER_BYTES = 8 * 1024 * 1024;
+
+/**
+ * After refusing a request whose body is still coming: closing at once would reset the connection
+ * while the client is still sending, and clients then often lose the answer (EPIPE before they read
+ * it). The body is drained and dropped for a short while, bounded in time and bytes, then the
+ * connection is closed; a client that stops sending on the answer costs nothing more.
+ */
+function lingerThenClose(request: IncomingMessage): void {
+  if (request.complete) return;
+  let drained = 0;
+  const close = () => request.socket.destroy();
+  const timer = setTimeout(close, LINGER_MS);
+  timer.unref();
+  request.on("data", (data: Buffer) => {
+    drained += data.length;
+    if (drained > LINGER_BYTES) close();
+  });
+  request.once("end", () => clearTimeout(timer));
+  request.once("close", () => clearTimeout(timer));
+  request.resume();
+}
+
 function sendError(response: ServerResponse, status: number, code: string, message: string, extensions: Record<string, unknown> = {}): void {
   if (response.headersSent) return void response.end();
-  // The body may be unread: the connection closes after this answer rather than read the rest.
-  response.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", connection: "close" });
+  response.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
   response.end(JSON.stringify({ errors: [{ message, extensions: { code, ...extensions } }] }));
 }

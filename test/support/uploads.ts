@@ -36,9 +36,11 @@ export async function uploadValidationFile(
 }
 
 /**
- * Sends a multipart upload of `fileBytes` zero-filled bytes, `chunkBytes` at a time, and stops
- * writing as soon as the server answers. With `declareLength`, the request says its full length up
- * front; without, it is sent chunked. Returns the answer and how many body bytes were written.
+ * Sends a multipart upload of `fileBytes` bytes, `chunkBytes` at a time, and stops writing as soon
+ * as the server answers. With `declareLength`, the request says its full length up front and only
+ * its first piece is sent before waiting for the answer (a server that needs the rest never
+ * answers); without, it is sent chunked until the answer comes. Returns the answer and how many
+ * body bytes were written.
  */
 export function streamUpload(
   conveyor: Conveyor,
@@ -76,7 +78,10 @@ export function streamUpload(
       let text = "";
       response.setEncoding("utf8");
       response.on("data", (data: string) => (text += data));
-      const finish = () => resolve({ status: response.statusCode ?? 0, text, bytesWritten, bodyBytes });
+      const finish = () => {
+        resolve({ status: response.statusCode ?? 0, text, bytesWritten, bodyBytes });
+        request.destroy();
+      };
       response.on("end", finish);
       response.on("error", finish);
     });
@@ -92,6 +97,7 @@ export function streamUpload(
         });
       await write(head);
       let remaining = options.fileBytes;
+      if (options.declareLength) return void (await write(chunk));
       while (remaining > 0 && !answered && !request.destroyed) {
         const piece = remaining >= chunk.length ? chunk : chunk.subarray(0, remaining);
         await write(piece);
