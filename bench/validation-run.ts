@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { signToken } from "../src/graphql/auth.js";
 import { BILLING_HEADER, billingRow } from "../test/support/billing-lines-csv.js";
+import { multipartEnvelope } from "../test/support/uploads.js";
 import { profileFlags, serverEnvironment, startChild } from "./support/child.js";
 import { createBenchDatabase } from "./support/database.js";
 import { rssMegabytes } from "./support/proc.js";
@@ -50,16 +51,10 @@ async function generate(file: string): Promise<{ rows: number; bytes: number; fi
 /** Streams the file as a multipart request; resolves with the GraphQL answer. */
 function upload(url: string, token: string, file: string, bytes: number): Promise<any> {
   const boundary = `----bench${randomBytes(8).toString("hex")}`;
-  const operations = JSON.stringify({
+  const { head, tail } = multipartEnvelope(boundary, {
     query: `mutation($file: Upload!) { createValidationRun(file: $file, ruleSet: "billing-lines") { run { id } job { id } } }`,
     variables: { file: null },
   });
-  const head = Buffer.from(
-    `--${boundary}\r\nContent-Disposition: form-data; name="operations"\r\n\r\n${operations}\r\n` +
-      `--${boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0":["variables.file"]}\r\n` +
-      `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="lines.csv"\r\nContent-Type: text/csv\r\n\r\n`,
-  );
-  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
   const target = new URL(`${url}/graphql`);
   return new Promise((resolve, reject) => {
     const request = httpRequest({

@@ -1,5 +1,6 @@
 import type pg from "pg";
 import type { PrismaClient } from "../generated/prisma/client.js";
+import { inTransaction } from "../db/transaction.js";
 import type { EventBus } from "../events/event-bus.js";
 import { changeOf } from "../jobs/lifecycle.js";
 import type { JobService } from "../jobs/job-service.js";
@@ -79,10 +80,7 @@ export class ValidationRunService {
     if (input.ruleSet.trim() === "" || input.ruleSet.length > MAX_RULE_SET_NAME) {
       throw new ValidationRunInputError(`ruleSet must be 1 to ${MAX_RULE_SET_NAME} characters`);
     }
-    const client = await this.deps.pool.connect();
-    let result: CreatedRun;
-    try {
-      await client.query("BEGIN");
+    const result = await inTransaction(this.deps.pool, async (client): Promise<CreatedRun> => {
       const inserted = await client.query<{ id: string }>(INSERT_RUN, [owner, input.ruleSet, correlationId, input.file.id, input.file.bytes]);
       if (inserted.rows[0]) {
         const runId = inserted.rows[0].id;
@@ -93,18 +91,11 @@ export class ValidationRunService {
           false,
         );
         await client.query(LINK_JOB, [runId, job.id]);
-        result = { runId, job, created: true };
-      } else {
-        const existing = (await client.query<{ id: string; job_id: string | null }>(FIND_BY_CORRELATION, [owner, correlationId])).rows[0]!;
-        result = { runId: existing.id, job: existing.job_id ? await this.deps.jobs.find(existing.job_id, client) : null, created: false };
+        return { runId, job, created: true };
       }
-      await client.query("COMMIT");
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+      const existing = (await client.query<{ id: string; job_id: string | null }>(FIND_BY_CORRELATION, [owner, correlationId])).rows[0]!;
+      return { runId: existing.id, job: existing.job_id ? await this.deps.jobs.find(existing.job_id, client) : null, created: false };
+    });
     if (result.created && result.job) this.deps.events.publishJobChange(changeOf(result.job, null));
     return result;
   }

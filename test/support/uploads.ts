@@ -36,6 +36,19 @@ export async function uploadValidationFile(
 }
 
 /**
+ * What comes before and after a file's bytes in a multipart request (GraphQL multipart request
+ * spec) whose operation takes the file as `variables.file`: for clients that stream the file.
+ */
+export function multipartEnvelope(boundary: string, operation: { query: string; variables: Record<string, unknown> }): { head: Buffer; tail: Buffer } {
+  const head = Buffer.from(
+    `--${boundary}\r\nContent-Disposition: form-data; name="operations"\r\n\r\n${JSON.stringify(operation)}\r\n` +
+      `--${boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0":["variables.file"]}\r\n` +
+      `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="lines.csv"\r\nContent-Type: text/csv\r\n\r\n`,
+  );
+  return { head, tail: Buffer.from(`\r\n--${boundary}--\r\n`) };
+}
+
+/**
  * Sends a multipart upload of `fileBytes` bytes, `chunkBytes` at a time, and stops writing as soon
  * as the server answers. With `declareLength`, the request says its full length up front and only
  * its first piece is sent before waiting for the answer (a server that needs the rest never
@@ -48,13 +61,7 @@ export function streamUpload(
   options: { fileBytes: number; chunkBytes?: number; declareLength: boolean },
 ): Promise<{ status: number; text: string; bytesWritten: number; bodyBytes: number }> {
   const boundary = "----conveyor-test-boundary";
-  const operations = JSON.stringify({ query: CREATE_VALIDATION_RUN, variables: { file: null, ruleSet: "billing-lines" } });
-  const head = Buffer.from(
-    `--${boundary}\r\nContent-Disposition: form-data; name="operations"\r\n\r\n${operations}\r\n` +
-      `--${boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0":["variables.file"]}\r\n` +
-      `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="big.csv"\r\nContent-Type: text/csv\r\n\r\n`,
-  );
-  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const { head, tail } = multipartEnvelope(boundary, { query: CREATE_VALIDATION_RUN, variables: { file: null, ruleSet: "billing-lines" } });
   const bodyBytes = head.length + options.fileBytes + tail.length;
   const chunk = Buffer.alloc(options.chunkBytes ?? 64 * 1024, 0x61);
   const url = new URL(`${conveyor.url}/graphql`);
