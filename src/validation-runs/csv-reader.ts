@@ -1,4 +1,4 @@
-import { isUtf8 } from "node:buffer";
+import { isAscii, isUtf8 } from "node:buffer";
 import { CsvError, Parser } from "csv-parse";
 import iconv from "iconv-lite";
 import { detectDelimiter, type Delimiter } from "./delimiter.js";
@@ -13,10 +13,11 @@ export interface CsvRecordSink {
 }
 
 /**
- * Bytes looked at before deciding the encoding and the delimiter. A Windows-1252 file whose first
- * accented character comes later than this is taken for UTF-8, and refused at that character.
+ * Bytes looked at before deciding the encoding and the delimiter (the header line is in them). A
+ * file taken for UTF-8 whose first non-ASCII bytes, later, are not UTF-8 is read as Windows-1252
+ * from there: up to them, both encodings read the same.
  */
-export const SAMPLE_BYTES = 1024 * 1024;
+export const SAMPLE_BYTES = 64 * 1024;
 
 /** Longest record accepted, in characters: a quote never closed must not buffer the whole file. */
 const MAX_RECORD_CHARACTERS = 1 << 20;
@@ -40,6 +41,8 @@ export class CsvFileReader {
   private api: ParserApi | null = null;
   private bytesRead = 0;
   private utf8Tail: Buffer | null = null;
+  /** Every byte so far was ASCII: the file may still turn out to be Windows-1252. */
+  private asciiSoFar = true;
   private sample: Buffer[] = [];
   private sampleLength = 0;
 
@@ -91,10 +94,16 @@ export class CsvFileReader {
     this.utf8Tail = complete < bytes.length ? Buffer.from(bytes.subarray(complete)) : null;
     const text = bytes.subarray(0, complete);
     if (!isUtf8(text)) {
+      if (this.asciiSoFar && this.encoding === "utf-8") {
+        this.encoding = "windows-1252";
+        this.utf8Tail = null;
+        return this.fromWindows1252(bytes, start);
+      }
       const invalid = firstInvalidUtf8Offset(text);
       throw badEncoding("UTF-8", start + invalid, this.lines() + countLines(text, invalid) + 1);
     }
     checkNoNul(text, start);
+    if (this.asciiSoFar) this.asciiSoFar = isAscii(text);
     return text;
   }
 

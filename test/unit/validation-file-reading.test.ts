@@ -66,6 +66,14 @@ describe("CsvFileReader", () => {
     expect(records).toEqual([["name", "price"], ["œuvre", "1"], ["Café œuf", "3 €"]]);
   });
 
+  it("reads as Windows-1252 a file whose first accented character comes after the sample, and not a UTF-8 one", () => {
+    const late = read(windows1252("name,price\nplain,1\nCafé €,2\n"), 4, 8);
+    expect(late.encoding).toBe("windows-1252");
+    expect(late.records).toEqual([["name", "price"], ["plain", "1"], ["Café €", "2"]]);
+    // UTF-8 accents in the sample settle the question: a later invalid byte is an error.
+    expect(problemOf(Buffer.concat([Buffer.from("name,price\nCafé,1\n", "utf8"), windows1252("Thé,2\n")]), 4, 8).reason).toBe("bad_encoding");
+  });
+
   it("names the line of a malformed record, never its content", () => {
     const wrongCount = problemOf(Buffer.from("a,b\n1,2\nsecret,x,3\n4,5\n"));
     expect(wrongCount.facts).toEqual({ line: 3, code: "CSV_RECORD_INCONSISTENT_FIELDS_LENGTH" });
