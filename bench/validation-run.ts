@@ -3,7 +3,9 @@
 // request to a Conveyor server in a child process (worker pool on), then validated by its
 // validation-run job. Prints the server's RSS every second through upload and validation, then
 // rows/s and MB/s of the validation (the job's processing time), the RSS range, and whether the
-// findings match the generator's count. The file lives under /tmp and is deleted at the end.
+// findings match the generator's count. Before the server starts, the same reading in this process
+// on the file's first 100 MB (csv-parse alone, then with the rules) gives the ceiling the database
+// and the job leave room for. The file lives under /tmp and is deleted at the end.
 //
 //   npm run bench:validation            # 1 GB
 //   BENCH_BYTES=200000000 npm run bench:validation
@@ -15,6 +17,10 @@ import { once } from "node:events";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { signToken } from "../src/graphql/auth.js";
+import { CsvFileReader, type CsvRecordSink } from "../src/validation-runs/csv-reader.js";
+import { CHUNK_BYTES } from "../src/validation-runs/file-store.js";
+import { RowValidator } from "../src/validation-runs/row-validator.js";
+import { loadRuleSets } from "../src/validation-runs/rule-sets.js";
 import { BILLING_HEADER, billingRow } from "../test/support/billing-lines-csv.js";
 import { multipartEnvelope } from "../test/support/uploads.js";
 import { profileFlags, serverEnvironment, startChild } from "./support/child.js";
@@ -82,6 +88,32 @@ function upload(url: string, token: string, file: string, bytes: number): Promis
   });
 }
 
+/**
+ * The same reading in this process, without the server, the database or the job around it, over
+ * the file's first `bytes`: the parser alone (a sink that drops records), then parser and rules.
+ */
+async function inProcessRates(file: string, bytes: number): Promise<{ parseOnly: number; parseAndValidate: number }> {
+  const ruleSet = loadRuleSets().get("billing-lines")!;
+  const rate = async (sink: () => CsvRecordSink) => {
+    const target = sink();
+    const reader = new CsvFileReader(target);
+    const started = performance.now();
+    let read = 0;
+    for await (const chunk of createReadStream(file, { highWaterMark: CHUNK_BYTES }) as AsyncIterable<Buffer>) {
+      // Up to the last whole line within `bytes`.
+      const last = read + chunk.length >= bytes;
+      reader.push(last ? chunk.subarray(0, chunk.lastIndexOf(10, bytes - read - 1) + 1) : chunk);
+      read += chunk.length;
+      if (last) break;
+    }
+    reader.end();
+    return Math.round((reader.records - 1) / ((performance.now() - started) / 1000));
+  };
+  const parseOnly = await rate(() => ({ header: () => {}, row: () => {} }));
+  const parseAndValidate = await rate(() => new RowValidator(ruleSet, 100));
+  return { parseOnly, parseAndValidate };
+}
+
 async function query(url: string, token: string, text: string, variables: Record<string, unknown>): Promise<any> {
   const response = await fetch(`${url}/graphql`, {
     method: "POST",
@@ -100,6 +132,12 @@ try {
   console.log(`generating ${(TARGET_BYTES / 1e6).toFixed(0)} MB of billing lines in ${file} …`);
   const generated = await generate(file);
   console.log(`generated ${generated.rows.toLocaleString("en")} rows, ${(statSync(file).size / 1e6).toFixed(1)} MB, ${generated.findings.toLocaleString("en")} findings expected`);
+
+  const sampleBytes = Math.min(generated.bytes, 100_000_000);
+  const rates = await inProcessRates(file, sampleBytes);
+  console.log(
+    `in this process, first ${(sampleBytes / 1e6).toFixed(0)} MB: csv-parse alone ${rates.parseOnly.toLocaleString("en")} rows/s, with the rules ${rates.parseAndValidate.toLocaleString("en")} rows/s`,
+  );
 
   server = await startChild("api-server.ts", {
     env: serverEnvironment(database.url, SECRET, {
