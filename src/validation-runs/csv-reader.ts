@@ -2,7 +2,7 @@ import { isAscii, isUtf8 } from "node:buffer";
 import { CsvError, Parser } from "csv-parse";
 import iconv from "iconv-lite";
 import { detectDelimiter, type Delimiter } from "./delimiter.js";
-import { badEncoding, checkNoNul, checkWindows1252, completeUtf8Length, detectEncoding, firstInvalidUtf8Offset, type FileEncoding } from "./encoding.js";
+import { badEncoding, completeUtf8Length, detectEncoding, firstInvalidUtf8Offset, firstNonWindows1252Byte, type FileEncoding } from "./encoding.js";
 import { FileProblem } from "./file-problem.js";
 
 export interface CsvRecordSink {
@@ -38,6 +38,11 @@ export class CsvFileReader {
   records = 0;
   /** The line the last record ended on. */
   private lastRecordLine = 0;
+  /**
+   * Line feeds handed to the parser so far (its own counter lags behind: it holds back a chunk's
+   * last bytes until it sees what follows them), where a bad byte's line count starts.
+   */
+  private newlinesFed = 0;
   private api: ParserApi | null = null;
   private bytesRead = 0;
   private utf8Tail: Buffer | null = null;
@@ -65,7 +70,7 @@ export class CsvFileReader {
   /** After the last chunk: flushes the last record; an empty file or a cut character is a FileProblem. */
   end(): void {
     if (this.encoding === null && this.sampleLength > 0) this.decideEncoding();
-    if (this.utf8Tail?.length) throw badEncoding("UTF-8", this.bytesRead - this.utf8Tail.length, this.lines() + 1);
+    if (this.utf8Tail?.length) throw badEncoding("UTF-8", this.bytesRead - this.utf8Tail.length, this.lineAt(this.utf8Tail, 0));
     if (this.api) this.parse(undefined, true);
     if (this.records === 0) throw new FileProblem("empty_file", "The file is empty: it has no header line");
   }
@@ -100,15 +105,17 @@ export class CsvFileReader {
         return this.fromWindows1252(bytes, start);
       }
       const invalid = firstInvalidUtf8Offset(text);
-      throw badEncoding("UTF-8", start + invalid, this.lines() + countLines(text, invalid) + 1);
+      throw badEncoding("UTF-8", start + invalid, this.lineAt(text, invalid));
     }
-    checkNoNul(text, start);
+    const nul = text.indexOf(0);
+    if (nul >= 0) throw badEncoding("UTF-8", start + nul, this.lineAt(text, nul));
     if (this.asciiSoFar) this.asciiSoFar = isAscii(text);
     return text;
   }
 
   private fromWindows1252(chunk: Buffer, offset: number): Buffer {
-    checkWindows1252(chunk, offset);
+    const invalid = firstNonWindows1252Byte(chunk);
+    if (invalid >= 0) throw badEncoding("Windows-1252", offset + invalid, this.lineAt(chunk, invalid));
     // csv-parse reads UTF-8; every Windows-1252 byte is one character, so no state crosses chunks.
     // iconv-lite, because Node's TextDecoder("windows-1252") decodes Latin-1 (0x80 is not "€").
     return Buffer.from(iconv.decode(chunk, "windows-1252"), "utf8");
@@ -116,6 +123,7 @@ export class CsvFileReader {
 
   private feed(text: Buffer): void {
     if (text.length === 0) return;
+    this.newlinesFed += countLines(text, text.length);
     if (!this.api) {
       this.delimiter = detectDelimiter(text.subarray(0, 64 * 1024).toString("utf8"));
       // The parser's own state machine, driven directly: going through its Transform stream costs
@@ -138,8 +146,9 @@ export class CsvFileReader {
     else this.sink.row(cells, this.records);
   };
 
-  private lines(): number {
-    return this.api?.info.lines ?? 0;
+  /** The line of byte `index` of `bytes`, the bytes that follow what the parser has read. */
+  private lineAt(bytes: Buffer, index: number): number {
+    return this.newlinesFed + countLines(bytes, index) + 1;
   }
 }
 

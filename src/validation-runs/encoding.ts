@@ -16,12 +16,9 @@ export function detectEncoding(head: Buffer): FileEncoding {
   if ((head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff)) {
     throw new FileProblem("unsupported_encoding", "The file is UTF-16; save it as UTF-8 or Windows-1252");
   }
-  if (isUtf8(head.subarray(0, completeUtf8Length(head)))) {
-    checkNoNul(head, 0);
-    return "utf-8";
-  }
-  checkWindows1252(head, 0);
-  return "windows-1252";
+  // Bytes that are text in neither (NUL, bytes Windows-1252 leaves undefined) are refused as the
+  // file is read, with their line.
+  return isUtf8(head.subarray(0, completeUtf8Length(head))) ? "utf-8" : "windows-1252";
 }
 
 /** The length of `bytes` up to the last UTF-8 sequence that is complete in it. */
@@ -51,18 +48,12 @@ export function firstInvalidUtf8Offset(bytes: Buffer): number {
 const NOT_WINDOWS_1252 = new Uint8Array(256);
 for (const byte of [0x00, 0x81, 0x8d, 0x8f, 0x90, 0x9d]) NOT_WINDOWS_1252[byte] = 1;
 
-/** Throws bad_encoding naming the byte offset (from the start of the file) of a byte that is not text. */
-export function checkWindows1252(bytes: Buffer, fileOffset: number): void {
-  for (let index = 0; index < bytes.length; index++) {
-    if (NOT_WINDOWS_1252[bytes[index]!]) throw badEncoding("Windows-1252", fileOffset + index);
-  }
+/** The offset of the first byte in `bytes` that is not Windows-1252 text, or -1. */
+export function firstNonWindows1252Byte(bytes: Buffer): number {
+  for (let index = 0; index < bytes.length; index++) if (NOT_WINDOWS_1252[bytes[index]!]) return index;
+  return -1;
 }
 
-export function checkNoNul(bytes: Buffer, fileOffset: number): void {
-  const index = bytes.indexOf(0);
-  if (index >= 0) throw badEncoding("UTF-8", fileOffset + index);
-}
-
-export function badEncoding(encoding: string, offset: number, line?: number): FileProblem {
-  return new FileProblem("bad_encoding", `The file is not valid ${encoding} text at byte ${offset}${line ? ` (line ${line})` : ""}`, { offset, ...(line ? { line } : {}) });
+export function badEncoding(encoding: string, offset: number, line: number): FileProblem {
+  return new FileProblem("bad_encoding", `The file is not valid ${encoding} text at byte ${offset} (line ${line})`, { offset, line });
 }

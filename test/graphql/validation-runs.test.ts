@@ -132,6 +132,17 @@ describe("validation runs over real HTTP multipart uploads", () => {
     expect(german.job.error.message).toBe("In der Kopfzeile der Datei fehlen diese Spalten: currency.");
   });
 
+  it("fails a file that is not text with FILE_ERROR naming the line and byte", async () => {
+    const lines = [...billingLines({ rows: 3, violations: false })];
+    const offset = Buffer.byteLength(lines.slice(0, 2).join("")) + 4;
+    const file = Buffer.from(lines.join(""));
+    file[offset] = 0;
+    const { job } = await upload(file);
+    expect(await finished(job.id)).toMatchObject({ status: "FAILED", errorCode: "FILE_ERROR", retryCount: 0 });
+    const error = ok(await gql(conveyor, `query($id: ID!) { job(id: $id) { error { message(locale: EN) } } }`, { id: job.id }, { token: alice })).job.error;
+    expect(error.message).toBe(`The file is not readable text: invalid characters at line 3 (byte ${offset}). Save it as UTF-8 or Windows-1252.`);
+  });
+
   it("ends a run whose rule set nobody defines VALIDATION_FAILED, not retried", async () => {
     const { job } = await upload(billingCsv({ rows: 2 }), { ruleSet: "payroll-2019" });
     expect(await finished(job.id)).toMatchObject({ status: "VALIDATION_FAILED", errorCode: "VALIDATION_ERROR", retryCount: 0 });
