@@ -28,7 +28,7 @@ interface ParserApi {
 }
 
 /**
- * Reads a CSV file pushed chunk by chunk, in constant memory: detects the encoding (first chunk)
+ * Reads a CSV file pushed chunk by chunk, in constant memory: detects the encoding (first 64 kB)
  * and the delimiter (header line), checks the bytes are text in that encoding, and hands each
  * record to `sink` synchronously. Throws FileProblem for an unreadable file.
  */
