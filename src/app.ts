@@ -24,6 +24,11 @@ import { changeOf } from "./jobs/lifecycle.js";
 import type { EnqueueResult, Queryable } from "./jobs/queue.js";
 import type { Job } from "./jobs/types.js";
 import type { JobChange } from "./events/messages.js";
+import { createValidationRunHandler } from "./handlers/validation-run-handler.js";
+import { FileStore } from "./validation-runs/file-store.js";
+import { loadRuleSets } from "./validation-runs/rule-sets.js";
+import { ValidationRunService } from "./validation-runs/validation-run-service.js";
+import { createMultipartUploadRoute } from "./server/multipart-upload.js";
 
 export interface ConveyorOptions {
   config: Config;
@@ -82,6 +87,8 @@ export interface Conveyor {
 export async function createConveyor(options: ConveyorOptions): Promise<Conveyor> {
   const { config, clock } = options;
   const logger = options.logger ?? createLogger(config.logLevel);
+  // Before anything opens: a broken rule set definition stops start-up with its problems named.
+  const ruleSets = loadRuleSets();
   const database = await openDatabase({
     ...config.database,
     logger,
@@ -165,8 +172,11 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
       })
     : null;
   const assessments = new AssessmentService({ prisma: database.prisma, pool: database.pool, jobs, events, logger });
+  const files = new FileStore(database.pool);
+  const validationRuns = new ValidationRunService({ prisma: database.prisma, pool: database.pool, jobs, events, logger, files, ruleSets });
+  registry.register(createValidationRunHandler({ runs: validationRuns, findingsPerRule: config.validation.findingsPerRule }));
   const healthMonitor = new HealthMonitor(() => jobs.health(), config.health.broadcastIntervalMs, logger);
-  const services: Services = { prisma: database.prisma, jobs, assessments, events, healthMonitor, logger };
+  const services: Services = { prisma: database.prisma, jobs, assessments, validationRuns, events, healthMonitor, logger };
   const verifyToken = createTokenVerifier(config.auth);
   const finishedJobCache = createFinishedJobCache(config, events, logger, metrics);
   const graphql = createGraphQLApp({ config, services, logger, verifyToken, metricsPlugin: metrics.graphqlPlugin(), finishedJobCache: finishedJobCache?.cache });
@@ -185,6 +195,14 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     maxBodyBytes: config.graphql.maxBodyBytes,
     stopping: () => stopping !== null,
     metrics: (request, response) => void metrics.handle(request, response),
+    upload: createMultipartUploadRoute({
+      yoga: graphql.yoga,
+      files,
+      verifyToken,
+      maxFileBytes: config.validation.maxUploadBytes,
+      maxFieldBytes: config.graphql.maxBodyBytes,
+      logger,
+    }),
     next: (request, response) => {
       if (String(request.headers.accept ?? "").includes("text/event-stream")) {
         eventStreams.add(response);

@@ -81,6 +81,9 @@ const environmentSchema = z.object({
   HEALTH_CACHE_MS: milliseconds(2000),
   FINISHED_JOB_CACHE_ENTRIES: z.coerce.number().int().nonnegative().default(10_000),
   FINISHED_JOB_CACHE_TTL_MS: milliseconds(60_000),
+  // Uploads of createValidationRun: larger files are refused with 413 FILE_TOO_LARGE before they are read whole.
+  VALIDATION_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(50 * 1024 * 1024),
+  VALIDATION_FINDINGS_PER_RULE: z.coerce.number().int().min(1).max(1000).default(100),
   // Unset leaves /metrics open: fine on loopback or a private scrape network, not on the internet.
   METRICS_TOKEN: optionalText,
 });
@@ -190,6 +193,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       finishedJobCache: { maxEntries: env.FINISHED_JOB_CACHE_ENTRIES, ttlMs: env.FINISHED_JOB_CACHE_TTL_MS },
     },
     metrics: { token: env.METRICS_TOKEN },
+    validation: { maxUploadBytes: env.VALIDATION_MAX_UPLOAD_BYTES, findingsPerRule: env.VALIDATION_FINDINGS_PER_RULE },
   };
 }
 

@@ -6,6 +6,7 @@ import type { JobService } from "../jobs/job-service.js";
 import type { Job } from "../jobs/types.js";
 import type { Logger } from "../logger.js";
 import { ASSESSMENT_JOB_TYPE } from "../handlers/assessment-handler.js";
+import { inTransaction } from "../db/transaction.js";
 import { findDefinition } from "./definitions.js";
 
 export class AssessmentNotFoundError extends Error {
@@ -90,13 +91,11 @@ export class AssessmentService {
    */
   async complete(id: string, actor: string, correlationId?: string | null): Promise<CompletionResult> {
     const correlation = correlationId?.trim() || `assessment:${id}`;
-    const client = await this.deps.pool.connect();
     let job: Job | null = null;
     let created = false;
     let jobExpired = false;
     let completedNow = false;
-    try {
-      await client.query("BEGIN");
+    await inTransaction(this.deps.pool, async (client) => {
       const locked = await client.query<{ owner: string; status: string }>(LOCK_ASSESSMENT, [id]);
       const assessment = locked.rows[0];
       if (!assessment) throw new AssessmentNotFoundError("Assessment not found");
@@ -137,13 +136,7 @@ export class AssessmentService {
         await client.query("ROLLBACK TO SAVEPOINT create_job");
         this.deps.logger.error({ err: error, assessmentId: id, correlationId: correlation }, "creating the assessment's job failed");
       }
-      await client.query("COMMIT");
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
     if (job && created) this.deps.events.publishJobChange(changeOf(job, null));
     return { assessmentId: id, alreadyCompleted: !completedNow, job, jobExpired, correlationId: correlation };
   }

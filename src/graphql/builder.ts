@@ -28,6 +28,8 @@ export const builder = new SchemaBuilder<{
   Scalars: {
     DateTime: { Input: Date; Output: Date | string };
     JSON: { Input: unknown; Output: unknown };
+    // A placeholder the multipart route put in the variables; resolvers exchange it for the stored file.
+    Upload: { Input: unknown; Output: never };
   };
   // Fields are non-null unless a field says otherwise: a null must mean something.
   DefaultFieldNullability: false;

@@ -7,6 +7,8 @@ import type { JobService } from "../jobs/job-service.js";
 import type { JobStatus } from "../jobs/types.js";
 import type { Locale } from "../i18n/locale.js";
 import type { Logger } from "../logger.js";
+import type { UploadRegistry } from "../validation-runs/upload-registry.js";
+import type { ValidationRunService } from "../validation-runs/validation-run-service.js";
 import type { Viewer } from "./auth.js";
 
 /** Long-lived services, built once per process and shared by every request. */
@@ -14,6 +16,7 @@ export interface Services {
   prisma: PrismaClient;
   jobs: JobService;
   assessments: AssessmentService;
+  validationRuns: ValidationRunService;
   events: EventBus;
   healthMonitor: HealthMonitor;
   logger: Logger;
@@ -28,6 +31,8 @@ export interface GraphQLContext {
   cache: Map<string, Promise<unknown>>;
   /** Jobs the request read by id, for the finished-job cache (src/server/finished-job-cache.ts). */
   jobsRead?: { id: string; status: JobStatus }[];
+  /** The files of a multipart request (src/server/multipart-upload.ts); null otherwise. */
+  uploads: UploadRegistry | null;
 }
 
 // A subscription keeps one context for its whole life but executes once per event, with the

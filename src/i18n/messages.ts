@@ -54,6 +54,41 @@ export const MESSAGES = {
     fr: "Le traitement est terminé, mais son résultat n'a pas pu être enregistré.",
     de: "Die Verarbeitung ist abgeschlossen, aber ihr Ergebnis konnte nicht gespeichert werden.",
   },
+  "fileProblem.empty_file": {
+    en: "The file is empty: it has no header line.",
+    fr: "Le fichier est vide : il n'a pas de ligne d'en-tête.",
+    de: "Die Datei ist leer: Sie hat keine Kopfzeile.",
+  },
+  "fileProblem.unsupported_encoding": {
+    en: "The file is saved as UTF-16. Save it as UTF-8 or Windows-1252 and upload it again.",
+    fr: "Le fichier est enregistré en UTF-16. Enregistrez-le en UTF-8 ou Windows-1252 puis envoyez-le à nouveau.",
+    de: "Die Datei ist in UTF-16 gespeichert. Speichern Sie sie als UTF-8 oder Windows-1252 und laden Sie sie erneut hoch.",
+  },
+  "fileProblem.bad_encoding": {
+    en: "The file is not readable text: invalid characters at line {line} (byte {offset}). Save it as UTF-8 or Windows-1252.",
+    fr: "Le fichier n'est pas du texte lisible : caractères invalides à la ligne {line} (octet {offset}). Enregistrez-le en UTF-8 ou Windows-1252.",
+    de: "Die Datei ist kein lesbarer Text: ungültige Zeichen in Zeile {line} (Byte {offset}). Speichern Sie sie als UTF-8 oder Windows-1252.",
+  },
+  "fileProblem.malformed_csv": {
+    en: "The file is not valid CSV at line {line} (an unclosed quote or a wrong number of columns).",
+    fr: "Le fichier n'est pas un CSV valide à la ligne {line} (guillemet non fermé ou nombre de colonnes incorrect).",
+    de: "Die Datei ist in Zeile {line} kein gültiges CSV (nicht geschlossenes Anführungszeichen oder falsche Spaltenanzahl).",
+  },
+  "fileProblem.missing_columns": {
+    en: "The file's header lacks these columns: {fields}.",
+    fr: "Il manque ces colonnes dans l'en-tête du fichier : {fields}.",
+    de: "In der Kopfzeile der Datei fehlen diese Spalten: {fields}.",
+  },
+  "fileProblem.file_missing": {
+    en: "The uploaded file is no longer stored. Please upload it again.",
+    fr: "Le fichier envoyé n'est plus conservé. Veuillez l'envoyer à nouveau.",
+    de: "Die hochgeladene Datei ist nicht mehr gespeichert. Bitte laden Sie sie erneut hoch.",
+  },
+  "validationRun.unknown_rule_set": {
+    en: "This rule set does not exist. The ruleSets query lists the available ones.",
+    fr: "Ce jeu de règles n'existe pas. La requête ruleSets liste ceux qui sont disponibles.",
+    de: "Dieses Regelwerk existiert nicht. Die Abfrage ruleSets listet die verfügbaren auf.",
+  },
   "assessment.alreadyCompleted": {
     en: "This assessment was already completed; here is its processing job.",
     fr: "Cette évaluation était déjà terminée ; voici sa tâche de traitement.",

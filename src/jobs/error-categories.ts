@@ -1,4 +1,4 @@
-import { translate } from "../i18n/messages.js";
+import { MESSAGES, translate, type MessageKey } from "../i18n/messages.js";
 import type { Locale } from "../i18n/locale.js";
 import { JobAbortReason, JobValidationError, PermanentJobError, RecoverableJobError } from "./job-errors.js";
 import { redactDetails, scrubText } from "./redaction.js";
@@ -55,10 +55,32 @@ export function classifyError(error: unknown, abortReason?: unknown): Classified
   return build("WORKER_ERROR", messageOf(error), errorShape(error), true);
 }
 
-/** The message a user reads for a failure's category, in their language. */
-export function userMessage(category: string, locale: Locale): string {
+/**
+ * The message a user reads for a failure, in their language: the precise one when the stored
+ * details name a reason that has one (a file problem, an unknown rule set), else the category's.
+ */
+export function userMessage(category: string, locale: Locale, details?: unknown): string {
+  const precise = preciseMessageKey(category, details);
+  if (precise) return translate(precise.key, locale, precise.parameters);
   const known = (ERROR_CATEGORIES as readonly string[]).includes(category) ? (category as ErrorCategory) : "WORKER_ERROR";
   return translate(`error.${known}`, locale);
+}
+
+function preciseMessageKey(category: string, details: unknown): { key: MessageKey; parameters: Record<string, string | number> } | null {
+  if (details === null || typeof details !== "object") return null;
+  const { reason, line, offset, fields, failures } = details as Record<string, unknown>;
+  const candidate =
+    category === "FILE_ERROR" && typeof reason === "string"
+      ? `fileProblem.${reason}`
+      : category === "VALIDATION_ERROR" && Array.isArray(failures) && typeof failures[0]?.rule === "string"
+        ? `validationRun.${failures[0].rule as string}`
+        : null;
+  if (!candidate || !(candidate in MESSAGES)) return null;
+  const parameters: Record<string, string | number> = {};
+  if (typeof line === "number") parameters.line = line;
+  if (typeof offset === "number") parameters.offset = offset;
+  if (Array.isArray(fields)) parameters.fields = fields.filter((field) => typeof field === "string").join(", ");
+  return { key: candidate as MessageKey, parameters };
 }
 
 function build(category: ErrorCategory, message: string, details: Record<string, unknown>, recoverable: boolean): ClassifiedError {

@@ -1,7 +1,7 @@
 import type pg from "pg";
 import type { Logger } from "../logger.js";
 import type { JobLifecycle } from "./lifecycle.js";
-import { deleteFinishedJobs, deleteOldAuditEvents } from "./retention.js";
+import { deleteFinishedJobs, deleteOldAuditEvents, deleteOrphanFiles } from "./retention.js";
 import * as sql from "./sql.js";
 import type { Clock } from "./types.js";
 
@@ -62,6 +62,8 @@ export class Maintenance {
       this.options.logger.info({ deleted, maxAgeMs }, "finished jobs deleted");
       this.options.onDeleted?.(deleted);
     }
+    const orphans = await deleteOrphanFiles(this.options.pool, { batchSize: this.options.retention.batchSize, clock: this.options.clock });
+    if (orphans > 0) this.options.logger.info({ deleted: orphans }, "uploads that never became a validation run deleted");
     return deleted;
   }
 

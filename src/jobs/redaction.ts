@@ -30,6 +30,9 @@ export const ALLOWED_DETAIL_KEYS = new Set([
   "retryable",
   "stack",
   "cause",
+  // File problems of validation runs: positions in the file, never its content.
+  "line",
+  "offset",
 ]);
 
 export const REDACTED = "[redacted]";

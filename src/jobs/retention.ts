@@ -7,8 +7,8 @@ import type { Clock } from "./types.js";
  * than `maxAgeMs`, with their events, in batches of `batchSize` so that no statement holds many
  * locks or runs long. A deleted job's idempotency key is free again: a later enqueue with it
  * creates a new job. An assessment completion's dedupe record is kept (its job link becomes null),
- * so completeAssessment never runs a processed completion twice. Audit events have their own
- * retention (deleteOldAuditEvents).
+ * so completeAssessment never runs a processed completion twice. A validation run goes with its job,
+ * and its uploaded file with it. Audit events have their own retention (deleteOldAuditEvents).
  */
 export async function deleteFinishedJobs(
   db: Pick<pg.Pool, "query">,
@@ -22,6 +22,22 @@ export async function deleteFinishedJobs(
     if (count < options.batchSize) break;
   }
   return deleted;
+}
+
+/** An upload still being stored is younger than this; an older one without a run was abandoned. */
+export const ORPHAN_FILE_AGE_MS = 24 * 3600_000;
+
+/** Deletes uploaded files that never became a validation run, in batches like deleteFinishedJobs. */
+export async function deleteOrphanFiles(
+  db: Pick<pg.Pool, "query">,
+  options: { maxAgeMs?: number; batchSize: number; clock?: Clock },
+): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const result = await db.query(sql.DELETE_ORPHAN_FILES_BATCH, [options.clock ? options.clock() : null, options.maxAgeMs ?? ORPHAN_FILE_AGE_MS, options.batchSize]);
+    deleted += result.rowCount ?? 0;
+    if ((result.rowCount ?? 0) < options.batchSize) return deleted;
+  }
 }
 
 /** Deletes audit events older than `maxAgeMs`, in batches, like deleteFinishedJobs. */

@@ -386,8 +386,23 @@ export const DELETE_FINISHED_BATCH = `WITH doomed AS (
 ),
 deleted AS (DELETE FROM processing_jobs j USING doomed d WHERE j.id = d.id RETURNING j.id),
 -- job_events has no foreign key (it would cost every transition a lookup): its rows go here.
-events AS (DELETE FROM job_events e USING deleted d WHERE e.job_id = d.id)
+events AS (DELETE FROM job_events e USING deleted d WHERE e.job_id = d.id),
+-- A validation run's uploaded file goes with its job; the run itself and the file's chunks follow
+-- by their foreign keys (ON DELETE CASCADE).
+files AS (DELETE FROM validation_files f USING validation_runs r, deleted d WHERE r.job_id = d.id AND f.id = r.file_id)
 SELECT count(*)::int AS deleted FROM deleted`;
+
+/**
+ * $1 now, $2 max age ms, $3 batch size: uploads that never became a run (the request failed, or
+ * the process died while storing it), older than the age given.
+ */
+export const DELETE_ORPHAN_FILES_BATCH = `DELETE FROM validation_files WHERE id IN (
+  SELECT f.id FROM validation_files f
+  WHERE f.created_at < COALESCE($1::timestamptz, now()) - make_interval(secs => $2::double precision / 1000)
+    AND NOT EXISTS (SELECT 1 FROM validation_runs r WHERE r.file_id = f.id)
+  ORDER BY f.created_at
+  LIMIT $3
+)`;
 
 /** $1 now, $2 max age ms, $3 batch size: one bounded batch of old audit events (audit_events_at_idx). */
 // Outcome counters past the longest window queue health reads (a week, or HEALTH_WINDOW_MS): the

@@ -19,6 +19,7 @@ import type { GraphQLContext, Services } from "../graphql/context.js";
 import { schema } from "../graphql/schema/index.js";
 import { badInput } from "../graphql/errors.js";
 import type { FinishedJobCache } from "./finished-job-cache.js";
+import type { UploadRegistry } from "../validation-runs/upload-registry.js";
 import { SharedSubscriptions, SubscriptionRefused } from "./shared-subscriptions.js";
 
 export const GRAPHQL_PATH = "/graphql";
@@ -60,6 +61,8 @@ export function createGraphQLApp(options: {
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
+    // Its multipart parsing holds each file in memory: uploads go through src/server/multipart-upload.ts.
+    multipart: false,
     // Never send stacks or internal messages, whatever NODE_ENV says. Pothos rejects bad connection
     // arguments (a negative `first`, a garbled cursor) with errors that carry no code: they are the
     // caller's mistake, so they get BAD_USER_INPUT (on the error itself: yoga logs every error its
@@ -107,14 +110,16 @@ export function createGraphQLApp(options: {
       if (extra) {
         const requested = (initial as { connectionParams?: Record<string, unknown> }).connectionParams?.locale;
         const locale = typeof requested === "string" && isLocale(requested) ? requested : (extra.locale ?? "en");
-        return { services, viewer: extra.viewer ?? null, locale, cache: new Map() };
+        return { services, viewer: extra.viewer ?? null, locale, cache: new Map(), uploads: null };
       }
       const request = (initial as { request: Request }).request;
+      // Only the multipart route (src/server/multipart-upload.ts) passes uploads, as server context.
+      const uploads = (initial as { uploads?: UploadRegistry }).uploads ?? null;
       const locale = negotiateLocale(request.headers.get("accept-language"));
       const token = bearerToken(request.headers.get("authorization"));
-      if (!token) return { services, viewer: null, locale, cache: new Map() };
+      if (!token) return { services, viewer: null, locale, cache: new Map(), uploads };
       try {
-        return { services, viewer: await verifyToken(token), locale, cache: new Map() };
+        return { services, viewer: await verifyToken(token), locale, cache: new Map(), uploads };
       } catch (error) {
         if (error instanceof InvalidTokenError) {
           throw new GraphQLError(error.message, { extensions: { code: "UNAUTHENTICATED", http: { status: 401 } } });

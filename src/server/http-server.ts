@@ -14,6 +14,11 @@ export function createHttpServer(options: {
   pool: pg.Pool;
   maxBodyBytes: number;
   next?: RequestListener;
+  /**
+   * Takes the requests it handles before the body limit applies (multipart uploads, which have
+   * their own); returns false for the others.
+   */
+  upload?: (request: IncomingMessage, response: ServerResponse, path: string) => boolean;
   /** GET /metrics (src/server/metrics.ts). */
   metrics?: RequestListener;
   /** True once shutdown began: /ready then answers 503 so load balancers stop sending work here. */
@@ -32,6 +37,7 @@ export function createHttpServer(options: {
     const path = (request.url ?? "/").split("?")[0];
     if (path === "/health") return sendJson(response, 200, { status: "ok" });
     if (path === "/metrics" && options.metrics) return options.metrics(request, response);
+    if (options.upload?.(request, response, path ?? "/")) return;
     if (request.method === "POST") {
       const length = Number(request.headers["content-length"] ?? Number.NaN);
       // Without a declared length the size cannot be checked before the body is parsed.

@@ -4,6 +4,8 @@ import { requireUuid } from "../graphql/access.js";
 import { bearerToken, type Viewer } from "../graphql/auth.js";
 import type { JobService } from "../jobs/job-service.js";
 import type { Job } from "../jobs/types.js";
+import type { ValidationReport } from "../validation-runs/report.js";
+import { VALIDATION_RUN_JOB_TYPE } from "../validation-runs/validation-run-service.js";
 
 const EXPORT_PATH = /^\/jobs\/([0-9a-f-]{36})\/result\.(json|csv)$/i;
 
@@ -68,7 +70,20 @@ export function resultToCsv(job: Pick<Job, "type" | "result">): string {
     rows.push(["", "", "band", "", result.band, ""]);
     return toCsv(rows);
   }
+  if (job.type === VALIDATION_RUN_JOB_TYPE && result && Array.isArray((job.result as Partial<ValidationReport>).byRule)) return reportToCsv(job.result as ValidationReport);
   return toCsv([["key", "value"], ...flatten(job.result, "")]);
+}
+
+/** A validation report: totals, then a count per rule, then the kept findings, one row each. */
+function reportToCsv(report: ValidationReport): string {
+  const rows: unknown[][] = [["record", "rule", "column", "severity", "row", "count"]];
+  rows.push(["total", "rows", "", "", "", report.rows]);
+  rows.push(["total", "rows_with_findings", "", "", "", report.rowsWithFindings]);
+  rows.push(["total", "findings", "", "", "", report.findingsTotal]);
+  for (const count of report.bySeverity) rows.push(["severity", "", "", count.severity, "", count.count]);
+  for (const count of report.byRule) rows.push(["rule", count.rule, count.column, count.severity, "", count.count]);
+  for (const finding of report.findings) rows.push(["finding", finding.rule, finding.column, finding.severity, finding.row, ""]);
+  return toCsv(rows);
 }
 
 function flatten(value: unknown, prefix: string): unknown[][] {

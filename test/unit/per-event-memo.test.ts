@@ -4,7 +4,7 @@ import type { Viewer } from "../../src/graphql/auth.js";
 import { once, type GraphQLContext } from "../../src/graphql/context.js";
 import type { Locale } from "../../src/i18n/locale.js";
 
-const contextOf = (viewer: Viewer | null, locale: Locale): GraphQLContext => ({ services: {} as never, viewer, locale, cache: new Map() });
+const contextOf = (viewer: Viewer | null, locale: Locale): GraphQLContext => ({ services: {} as never, viewer, locale, cache: new Map(), uploads: null });
 // What a subscription's execution per event looks like to a resolver: the event is the root value.
 const infoFor = (event: object) => ({ operation: { operation: "subscription" }, rootValue: event }) as unknown as GraphQLResolveInfo;
 

@@ -74,3 +74,21 @@ export type JobEvent = Prisma.JobEventModel
  * 
  */
 export type AuditEvent = Prisma.AuditEventModel
+/**
+ * Model ValidationFile
+ * An uploaded CSV file, stored in the database so every instance can read it (src/validation-runs/file-store.ts
+ * says why chunks rather than large objects). Staged before its run exists; retention deletes it with its run,
+ * and deletes staged files that never became a run.
+ */
+export type ValidationFile = Prisma.ValidationFileModel
+/**
+ * Model ValidationFileChunk
+ * A file's bytes in order, about 256 kB per row (stored uncompressed: see the migration).
+ */
+export type ValidationFileChunk = Prisma.ValidationFileChunkModel
+/**
+ * Model ValidationRun
+ * A CSV file checked against a rule set by a `validation-run` job; its report is the job's result.
+ * Unique per (owner, correlation id) when a correlation id is given (a partial index in the migration).
+ */
+export type ValidationRun = Prisma.ValidationRunModel

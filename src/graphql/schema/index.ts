@@ -7,6 +7,7 @@ import "./job-mutations.js";
 import "./job-subscriptions.js";
 import "./job-update-batches.js";
 import "./assessment.js";
+import "./validation-run.js";
 import "./queue-health.js";
 
 builder.queryType({});

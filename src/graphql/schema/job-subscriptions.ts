@@ -13,13 +13,20 @@ import { userMessage } from "../../jobs/error-categories.js";
 import type { Locale } from "../../i18n/locale.js";
 import type { Logger } from "../../logger.js";
 
-const ProgressError = builder.objectRef<{ category: string }>("JobProgressError").implement({
+// Categories whose stored details can make the message precise (a file problem names its line).
+const PRECISE_CATEGORIES = new Set(["FILE_ERROR", "VALIDATION_ERROR"]);
+
+const ProgressError = builder.objectRef<{ category: string; jobId: string }>("JobProgressError").implement({
   description: "The category of a failure and what to tell the user.",
   fields: (t) => ({
     category: t.exposeString("category"),
     message: t.string({
       args: { locale: t.arg({ type: LocaleEnum, required: false }) },
-      resolve: (error, args, context) => userMessage(error.category, (args.locale as Locale | null) ?? context.locale),
+      resolve: async (error, args, context) => {
+        // Events stay small: the details behind a precise message are read only when asked for.
+        const details = PRECISE_CATEGORIES.has(error.category) ? (await context.services.jobs.find(error.jobId))?.errorDetails : undefined;
+        return userMessage(error.category, (args.locale as Locale | null) ?? context.locale, details);
+      },
     }),
   }),
 });
@@ -40,7 +47,7 @@ export const JobChangeEvent = builder.objectRef<JobChange>("JobChangeEvent").imp
     error: t.field({
       type: ProgressError,
       nullable: true,
-      resolve: (change) => (change.errorCode && change.status !== "PROCESSING" ? { category: change.errorCode } : null),
+      resolve: (change) => (change.errorCode && change.status !== "PROCESSING" ? { category: change.errorCode, jobId: change.jobId } : null),
     }),
     job: t.field({
       type: JobType,

@@ -25,7 +25,7 @@ const JobError = builder.objectRef<JobErrorShape>("JobError").implement({
     message: t.string({
       description: "What to tell the user, in their language.",
       args: { locale: t.arg({ type: LocaleEnum, required: false }) },
-      resolve: (error, args, context) => userMessage(error.category, (args.locale as Locale | null) ?? context.locale),
+      resolve: (error, args, context) => userMessage(error.category, (args.locale as Locale | null) ?? context.locale, error.details),
     }),
     recoverable: t.boolean({ nullable: true, resolve: (error) => error.recoverable }),
     technicalMessage: t.string({

@@ -18,6 +18,17 @@ builder.scalarType("JSON", {
   parseLiteral: (node) => literalValue(node),
 });
 
+builder.scalarType("Upload", {
+  description: "A file sent as a part of a multipart request (GraphQL multipart request spec); input only.",
+  serialize: () => {
+    throw new GraphQLError("Upload is an input type");
+  },
+  parseValue: (value) => value,
+  parseLiteral: () => {
+    throw new GraphQLError("A file must be sent as a multipart request part, not written in the query", { extensions: { code: "BAD_USER_INPUT" } });
+  },
+});
+
 function parseDate(value: unknown): Date {
   const date = typeof value === "string" ? new Date(value) : new Date(Number.NaN);
   if (Number.isNaN(date.getTime())) {

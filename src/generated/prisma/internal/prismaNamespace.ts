@@ -402,7 +402,10 @@ export const ModelName = {
   JobOutcomeCount: 'JobOutcomeCount',
   AssessmentCompletion: 'AssessmentCompletion',
   JobEvent: 'JobEvent',
-  AuditEvent: 'AuditEvent'
+  AuditEvent: 'AuditEvent',
+  ValidationFile: 'ValidationFile',
+  ValidationFileChunk: 'ValidationFileChunk',
+  ValidationRun: 'ValidationRun'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -418,7 +421,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "assessment" | "processingJob" | "jobOutcomeCount" | "assessmentCompletion" | "jobEvent" | "auditEvent"
+    modelProps: "assessment" | "processingJob" | "jobOutcomeCount" | "assessmentCompletion" | "jobEvent" | "auditEvent" | "validationFile" | "validationFileChunk" | "validationRun"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -866,6 +869,228 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    ValidationFile: {
+      payload: Prisma.$ValidationFilePayload<ExtArgs>
+      fields: Prisma.ValidationFileFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.ValidationFileFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFilePayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.ValidationFileFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFilePayload>
+        }
+        findFirst: {
+          args: Prisma.ValidationFileFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFilePayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.ValidationFileFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFilePayload>
+        }
+        findMany: {
+          args: Prisma.ValidationFileFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFilePayload>[]
+        }
+        create: {
+          args: Prisma.ValidationFileCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFilePayload>
+        }
+        createMany: {
+          args: Prisma.ValidationFileCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.ValidationFileCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFilePayload>[]
+        }
+        delete: {
+          args: Prisma.ValidationFileDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFilePayload>
+        }
+        update: {
+          args: Prisma.ValidationFileUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFilePayload>
+        }
+        deleteMany: {
+          args: Prisma.ValidationFileDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.ValidationFileUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.ValidationFileUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFilePayload>[]
+        }
+        upsert: {
+          args: Prisma.ValidationFileUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFilePayload>
+        }
+        aggregate: {
+          args: Prisma.ValidationFileAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateValidationFile>
+        }
+        groupBy: {
+          args: Prisma.ValidationFileGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ValidationFileGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.ValidationFileCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ValidationFileCountAggregateOutputType> | number
+        }
+      }
+    }
+    ValidationFileChunk: {
+      payload: Prisma.$ValidationFileChunkPayload<ExtArgs>
+      fields: Prisma.ValidationFileChunkFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.ValidationFileChunkFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFileChunkPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.ValidationFileChunkFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFileChunkPayload>
+        }
+        findFirst: {
+          args: Prisma.ValidationFileChunkFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFileChunkPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.ValidationFileChunkFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFileChunkPayload>
+        }
+        findMany: {
+          args: Prisma.ValidationFileChunkFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFileChunkPayload>[]
+        }
+        create: {
+          args: Prisma.ValidationFileChunkCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFileChunkPayload>
+        }
+        createMany: {
+          args: Prisma.ValidationFileChunkCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.ValidationFileChunkCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFileChunkPayload>[]
+        }
+        delete: {
+          args: Prisma.ValidationFileChunkDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFileChunkPayload>
+        }
+        update: {
+          args: Prisma.ValidationFileChunkUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFileChunkPayload>
+        }
+        deleteMany: {
+          args: Prisma.ValidationFileChunkDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.ValidationFileChunkUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.ValidationFileChunkUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFileChunkPayload>[]
+        }
+        upsert: {
+          args: Prisma.ValidationFileChunkUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationFileChunkPayload>
+        }
+        aggregate: {
+          args: Prisma.ValidationFileChunkAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateValidationFileChunk>
+        }
+        groupBy: {
+          args: Prisma.ValidationFileChunkGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ValidationFileChunkGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.ValidationFileChunkCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ValidationFileChunkCountAggregateOutputType> | number
+        }
+      }
+    }
+    ValidationRun: {
+      payload: Prisma.$ValidationRunPayload<ExtArgs>
+      fields: Prisma.ValidationRunFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.ValidationRunFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationRunPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.ValidationRunFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationRunPayload>
+        }
+        findFirst: {
+          args: Prisma.ValidationRunFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationRunPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.ValidationRunFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationRunPayload>
+        }
+        findMany: {
+          args: Prisma.ValidationRunFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationRunPayload>[]
+        }
+        create: {
+          args: Prisma.ValidationRunCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationRunPayload>
+        }
+        createMany: {
+          args: Prisma.ValidationRunCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.ValidationRunCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationRunPayload>[]
+        }
+        delete: {
+          args: Prisma.ValidationRunDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationRunPayload>
+        }
+        update: {
+          args: Prisma.ValidationRunUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationRunPayload>
+        }
+        deleteMany: {
+          args: Prisma.ValidationRunDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.ValidationRunUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.ValidationRunUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationRunPayload>[]
+        }
+        upsert: {
+          args: Prisma.ValidationRunUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ValidationRunPayload>
+        }
+        aggregate: {
+          args: Prisma.ValidationRunAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateValidationRun>
+        }
+        groupBy: {
+          args: Prisma.ValidationRunGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ValidationRunGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.ValidationRunCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ValidationRunCountAggregateOutputType> | number
+        }
+      }
+    }
   }
 } & {
   other: {
@@ -1014,6 +1239,40 @@ export const AuditEventScalarFieldEnum = {
 } as const
 
 export type AuditEventScalarFieldEnum = (typeof AuditEventScalarFieldEnum)[keyof typeof AuditEventScalarFieldEnum]
+
+
+export const ValidationFileScalarFieldEnum = {
+  id: 'id',
+  owner: 'owner',
+  byteSize: 'byteSize',
+  chunkCount: 'chunkCount',
+  createdAt: 'createdAt'
+} as const
+
+export type ValidationFileScalarFieldEnum = (typeof ValidationFileScalarFieldEnum)[keyof typeof ValidationFileScalarFieldEnum]
+
+
+export const ValidationFileChunkScalarFieldEnum = {
+  fileId: 'fileId',
+  seq: 'seq',
+  data: 'data'
+} as const
+
+export type ValidationFileChunkScalarFieldEnum = (typeof ValidationFileChunkScalarFieldEnum)[keyof typeof ValidationFileChunkScalarFieldEnum]
+
+
+export const ValidationRunScalarFieldEnum = {
+  id: 'id',
+  owner: 'owner',
+  ruleSet: 'ruleSet',
+  correlationId: 'correlationId',
+  fileId: 'fileId',
+  fileBytes: 'fileBytes',
+  jobId: 'jobId',
+  createdAt: 'createdAt'
+} as const
+
+export type ValidationRunScalarFieldEnum = (typeof ValidationRunScalarFieldEnum)[keyof typeof ValidationRunScalarFieldEnum]
 
 
 export const SortOrder = {
@@ -1190,6 +1449,20 @@ export type BooleanFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel,
 
 
 /**
+ * Reference to a field of type 'Bytes'
+ */
+export type BytesFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Bytes'>
+    
+
+
+/**
+ * Reference to a field of type 'Bytes[]'
+ */
+export type ListBytesFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Bytes[]'>
+    
+
+
+/**
  * Reference to a field of type 'Float'
  */
 export type FloatFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Float'>
@@ -1359,6 +1632,9 @@ export type GlobalOmitConfig = {
   assessmentCompletion?: Prisma.AssessmentCompletionOmit
   jobEvent?: Prisma.JobEventOmit
   auditEvent?: Prisma.AuditEventOmit
+  validationFile?: Prisma.ValidationFileOmit
+  validationFileChunk?: Prisma.ValidationFileChunkOmit
+  validationRun?: Prisma.ValidationRunOmit
 }
 
 /* Types for Logging */

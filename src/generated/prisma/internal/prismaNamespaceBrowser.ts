@@ -56,7 +56,10 @@ export const ModelName = {
   JobOutcomeCount: 'JobOutcomeCount',
   AssessmentCompletion: 'AssessmentCompletion',
   JobEvent: 'JobEvent',
-  AuditEvent: 'AuditEvent'
+  AuditEvent: 'AuditEvent',
+  ValidationFile: 'ValidationFile',
+  ValidationFileChunk: 'ValidationFileChunk',
+  ValidationRun: 'ValidationRun'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -184,6 +187,40 @@ export const AuditEventScalarFieldEnum = {
 } as const
 
 export type AuditEventScalarFieldEnum = (typeof AuditEventScalarFieldEnum)[keyof typeof AuditEventScalarFieldEnum]
+
+
+export const ValidationFileScalarFieldEnum = {
+  id: 'id',
+  owner: 'owner',
+  byteSize: 'byteSize',
+  chunkCount: 'chunkCount',
+  createdAt: 'createdAt'
+} as const
+
+export type ValidationFileScalarFieldEnum = (typeof ValidationFileScalarFieldEnum)[keyof typeof ValidationFileScalarFieldEnum]
+
+
+export const ValidationFileChunkScalarFieldEnum = {
+  fileId: 'fileId',
+  seq: 'seq',
+  data: 'data'
+} as const
+
+export type ValidationFileChunkScalarFieldEnum = (typeof ValidationFileChunkScalarFieldEnum)[keyof typeof ValidationFileChunkScalarFieldEnum]
+
+
+export const ValidationRunScalarFieldEnum = {
+  id: 'id',
+  owner: 'owner',
+  ruleSet: 'ruleSet',
+  correlationId: 'correlationId',
+  fileId: 'fileId',
+  fileBytes: 'fileBytes',
+  jobId: 'jobId',
+  createdAt: 'createdAt'
+} as const
+
+export type ValidationRunScalarFieldEnum = (typeof ValidationRunScalarFieldEnum)[keyof typeof ValidationRunScalarFieldEnum]
 
 
 export const SortOrder = {

@@ -471,6 +471,7 @@ export type ProcessingJobWhereInput = {
   assessment?: Prisma.XOR<Prisma.AssessmentNullableScalarRelationFilter, Prisma.AssessmentWhereInput> | null
   events?: Prisma.JobEventListRelationFilter
   completions?: Prisma.AssessmentCompletionListRelationFilter
+  validationRun?: Prisma.XOR<Prisma.ValidationRunNullableScalarRelationFilter, Prisma.ValidationRunWhereInput> | null
 }
 
 export type ProcessingJobOrderByWithRelationInput = {
@@ -512,6 +513,7 @@ export type ProcessingJobOrderByWithRelationInput = {
   assessment?: Prisma.AssessmentOrderByWithRelationInput
   events?: Prisma.JobEventOrderByRelationAggregateInput
   completions?: Prisma.AssessmentCompletionOrderByRelationAggregateInput
+  validationRun?: Prisma.ValidationRunOrderByWithRelationInput
 }
 
 export type ProcessingJobWhereUniqueInput = Prisma.AtLeast<{
@@ -558,6 +560,7 @@ export type ProcessingJobWhereUniqueInput = Prisma.AtLeast<{
   assessment?: Prisma.XOR<Prisma.AssessmentNullableScalarRelationFilter, Prisma.AssessmentWhereInput> | null
   events?: Prisma.JobEventListRelationFilter
   completions?: Prisma.AssessmentCompletionListRelationFilter
+  validationRun?: Prisma.XOR<Prisma.ValidationRunNullableScalarRelationFilter, Prisma.ValidationRunWhereInput> | null
 }, "id" | "owner_idempotencyKey" | "assessmentId_correlationId_schemaVersion">
 
 export type ProcessingJobOrderByWithAggregationInput = {
@@ -682,6 +685,7 @@ export type ProcessingJobCreateInput = {
   assessment?: Prisma.AssessmentCreateNestedOneWithoutJobsInput
   events?: Prisma.JobEventCreateNestedManyWithoutJobInput
   completions?: Prisma.AssessmentCompletionCreateNestedManyWithoutJobInput
+  validationRun?: Prisma.ValidationRunCreateNestedOneWithoutJobInput
 }
 
 export type ProcessingJobUncheckedCreateInput = {
@@ -722,6 +726,7 @@ export type ProcessingJobUncheckedCreateInput = {
   cancelRequestedAt?: Date | string | null
   events?: Prisma.JobEventUncheckedCreateNestedManyWithoutJobInput
   completions?: Prisma.AssessmentCompletionUncheckedCreateNestedManyWithoutJobInput
+  validationRun?: Prisma.ValidationRunUncheckedCreateNestedOneWithoutJobInput
 }
 
 export type ProcessingJobUpdateInput = {
@@ -762,6 +767,7 @@ export type ProcessingJobUpdateInput = {
   assessment?: Prisma.AssessmentUpdateOneWithoutJobsNestedInput
   events?: Prisma.JobEventUpdateManyWithoutJobNestedInput
   completions?: Prisma.AssessmentCompletionUpdateManyWithoutJobNestedInput
+  validationRun?: Prisma.ValidationRunUpdateOneWithoutJobNestedInput
 }
 
 export type ProcessingJobUncheckedUpdateInput = {
@@ -802,6 +808,7 @@ export type ProcessingJobUncheckedUpdateInput = {
   cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   events?: Prisma.JobEventUncheckedUpdateManyWithoutJobNestedInput
   completions?: Prisma.AssessmentCompletionUncheckedUpdateManyWithoutJobNestedInput
+  validationRun?: Prisma.ValidationRunUncheckedUpdateOneWithoutJobNestedInput
 }
 
 export type ProcessingJobCreateManyInput = {
@@ -1188,6 +1195,22 @@ export type ProcessingJobUpdateOneRequiredWithoutEventsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.ProcessingJobUpdateToOneWithWhereWithoutEventsInput, Prisma.ProcessingJobUpdateWithoutEventsInput>, Prisma.ProcessingJobUncheckedUpdateWithoutEventsInput>
 }
 
+export type ProcessingJobCreateNestedOneWithoutValidationRunInput = {
+  create?: Prisma.XOR<Prisma.ProcessingJobCreateWithoutValidationRunInput, Prisma.ProcessingJobUncheckedCreateWithoutValidationRunInput>
+  connectOrCreate?: Prisma.ProcessingJobCreateOrConnectWithoutValidationRunInput
+  connect?: Prisma.ProcessingJobWhereUniqueInput
+}
+
+export type ProcessingJobUpdateOneWithoutValidationRunNestedInput = {
+  create?: Prisma.XOR<Prisma.ProcessingJobCreateWithoutValidationRunInput, Prisma.ProcessingJobUncheckedCreateWithoutValidationRunInput>
+  connectOrCreate?: Prisma.ProcessingJobCreateOrConnectWithoutValidationRunInput
+  upsert?: Prisma.ProcessingJobUpsertWithoutValidationRunInput
+  disconnect?: Prisma.ProcessingJobWhereInput | boolean
+  delete?: Prisma.ProcessingJobWhereInput | boolean
+  connect?: Prisma.ProcessingJobWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.ProcessingJobUpdateToOneWithWhereWithoutValidationRunInput, Prisma.ProcessingJobUpdateWithoutValidationRunInput>, Prisma.ProcessingJobUncheckedUpdateWithoutValidationRunInput>
+}
+
 export type ProcessingJobCreateWithoutAssessmentInput = {
   id?: string
   type: string
@@ -1225,6 +1248,7 @@ export type ProcessingJobCreateWithoutAssessmentInput = {
   cancelRequestedAt?: Date | string | null
   events?: Prisma.JobEventCreateNestedManyWithoutJobInput
   completions?: Prisma.AssessmentCompletionCreateNestedManyWithoutJobInput
+  validationRun?: Prisma.ValidationRunCreateNestedOneWithoutJobInput
 }
 
 export type ProcessingJobUncheckedCreateWithoutAssessmentInput = {
@@ -1264,6 +1288,7 @@ export type ProcessingJobUncheckedCreateWithoutAssessmentInput = {
   cancelRequestedAt?: Date | string | null
   events?: Prisma.JobEventUncheckedCreateNestedManyWithoutJobInput
   completions?: Prisma.AssessmentCompletionUncheckedCreateNestedManyWithoutJobInput
+  validationRun?: Prisma.ValidationRunUncheckedCreateNestedOneWithoutJobInput
 }
 
 export type ProcessingJobCreateOrConnectWithoutAssessmentInput = {
@@ -1370,6 +1395,7 @@ export type ProcessingJobCreateWithoutCompletionsInput = {
   cancelRequestedAt?: Date | string | null
   assessment?: Prisma.AssessmentCreateNestedOneWithoutJobsInput
   events?: Prisma.JobEventCreateNestedManyWithoutJobInput
+  validationRun?: Prisma.ValidationRunCreateNestedOneWithoutJobInput
 }
 
 export type ProcessingJobUncheckedCreateWithoutCompletionsInput = {
@@ -1409,6 +1435,7 @@ export type ProcessingJobUncheckedCreateWithoutCompletionsInput = {
   errorRecoverable?: boolean | null
   cancelRequestedAt?: Date | string | null
   events?: Prisma.JobEventUncheckedCreateNestedManyWithoutJobInput
+  validationRun?: Prisma.ValidationRunUncheckedCreateNestedOneWithoutJobInput
 }
 
 export type ProcessingJobCreateOrConnectWithoutCompletionsInput = {
@@ -1464,6 +1491,7 @@ export type ProcessingJobUpdateWithoutCompletionsInput = {
   cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   assessment?: Prisma.AssessmentUpdateOneWithoutJobsNestedInput
   events?: Prisma.JobEventUpdateManyWithoutJobNestedInput
+  validationRun?: Prisma.ValidationRunUpdateOneWithoutJobNestedInput
 }
 
 export type ProcessingJobUncheckedUpdateWithoutCompletionsInput = {
@@ -1503,6 +1531,7 @@ export type ProcessingJobUncheckedUpdateWithoutCompletionsInput = {
   errorRecoverable?: Prisma.NullableBoolFieldUpdateOperationsInput | boolean | null
   cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   events?: Prisma.JobEventUncheckedUpdateManyWithoutJobNestedInput
+  validationRun?: Prisma.ValidationRunUncheckedUpdateOneWithoutJobNestedInput
 }
 
 export type ProcessingJobCreateWithoutEventsInput = {
@@ -1542,6 +1571,7 @@ export type ProcessingJobCreateWithoutEventsInput = {
   cancelRequestedAt?: Date | string | null
   assessment?: Prisma.AssessmentCreateNestedOneWithoutJobsInput
   completions?: Prisma.AssessmentCompletionCreateNestedManyWithoutJobInput
+  validationRun?: Prisma.ValidationRunCreateNestedOneWithoutJobInput
 }
 
 export type ProcessingJobUncheckedCreateWithoutEventsInput = {
@@ -1581,6 +1611,7 @@ export type ProcessingJobUncheckedCreateWithoutEventsInput = {
   errorRecoverable?: boolean | null
   cancelRequestedAt?: Date | string | null
   completions?: Prisma.AssessmentCompletionUncheckedCreateNestedManyWithoutJobInput
+  validationRun?: Prisma.ValidationRunUncheckedCreateNestedOneWithoutJobInput
 }
 
 export type ProcessingJobCreateOrConnectWithoutEventsInput = {
@@ -1636,6 +1667,7 @@ export type ProcessingJobUpdateWithoutEventsInput = {
   cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   assessment?: Prisma.AssessmentUpdateOneWithoutJobsNestedInput
   completions?: Prisma.AssessmentCompletionUpdateManyWithoutJobNestedInput
+  validationRun?: Prisma.ValidationRunUpdateOneWithoutJobNestedInput
 }
 
 export type ProcessingJobUncheckedUpdateWithoutEventsInput = {
@@ -1674,6 +1706,183 @@ export type ProcessingJobUncheckedUpdateWithoutEventsInput = {
   errorDetails?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   errorRecoverable?: Prisma.NullableBoolFieldUpdateOperationsInput | boolean | null
   cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  completions?: Prisma.AssessmentCompletionUncheckedUpdateManyWithoutJobNestedInput
+  validationRun?: Prisma.ValidationRunUncheckedUpdateOneWithoutJobNestedInput
+}
+
+export type ProcessingJobCreateWithoutValidationRunInput = {
+  id?: string
+  type: string
+  owner: string
+  correlationId: string
+  schemaVersion?: string
+  idempotencyKey?: string | null
+  status?: $Enums.JobStatus
+  stage?: string | null
+  progress?: number
+  bytesDone?: bigint | number | null
+  bytesTotal?: bigint | number | null
+  priority?: $Enums.JobPriority
+  priorityRank?: number
+  retryCount?: number
+  maxAttempts?: number
+  runAt?: Date | string
+  lastRetryAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  startedAt?: Date | string | null
+  completedAt?: Date | string | null
+  processingTimeMs?: number | null
+  heartbeatAt?: Date | string | null
+  lockedBy?: string | null
+  lockToken?: string | null
+  timeoutMs?: number | null
+  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  errorCode?: string | null
+  errorMessage?: string | null
+  errorDetails?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  errorRecoverable?: boolean | null
+  cancelRequestedAt?: Date | string | null
+  assessment?: Prisma.AssessmentCreateNestedOneWithoutJobsInput
+  events?: Prisma.JobEventCreateNestedManyWithoutJobInput
+  completions?: Prisma.AssessmentCompletionCreateNestedManyWithoutJobInput
+}
+
+export type ProcessingJobUncheckedCreateWithoutValidationRunInput = {
+  id?: string
+  type: string
+  owner: string
+  assessmentId?: string | null
+  correlationId: string
+  schemaVersion?: string
+  idempotencyKey?: string | null
+  status?: $Enums.JobStatus
+  stage?: string | null
+  progress?: number
+  bytesDone?: bigint | number | null
+  bytesTotal?: bigint | number | null
+  priority?: $Enums.JobPriority
+  priorityRank?: number
+  retryCount?: number
+  maxAttempts?: number
+  runAt?: Date | string
+  lastRetryAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  startedAt?: Date | string | null
+  completedAt?: Date | string | null
+  processingTimeMs?: number | null
+  heartbeatAt?: Date | string | null
+  lockedBy?: string | null
+  lockToken?: string | null
+  timeoutMs?: number | null
+  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  errorCode?: string | null
+  errorMessage?: string | null
+  errorDetails?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  errorRecoverable?: boolean | null
+  cancelRequestedAt?: Date | string | null
+  events?: Prisma.JobEventUncheckedCreateNestedManyWithoutJobInput
+  completions?: Prisma.AssessmentCompletionUncheckedCreateNestedManyWithoutJobInput
+}
+
+export type ProcessingJobCreateOrConnectWithoutValidationRunInput = {
+  where: Prisma.ProcessingJobWhereUniqueInput
+  create: Prisma.XOR<Prisma.ProcessingJobCreateWithoutValidationRunInput, Prisma.ProcessingJobUncheckedCreateWithoutValidationRunInput>
+}
+
+export type ProcessingJobUpsertWithoutValidationRunInput = {
+  update: Prisma.XOR<Prisma.ProcessingJobUpdateWithoutValidationRunInput, Prisma.ProcessingJobUncheckedUpdateWithoutValidationRunInput>
+  create: Prisma.XOR<Prisma.ProcessingJobCreateWithoutValidationRunInput, Prisma.ProcessingJobUncheckedCreateWithoutValidationRunInput>
+  where?: Prisma.ProcessingJobWhereInput
+}
+
+export type ProcessingJobUpdateToOneWithWhereWithoutValidationRunInput = {
+  where?: Prisma.ProcessingJobWhereInput
+  data: Prisma.XOR<Prisma.ProcessingJobUpdateWithoutValidationRunInput, Prisma.ProcessingJobUncheckedUpdateWithoutValidationRunInput>
+}
+
+export type ProcessingJobUpdateWithoutValidationRunInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  type?: Prisma.StringFieldUpdateOperationsInput | string
+  owner?: Prisma.StringFieldUpdateOperationsInput | string
+  correlationId?: Prisma.StringFieldUpdateOperationsInput | string
+  schemaVersion?: Prisma.StringFieldUpdateOperationsInput | string
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  status?: Prisma.EnumJobStatusFieldUpdateOperationsInput | $Enums.JobStatus
+  stage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  progress?: Prisma.IntFieldUpdateOperationsInput | number
+  bytesDone?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  bytesTotal?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
+  priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
+  retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
+  runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  processingTimeMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lockToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  timeoutMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  errorCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  errorMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  errorDetails?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  errorRecoverable?: Prisma.NullableBoolFieldUpdateOperationsInput | boolean | null
+  cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  assessment?: Prisma.AssessmentUpdateOneWithoutJobsNestedInput
+  events?: Prisma.JobEventUpdateManyWithoutJobNestedInput
+  completions?: Prisma.AssessmentCompletionUpdateManyWithoutJobNestedInput
+}
+
+export type ProcessingJobUncheckedUpdateWithoutValidationRunInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  type?: Prisma.StringFieldUpdateOperationsInput | string
+  owner?: Prisma.StringFieldUpdateOperationsInput | string
+  assessmentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  correlationId?: Prisma.StringFieldUpdateOperationsInput | string
+  schemaVersion?: Prisma.StringFieldUpdateOperationsInput | string
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  status?: Prisma.EnumJobStatusFieldUpdateOperationsInput | $Enums.JobStatus
+  stage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  progress?: Prisma.IntFieldUpdateOperationsInput | number
+  bytesDone?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  bytesTotal?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
+  priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
+  retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
+  runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  processingTimeMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  heartbeatAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  lockedBy?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  lockToken?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  timeoutMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  payload?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  result?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  errorCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  errorMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  errorDetails?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  errorRecoverable?: Prisma.NullableBoolFieldUpdateOperationsInput | boolean | null
+  cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  events?: Prisma.JobEventUncheckedUpdateManyWithoutJobNestedInput
   completions?: Prisma.AssessmentCompletionUncheckedUpdateManyWithoutJobNestedInput
 }
 
@@ -1751,6 +1960,7 @@ export type ProcessingJobUpdateWithoutAssessmentInput = {
   cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   events?: Prisma.JobEventUpdateManyWithoutJobNestedInput
   completions?: Prisma.AssessmentCompletionUpdateManyWithoutJobNestedInput
+  validationRun?: Prisma.ValidationRunUpdateOneWithoutJobNestedInput
 }
 
 export type ProcessingJobUncheckedUpdateWithoutAssessmentInput = {
@@ -1790,6 +2000,7 @@ export type ProcessingJobUncheckedUpdateWithoutAssessmentInput = {
   cancelRequestedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   events?: Prisma.JobEventUncheckedUpdateManyWithoutJobNestedInput
   completions?: Prisma.AssessmentCompletionUncheckedUpdateManyWithoutJobNestedInput
+  validationRun?: Prisma.ValidationRunUncheckedUpdateOneWithoutJobNestedInput
 }
 
 export type ProcessingJobUncheckedUpdateManyWithoutAssessmentInput = {
@@ -1908,6 +2119,7 @@ export type ProcessingJobSelect<ExtArgs extends runtime.Types.Extensions.Interna
   assessment?: boolean | Prisma.ProcessingJob$assessmentArgs<ExtArgs>
   events?: boolean | Prisma.ProcessingJob$eventsArgs<ExtArgs>
   completions?: boolean | Prisma.ProcessingJob$completionsArgs<ExtArgs>
+  validationRun?: boolean | Prisma.ProcessingJob$validationRunArgs<ExtArgs>
   _count?: boolean | Prisma.ProcessingJobCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["processingJob"]>
 
@@ -2032,6 +2244,7 @@ export type ProcessingJobInclude<ExtArgs extends runtime.Types.Extensions.Intern
   assessment?: boolean | Prisma.ProcessingJob$assessmentArgs<ExtArgs>
   events?: boolean | Prisma.ProcessingJob$eventsArgs<ExtArgs>
   completions?: boolean | Prisma.ProcessingJob$completionsArgs<ExtArgs>
+  validationRun?: boolean | Prisma.ProcessingJob$validationRunArgs<ExtArgs>
   _count?: boolean | Prisma.ProcessingJobCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type ProcessingJobIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -2047,6 +2260,7 @@ export type $ProcessingJobPayload<ExtArgs extends runtime.Types.Extensions.Inter
     assessment: Prisma.$AssessmentPayload<ExtArgs> | null
     events: Prisma.$JobEventPayload<ExtArgs>[]
     completions: Prisma.$AssessmentCompletionPayload<ExtArgs>[]
+    validationRun: Prisma.$ValidationRunPayload<ExtArgs> | null
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -2481,6 +2695,7 @@ export interface Prisma__ProcessingJobClient<T, Null = never, ExtArgs extends ru
   assessment<T extends Prisma.ProcessingJob$assessmentArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.ProcessingJob$assessmentArgs<ExtArgs>>): Prisma.Prisma__AssessmentClient<runtime.Types.Result.GetResult<Prisma.$AssessmentPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
   events<T extends Prisma.ProcessingJob$eventsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.ProcessingJob$eventsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$JobEventPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   completions<T extends Prisma.ProcessingJob$completionsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.ProcessingJob$completionsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$AssessmentCompletionPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  validationRun<T extends Prisma.ProcessingJob$validationRunArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.ProcessingJob$validationRunArgs<ExtArgs>>): Prisma.Prisma__ValidationRunClient<runtime.Types.Result.GetResult<Prisma.$ValidationRunPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -3010,6 +3225,25 @@ export type ProcessingJob$completionsArgs<ExtArgs extends runtime.Types.Extensio
   take?: number
   skip?: number
   distinct?: Prisma.AssessmentCompletionScalarFieldEnum | Prisma.AssessmentCompletionScalarFieldEnum[]
+}
+
+/**
+ * ProcessingJob.validationRun
+ */
+export type ProcessingJob$validationRunArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the ValidationRun
+   */
+  select?: Prisma.ValidationRunSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the ValidationRun
+   */
+  omit?: Prisma.ValidationRunOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.ValidationRunInclude<ExtArgs> | null
+  where?: Prisma.ValidationRunWhereInput
 }
 
 /**

@@ -1,0 +1,113 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { billingCsv } from "../support/billing-lines-csv.js";
+import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
+import { tokenFor } from "../support/graphql-client.js";
+import { CREATE_VALIDATION_RUN, streamUpload, uploadValidationFile } from "../support/uploads.js";
+import { codeOf, expectNoInternals, gql } from "./helpers.js";
+
+const LIMIT = 1024 * 1024;
+
+describe("createValidationRun's multipart uploads: limits, refusals, retention", () => {
+  let conveyor: TestConveyor;
+  let db: pg.Client;
+  let alice: string;
+  const count = async (table: string) => Number((await db.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);
+
+  beforeAll(async () => {
+    conveyor = await startTestConveyor({ environment: { VALIDATION_MAX_UPLOAD_BYTES: String(LIMIT) } });
+    db = new pg.Client({ connectionString: conveyor.databaseUrl });
+    await db.connect();
+    alice = await tokenFor(conveyor, "alice");
+  });
+  afterAll(async () => {
+    await db?.end();
+    await conveyor?.dispose();
+  });
+
+  it("refuses an upload whose declared length is over the limit before reading its body", async () => {
+    const answer = await streamUpload(conveyor, alice, { fileBytes: 50 * LIMIT, declareLength: true });
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.text).errors[0].extensions).toEqual({ code: "FILE_TOO_LARGE", maxBytes: LIMIT });
+    // Answered after the first piece: the other 49 MB were never sent.
+    expect(answer.bytesWritten).toBeLessThan(LIMIT);
+    expect(await count("validation_files")).toBe(0);
+  });
+
+  it("refuses a streamed upload as soon as it passes the limit, and keeps nothing of it", async () => {
+    const answer = await streamUpload(conveyor, alice, { fileBytes: 50 * LIMIT, declareLength: false });
+    expect(answer.status).toBe(413);
+    expectNoInternals(answer.text);
+    expect(JSON.parse(answer.text).errors[0].extensions.code).toBe("FILE_TOO_LARGE");
+    expect(answer.bytesWritten).toBeLessThan(answer.bodyBytes / 2);
+    await eventually(async () => (await count("validation_files")) === 0 && (await count("validation_file_chunks")) === 0);
+  });
+
+  it("accepts a file of exactly the limit", async () => {
+    const line = "invoice_id\r\n";
+    const file = Buffer.alloc(LIMIT, "a");
+    file.write(line);
+    const response = await uploadValidationFile(conveyor, alice, file);
+    expect(response.status).toBe(200);
+    expect(response.body.data.createValidationRun.run.fileBytes).toBe(LIMIT);
+  });
+
+  it("refuses multipart requests without the CSRF header, or without a valid token, before storing anything", async () => {
+    const before = await count("validation_files");
+    const noCsrf = await fetch(`${conveyor.url}/graphql`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${alice}` },
+      body: (() => {
+        const form = new FormData();
+        form.set("operations", JSON.stringify({ query: CREATE_VALIDATION_RUN, variables: { file: null, ruleSet: "billing-lines" } }));
+        form.set("map", JSON.stringify({ 0: ["variables.file"] }));
+        form.set("0", new Blob(["a,b\n"]), "x.csv");
+        return form;
+      })(),
+    });
+    expect(noCsrf.status).toBe(403);
+    expect(((await noCsrf.json()) as any).errors[0].extensions.code).toBe("CSRF_HEADER_REQUIRED");
+    const anonymous = await uploadValidationFile(conveyor, undefined, "a,b\n");
+    expect([anonymous.status, anonymous.body.errors?.[0]?.extensions?.code]).toEqual([401, "UNAUTHENTICATED"]);
+    const badToken = await uploadValidationFile(conveyor, "not-a-token", "a,b\n");
+    expect([badToken.status, badToken.body.errors?.[0]?.extensions?.code]).toEqual([401, "UNAUTHENTICATED"]);
+    expect(await count("validation_files")).toBe(before);
+  });
+
+  it("answers malformed multipart requests and bad arguments with stable codes, deleting the file", async () => {
+    const before = await count("validation_files");
+    const wrongPath = await uploadValidationFile(conveyor, alice, "a,b\n", {}, { query: "{ __typename }" });
+    expect(wrongPath.status).toBe(200);
+    const badCorrelation = await uploadValidationFile(conveyor, alice, billingCsv({ rows: 1 }), { correlationId: "   " });
+    expect(codeOf(badCorrelation.body)).toBe("BAD_USER_INPUT");
+    const form = new FormData();
+    form.set("operations", "{not json");
+    form.set("map", JSON.stringify({ 0: ["variables.file"] }));
+    form.set("0", new Blob(["a,b\n"]), "x.csv");
+    const garbled = await fetch(`${conveyor.url}/graphql`, { method: "POST", headers: { authorization: `Bearer ${alice}`, "x-graphql-yoga-csrf": "1" }, body: form });
+    expect(garbled.status).toBe(400);
+    expect(((await garbled.json()) as any).errors[0].extensions.code).toBe("BAD_REQUEST");
+    // A placeholder string in a JSON request names no file.
+    const json = await gql(conveyor, CREATE_VALIDATION_RUN, { file: "upload:0", ruleSet: "billing-lines" }, { token: alice });
+    expect(codeOf(json)).toBe("BAD_USER_INPUT");
+    await eventually(async () => (await count("validation_files")) === before);
+  });
+
+  it("lists the rule sets, the shipped one documented column by column", async () => {
+    const data = (await gql(conveyor, `{ ruleSets { id title columns { name type required severity allowedValues } crossFieldRules { id kind columns } } }`)).data!;
+    const billing = data.ruleSets.find((set: any) => set.id === "billing-lines");
+    expect(billing.columns.find((column: any) => column.name === "currency")).toEqual({ name: "currency", type: "enum", required: true, severity: "ERROR", allowedValues: ["EUR", "USD", "GBP", "CHF"] });
+    expect(billing.crossFieldRules.map((rule: any) => rule.id)).toEqual(["due_date_not_before_issue_date", "line_total_matches"]);
+  });
+
+  it("deletes a finished run's file with its job, and uploads that never became a run", async () => {
+    // Jobs here never run (no worker): mark the latest finished, as an old one would be.
+    await db.query("UPDATE processing_jobs SET status = 'COMPLETED', completed_at = now() - interval '30 days' WHERE type = 'validation-run'");
+    await db.query("INSERT INTO validation_files (id, owner, created_at) VALUES (gen_random_uuid(), 'alice', now() - interval '2 days')");
+    expect(await count("validation_runs")).toBeGreaterThan(0);
+    await conveyor.maintenance.cleanup(7 * 24 * 3600_000);
+    expect(await count("validation_runs")).toBe(0);
+    expect(await count("validation_files")).toBe(0);
+    expect(await count("validation_file_chunks")).toBe(0);
+  });
+});
