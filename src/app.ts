@@ -98,11 +98,10 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     asyncOutcomeCommits: config.worker.asyncOutcomes,
     signal: options.signal,
   });
-  // Without Redis, instances on one external database share events through LISTEN/NOTIFY. The
-  // embedded database belongs to this one process (its folder is locked), so events stay here.
-  const events = createEventBus(config.redisUrl, {
+  const transport = eventsTransport(config, database.embedded);
+  const events = createEventBus(transport === "redis" ? config.redisUrl : undefined, {
     logger,
-    postgres: database.embedded ? undefined : { connectionString: database.url },
+    postgres: transport === "postgres" ? { connectionString: database.url } : undefined,
     currentState: async (jobIds) => {
       const rows = await Promise.all(jobIds.map((id) => jobs.find(id)));
       return rows.flatMap((row) => (row ? [changeOf(row, null)] : []));
@@ -261,6 +260,18 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     },
   };
   return conveyor;
+}
+
+/**
+ * Where subscription events travel (EVENTS_TRANSPORT). auto: Redis when REDIS_URL is set; else,
+ * on an external database, LISTEN/NOTIFY, since other instances may share it; else (the embedded
+ * database belongs to this one process: its folder is locked) this process only. A lone instance
+ * on an external database can say memory and save a NOTIFY per tick of changes.
+ */
+function eventsTransport(config: Config, embeddedDatabase: boolean): "memory" | "postgres" | "redis" {
+  if (config.eventsTransport !== "auto") return config.eventsTransport;
+  if (config.redisUrl) return "redis";
+  return embeddedDatabase ? "memory" : "postgres";
 }
 
 /**

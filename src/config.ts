@@ -19,6 +19,8 @@ const environmentSchema = z.object({
   EMBEDDED_POSTGRES_DIR: z.string().default(".data/postgres"),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
   REDIS_URL: optionalText.pipe(z.string().url("REDIS_URL must be a redis:// URL").optional()),
+  // auto: Redis with REDIS_URL, else LISTEN/NOTIFY on an external database, else this process only.
+  EVENTS_TRANSPORT: z.enum(["auto", "memory", "postgres", "redis"]).default("auto"),
 
   WORKER_ENABLED: z
     .enum(["true", "false", "1", "0"])
@@ -118,6 +120,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
   const parsed = environmentSchema.safeParse(environment);
   const problems = parsed.success ? [] : parsed.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
   problems.push(...secretProblems(environment));
+  if (parsed.success && parsed.data.EVENTS_TRANSPORT === "redis" && !parsed.data.REDIS_URL) problems.push("  EVENTS_TRANSPORT: redis needs REDIS_URL");
   if (!parsed.success || problems.length > 0) throw new ConfigError(`Invalid configuration:\n${problems.join("\n")}`);
   const env = parsed.data;
   const production = env.NODE_ENV === "production";
@@ -132,6 +135,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       embeddedPort: env.EMBEDDED_POSTGRES_PORT,
     },
     redisUrl: env.REDIS_URL,
+    eventsTransport: env.EVENTS_TRANSPORT,
     worker: {
       enabled: env.WORKER_ENABLED,
       concurrency: env.WORKER_CONCURRENCY,

@@ -3,6 +3,7 @@
 import type { ChildProcess } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Conveyor } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
 import type { JobHandler } from "../../src/handlers/registry.js";
 import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 import { collect, tokenFor, wsClient } from "../support/graphql-client.js";
@@ -108,6 +109,33 @@ describe("item 6: two instances on one database", () => {
       running.a = undefined;
     }
   }, 180_000);
+
+  it("EVENTS_TRANSPORT=memory keeps a lone instance's events in its process; redis without REDIS_URL is refused", async () => {
+    const handlers = [{ type: "parked", run: async () => null }];
+    const a = (running.a = await startTestConveyor({ handlers, environment: { REDIS_URL: "", EVENTS_TRANSPORT: "memory" } }));
+    expect(a.events.transport).toBe("memory");
+    const b = await startSiblingConveyor(a, { handlers, environment: { REDIS_URL: "" } });
+    expect(b.events.transport).toBe("postgres");
+    const c = await startSiblingConveyor(a, { handlers, environment: { REDIS_URL: "" } });
+    const heardHere: string[] = [];
+    const heardByC: string[] = [];
+    const stopHere = a.subscribe(undefined, (change) => heardHere.push(change.jobId));
+    const stopC = c.subscribe(undefined, (change) => heardByC.push(change.jobId));
+    const parked = { type: "parked", runAt: new Date(Date.now() + 3600_000) };
+    const fromA = await a.enqueue(parked);
+    await eventually(() => heardHere.includes(fromA.job.id));
+    // B's event, sent after A's, reaches C through PostgreSQL; A's never does.
+    const fromB = await b.enqueue(parked);
+    await eventually(() => heardByC.includes(fromB.job.id));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(heardByC).not.toContain(fromA.job.id);
+    stopHere();
+    stopC();
+    await Promise.all([b.stop(), c.stop()]);
+    await a.dispose();
+    running.a = undefined;
+    expect(() => loadConfig({ EVENTS_TRANSPORT: "redis" })).toThrow(/EVENTS_TRANSPORT: redis needs REDIS_URL/);
+  });
 
   it("drops an event too large for a notification with a log line, and keeps publishing the rest", async () => {
     const a = (running.a = await startTestConveyor({ environment: { REDIS_URL: "" } }));
