@@ -36,6 +36,9 @@ try {
   await applyMigrations(client, createLogger("warn"));
   client.release();
   const seeded = await seedJobs(plain, { rows, owners: 1000, eventSample: 0.1, analyze: false });
+  // A week of history has been through retention's hourly pass, which folds outcome counters older
+  // than two hours into hours (what queue health reads).
+  await plain.query(sql.ROLL_UP_OUTCOME_COUNTS, [null]);
   for (let done = 0; done < backlog; done += 1000) {
     await enqueueJobs(plain, Array.from({ length: Math.min(1000, backlog - done) }, (_, i) => ({ type: "noop", owner: `user-${i % 1000}`, idempotencyKey: `key-${done + i}` })), {
       actor: "bench",

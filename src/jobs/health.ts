@@ -41,7 +41,9 @@ export interface QueueHealth extends QueueStats {
 // 20261126090000_job_outcome_counts). The cost follows the windows (a week is 10,080 minutes
 // times the groups seen), not the jobs finished in them: a week of 1M jobs used to take 0.7-1.2 s
 // of index reads per computation. Windows are whole minutes: a minute counts when any of it falls
-// inside the window, so a window reaches back up to a minute further than its length.
+// inside the window, so a window reaches back up to a minute further than its length. Retention
+// folds minutes older than two hours into hours (sql.ROLL_UP_OUTCOME_COUNTS): the last hour is
+// exact to the minute, a day or a week to the hour.
 export const STATS_SQL = `
 WITH bounds AS (
   SELECT now, now - make_interval(secs => $2::double precision / 1000) - interval '1 minute' AS window_start,
@@ -78,8 +80,13 @@ SELECT
   (SELECT coalesce(sum(week), 0)::int FROM finished) AS throughput_week,
   (SELECT count(*)::int FROM processing_jobs, bounds WHERE status = 'PROCESSING'
      AND heartbeat_at < bounds.now - make_interval(secs => $3::double precision / 1000)) AS stalled,
-  (SELECT EXTRACT(EPOCH FROM (max(bounds.now) - min(run_at))) * 1000 FROM processing_jobs, bounds
-     WHERE status IN ('QUEUED', 'RETRYING') AND run_at <= bounds.now) AS oldest_queued_age_ms`;
+  -- The earliest run_at of each priority is the first entry of the runnable index for it: three
+  -- probes, whatever the backlog.
+  (SELECT EXTRACT(EPOCH FROM (max(bounds.now) - min(first.run_at))) * 1000
+     FROM bounds, (VALUES (0), (1), (2)) AS ranks(rank),
+     LATERAL (SELECT run_at FROM processing_jobs WHERE status IN ('QUEUED', 'RETRYING') AND priority_rank = ranks.rank
+              ORDER BY priority_rank DESC, run_at LIMIT 1) first
+     WHERE first.run_at <= bounds.now) AS oldest_queued_age_ms`;
 
 interface StatsRow {
   groups: { status: string; type: string; priority: string; count: number }[];

@@ -41,10 +41,15 @@ export class Maintenance {
     if (retention.intervalMs > 0) this.every(retention.intervalMs, () => this.pruneOutcomeCounts());
   }
 
-  /** Outcome counters past every health window (src/jobs/health.ts reads a week at most, or HEALTH_WINDOW_MS). */
+  /**
+   * Outcome counters past every health window (src/jobs/health.ts reads a week at most, or
+   * HEALTH_WINDOW_MS) are deleted, and minutes older than two hours folded into hours.
+   */
   async pruneOutcomeCounts(): Promise<number> {
     const keepMs = Math.max(WEEK_MS, this.options.healthWindowMs) + DAY_MS;
-    const result = await this.options.pool.query(sql.DELETE_OLD_OUTCOME_COUNTS, [this.options.clock ? this.options.clock() : null, keepMs]);
+    const now = this.options.clock ? this.options.clock() : null;
+    const result = await this.options.pool.query(sql.DELETE_OLD_OUTCOME_COUNTS, [now, keepMs]);
+    await this.options.pool.query(sql.ROLL_UP_OUTCOME_COUNTS, [now]);
     return result.rowCount ?? 0;
   }
 

@@ -359,18 +359,24 @@ export const SELECT_JOB = `SELECT * FROM processing_jobs WHERE id = $1`;
 
 /**
  * $1 job ids: for each waiting one, its 1-based position in claim order (priority, then run_at, then
- * id), counting the runnable jobs ahead of it along the runnable index; a whole page of jobs in one
- * statement. Ids that are not waiting (or do not exist) come back with a null position.
+ * id); ids that are not waiting (or do not exist) come back with a null position. A whole page in
+ * one statement and one walk: the waiting jobs up to the deepest one asked about are numbered once,
+ * in claim order, so a page costs that one job's position in rows, not every job's position summed
+ * (a page of 20 jobs around 10,000 deep read 200,000 rows when each counted its own).
  */
-export const QUEUE_POSITIONS = `SELECT j.id, ahead.position
-FROM processing_jobs j
-LEFT JOIN LATERAL (
-  SELECT count(*) + 1 AS position FROM processing_jobs o
+export const QUEUE_POSITIONS = `WITH wanted AS (
+  SELECT priority_rank, run_at, id FROM processing_jobs
+  WHERE id = ANY($1::uuid[]) AND status IN ('QUEUED', 'RETRYING')
+),
+deepest AS (SELECT priority_rank, run_at, id FROM wanted ORDER BY priority_rank, run_at DESC, id DESC LIMIT 1),
+numbered AS (
+  SELECT o.id, row_number() OVER (ORDER BY o.priority_rank DESC, o.run_at, o.id) AS position
+  FROM processing_jobs o, deepest d
   WHERE o.status IN ('QUEUED', 'RETRYING')
-    AND (o.priority_rank > j.priority_rank
-      OR (o.priority_rank = j.priority_rank AND (o.run_at, o.id) < (j.run_at, j.id)))
-) ahead ON j.status IN ('QUEUED', 'RETRYING')
-WHERE j.id = ANY($1::uuid[])`;
+    AND (o.priority_rank > d.priority_rank OR (o.priority_rank = d.priority_rank AND (o.run_at, o.id) <= (d.run_at, d.id)))
+)
+SELECT asked.id, numbered.position
+FROM unnest($1::uuid[]) AS asked(id) LEFT JOIN numbered ON numbered.id = asked.id`;
 
 /**
  * $1 now, $2 max age ms, $3 batch size. Deletes one bounded batch of finished jobs with their
@@ -405,6 +411,31 @@ export const DELETE_ORPHAN_FILES_BATCH = `DELETE FROM validation_files WHERE id 
 )`;
 
 /** $1 now, $2 max age ms, $3 batch size: one bounded batch of old audit events (audit_events_at_idx). */
+/**
+ * $1 now. Folds the per-minute outcome counters older than two hours into one row per hour: the
+ * hour and the minutes around it stay exact, longer windows (a day, a week) are read to the hour,
+ * and a week costs about 170 rows per group instead of 10,080. Rows are re-added in key order, like
+ * countOutcomes, so this cannot deadlock with the statements counting new outcomes.
+ */
+export const ROLL_UP_OUTCOME_COUNTS = `WITH moved AS (
+  DELETE FROM job_outcome_counts
+  WHERE minute < date_trunc('hour', COALESCE($1::timestamptz, now()) - interval '2 hours') AND minute <> date_trunc('hour', minute)
+  RETURNING *
+)
+INSERT INTO job_outcome_counts AS counts
+  (minute, type, priority, status, error_code, count, processing_ms_sum, processing_count, queue_us_sum, queue_count)
+SELECT date_trunc('hour', minute), type, priority, status, error_code,
+  sum(count), sum(processing_ms_sum), sum(processing_count), sum(queue_us_sum), sum(queue_count)
+FROM moved
+GROUP BY 1, 2, 3, 4, 5
+ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT (minute, type, priority, status, error_code) DO UPDATE SET
+  count = counts.count + EXCLUDED.count,
+  processing_ms_sum = counts.processing_ms_sum + EXCLUDED.processing_ms_sum,
+  processing_count = counts.processing_count + EXCLUDED.processing_count,
+  queue_us_sum = counts.queue_us_sum + EXCLUDED.queue_us_sum,
+  queue_count = counts.queue_count + EXCLUDED.queue_count`;
+
 // Outcome counters past the longest window queue health reads (a week, or HEALTH_WINDOW_MS): the
 // primary key leads with the minute, so this is a range of the index.
 export const DELETE_OLD_OUTCOME_COUNTS = `DELETE FROM job_outcome_counts

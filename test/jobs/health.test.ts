@@ -60,6 +60,22 @@ describe("queue health", () => {
     expect(result.throughput).toEqual({ lastHour: 0, lastDay: 10, lastWeek: 14 });
   });
 
+  it("folds minutes older than two hours into hours without changing what health says", async () => {
+    await seed(3, { status: "COMPLETED", completedAgo: "10 minutes" });
+    for (const ago of ["3 hours", "3 hours 7 minutes", "3 hours 21 minutes", "2 days", "2 days 30 minutes"]) {
+      await seed(2, { status: "COMPLETED", completedAgo: ago });
+      await seed(1, { status: "FAILED", errorCode: "TIMEOUT", completedAgo: ago });
+    }
+    const countRows = async () => (await conveyor.database.pool.query(`SELECT count(*)::int AS n FROM job_outcome_counts`)).rows[0].n;
+    const before = await health();
+    const rowsBefore = await countRows();
+    await conveyor.maintenance.pruneOutcomeCounts();
+    const after = await health();
+    expect(await countRows()).toBeLessThan(rowsBefore);
+    expect({ ...after, checkedAt: null }).toEqual({ ...before, checkedAt: null });
+    expect(after.throughput).toEqual({ lastHour: 3, lastDay: 9, lastWeek: 13 });
+  });
+
   it("flips to DEGRADED with one stalled job and UNHEALTHY with more than five", async () => {
     await seed(3, { status: "PROCESSING", heartbeatAgo: "10 seconds" });
     expect((await health()).status).toBe("HEALTHY");

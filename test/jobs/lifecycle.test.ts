@@ -241,6 +241,25 @@ describe("job lifecycle", () => {
     expect(await conveyor.jobs.queuePosition(first.id)).toBe(1);
   });
 
+  it("numbers a whole page in one statement: every priority, ties by id, and ids that are not waiting", async () => {
+    await conveyor.database.pool.query(`DELETE FROM processing_jobs WHERE status IN ('QUEUED', 'RETRYING')`);
+    const at = new Date(Date.now() + 3600_000);
+    const low = await enqueue({ priority: "LOW", runAt: at });
+    const normal = await Promise.all(Array.from({ length: 5 }, () => enqueue({ runAt: at })));
+    const high = await enqueue({ priority: "HIGH", runAt: new Date(at.getTime() + 1000) });
+    // Same run_at: the claim order, and so the positions, follow the ids.
+    const normalInOrder = [...normal].sort((a, b) => (a.id < b.id ? -1 : 1));
+    const missing = "00000000-0000-4000-8000-000000000000";
+    const positions = await conveyor.jobs.queuePositions([low.id, missing, ...normal.map((job) => job.id), high.id]);
+    expect(positions.get(high.id)).toBe(1);
+    normalInOrder.forEach((job, index) => expect(positions.get(job.id)).toBe(2 + index));
+    expect(positions.get(low.id)).toBe(7);
+    expect(positions.get(missing)).toBeNull();
+    // The deepest job asked about bounds the walk: asking only for the first ones changes nothing.
+    const page = await conveyor.jobs.queuePositions([high.id, normalInOrder[0]!.id]);
+    expect([page.get(high.id), page.get(normalInOrder[0]!.id)]).toEqual([1, 2]);
+  });
+
   it("deletes finished jobs past retention in bounded batches, with their events", async () => {
     const old = await Promise.all(Array.from({ length: 25 }, () => enqueue()));
     const recent = await enqueue();
