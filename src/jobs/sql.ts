@@ -20,6 +20,14 @@ const DURATION_MS = `CASE WHEN j.started_at IS NULL THEN NULL
 
 const CLEAR_ERROR = `error_code = NULL, error_message = NULL, error_details = NULL, error_recoverable = NULL`;
 
+/** Adds a group's figures to its job_outcome_counts row (`counts`), or inserts it. */
+const ADD_TO_OUTCOME_COUNTS = `ON CONFLICT (minute, type, priority, status, error_code) DO UPDATE SET
+  count = counts.count + EXCLUDED.count,
+  processing_ms_sum = counts.processing_ms_sum + EXCLUDED.processing_ms_sum,
+  processing_count = counts.processing_count + EXCLUDED.processing_count,
+  queue_us_sum = counts.queue_us_sum + EXCLUDED.queue_us_sum,
+  queue_count = counts.queue_count + EXCLUDED.queue_count`;
+
 /**
  * A CTE that counts the rows of `source` (jobs just updated) that reached a final state into
  * job_outcome_counts, the per-minute counters queue health reads (src/jobs/health.ts): one
@@ -39,12 +47,7 @@ function countOutcomes(source: string): string {
   WHERE n.status IN ('COMPLETED', 'FAILED', 'VALIDATION_FAILED', 'CANCELLED') AND n.completed_at IS NOT NULL
   GROUP BY 1, 2, 3, 4, 5
   ORDER BY 1, 2, 3, 4, 5
-  ON CONFLICT (minute, type, priority, status, error_code) DO UPDATE SET
-    count = counts.count + EXCLUDED.count,
-    processing_ms_sum = counts.processing_ms_sum + EXCLUDED.processing_ms_sum,
-    processing_count = counts.processing_count + EXCLUDED.processing_count,
-    queue_us_sum = counts.queue_us_sum + EXCLUDED.queue_us_sum,
-    queue_count = counts.queue_count + EXCLUDED.queue_count
+  ${ADD_TO_OUTCOME_COUNTS}
 )`;
 }
 
@@ -429,12 +432,7 @@ SELECT date_trunc('hour', minute), type, priority, status, error_code,
 FROM moved
 GROUP BY 1, 2, 3, 4, 5
 ORDER BY 1, 2, 3, 4, 5
-ON CONFLICT (minute, type, priority, status, error_code) DO UPDATE SET
-  count = counts.count + EXCLUDED.count,
-  processing_ms_sum = counts.processing_ms_sum + EXCLUDED.processing_ms_sum,
-  processing_count = counts.processing_count + EXCLUDED.processing_count,
-  queue_us_sum = counts.queue_us_sum + EXCLUDED.queue_us_sum,
-  queue_count = counts.queue_count + EXCLUDED.queue_count`;
+${ADD_TO_OUTCOME_COUNTS}`;
 
 // Outcome counters past the longest window queue health reads (a week, or HEALTH_WINDOW_MS): the
 // primary key leads with the minute, so this is a range of the index.
