@@ -121,7 +121,10 @@ export function createMultipartUploadRoute(options: MultipartUploadOptions) {
         // Stop reading: the rest of the body is not wanted, and the file being stored is dropped.
         request.unpipe(parser);
         if (fileStream && !fileStream.destroyed) fileStream.destroy(error instanceof Error ? error : new Error("upload failed"));
-        reject(error);
+        // A file stored whole before the refusal (a field or a second file came after it) is handed
+        // to the request's registry first, so that the request's cleanup deletes it.
+        const storedFile = stored?.then(({ file }) => uploads.add(`refused:${file.id}`, file), () => undefined);
+        void Promise.resolve(storedFile).then(() => reject(error));
       };
       parser.on("field", (name, value, info) => {
         if (info.valueTruncated) return fail(new UploadRefused(413, "PAYLOAD_TOO_LARGE", `The ${name} field is limited to ${maxFieldBytes} bytes`));
@@ -175,17 +178,25 @@ function withPlaceholder(fields: Map<string, string>, field: string, placeholder
     throw new UploadRefused(400, "BAD_REQUEST", `map must give the file "${field}" exactly one path, such as ["variables.file"]`);
   }
   const [root, ...keys] = paths[0].split(".");
-  let target = operations as Record<string, unknown>;
   if (root !== "variables" || keys.length === 0) throw new UploadRefused(400, "BAD_REQUEST", "A file's path must start with variables.");
-  target.variables ??= {};
-  target = target.variables as Record<string, unknown>;
-  for (const key of keys.slice(0, -1)) {
-    if (target[key] === null || typeof target[key] !== "object") throw new UploadRefused(400, "BAD_REQUEST", `The path ${paths[0]} names no variable`);
-    target = target[key] as Record<string, unknown>;
+  // Only a variable the operation already holds, set to null as the spec asks, is replaced: a path
+  // must never create properties (`variables.__proto__.x` would reach every object's prototype).
+  const noVariable = () => new UploadRefused(400, "BAD_REQUEST", `The path ${paths[0]} must name a variable that operations sets to null`);
+  let target: unknown = (operations as Record<string, unknown>).variables;
+  for (const [index, key] of keys.entries()) {
+    if (target === null || typeof target !== "object" || UNSAFE_KEYS.has(key) || !Object.hasOwn(target, key)) throw noVariable();
+    const holder = target as Record<string, unknown>;
+    if (index < keys.length - 1) {
+      target = holder[key];
+      continue;
+    }
+    if (holder[key] !== null) throw noVariable();
+    holder[key] = placeholder;
   }
-  target[keys.at(-1)!] = placeholder;
   return operations as Record<string, unknown>;
 }
+
+const UNSAFE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
 function parseJson(text: string, name: string): unknown {
   try {

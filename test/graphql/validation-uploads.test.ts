@@ -1,3 +1,4 @@
+import { request as httpRequest } from "node:http";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { billingCsv } from "../support/billing-lines-csv.js";
@@ -91,6 +92,54 @@ describe("createValidationRun's multipart uploads: limits, refusals, retention",
     const json = await gql(conveyor, CREATE_VALIDATION_RUN, { file: "upload:0", ruleSet: "billing-lines" }, { token: alice });
     expect(codeOf(json)).toBe("BAD_USER_INPUT");
     await eventually(async () => (await count("validation_files")) === before);
+  });
+
+  it("refuses a map path that does not name a variable set to null, and no prototype is touched", async () => {
+    const send = async (path: string, variables: Record<string, unknown> = { file: null, ruleSet: "billing-lines" }) => {
+      const form = new FormData();
+      form.set("operations", JSON.stringify({ query: CREATE_VALIDATION_RUN, variables }));
+      form.set("map", JSON.stringify({ 0: [path] }));
+      form.set("0", new Blob(["a,b\n"]), "x.csv");
+      const response = await fetch(`${conveyor.url}/graphql`, { method: "POST", headers: { authorization: `Bearer ${alice}`, "x-graphql-yoga-csrf": "1" }, body: form });
+      return { status: response.status, body: (await response.json()) as any };
+    };
+    for (const path of ["variables.__proto__.variables", "variables.constructor.prototype.x", "variables.missing", "variables.ruleSet"]) {
+      const refused = await send(path);
+      expect([refused.status, refused.body.errors[0].extensions.code]).toEqual([400, "BAD_REQUEST"]);
+    }
+    expect(({} as Record<string, unknown>).variables).toBeUndefined();
+    // The server still answers everyone as before.
+    expect((await gql(conveyor, `{ __typename }`, {}, { token: alice })).data).toEqual({ __typename: "Query" });
+  });
+
+  it("deletes a file stored whole before the request was refused (a part after it)", async () => {
+    const before = await count("validation_files");
+    const chunksBefore = await count("validation_file_chunks");
+    const boundary = "conveyor-refused-after-file";
+    const operations = JSON.stringify({ query: CREATE_VALIDATION_RUN, variables: { file: null, ruleSet: "billing-lines" } });
+    const request = httpRequest(`${conveyor.url}/graphql`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${alice}`, "x-graphql-yoga-csrf": "1", "content-type": `multipart/form-data; boundary=${boundary}` },
+    });
+    const answered = new Promise<number>((resolve, reject) => {
+      request.on("response", (response) => {
+        response.resume();
+        resolve(response.statusCode!);
+      });
+      request.on("error", reject);
+    });
+    request.write(
+      `--${boundary}\r\nContent-Disposition: form-data; name="operations"\r\n\r\n${operations}\r\n` +
+        `--${boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"0":["variables.file"]}\r\n` +
+        `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="a.csv"\r\n\r\n`,
+    );
+    request.write(Buffer.alloc(300_000, "a"));
+    // The file's part ends with the next boundary; the whole file is stored before anything follows.
+    request.write(`\r\n--${boundary}\r\n`);
+    await eventually(async () => (await db.query(`SELECT count(*)::int AS n FROM validation_files WHERE byte_size = 300000`)).rows[0].n > 0 ? true : undefined);
+    request.end(`Content-Disposition: form-data; name="extra"\r\n\r\nx\r\n--${boundary}--\r\n`);
+    expect(await answered).toBe(400);
+    await eventually(async () => ((await count("validation_files")) === before && (await count("validation_file_chunks")) === chunksBefore ? true : undefined));
   });
 
   it("lists the rule sets, the shipped one documented column by column", async () => {
