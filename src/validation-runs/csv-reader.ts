@@ -31,11 +31,6 @@ export class CsvFileReader {
   encoding: FileEncoding | null = null;
   delimiter: Delimiter | null = null;
   records = 0;
-  /**
-   * Line feeds handed to the parser so far (its own counter lags behind: it holds back a record cut
-   * by the end of a chunk until the next one), where a bad byte's line count starts.
-   */
-  private newlinesFed = 0;
   private parser: CsvRecordParser | null = null;
   private bytesRead = 0;
   private utf8Tail: Buffer | null = null;
@@ -103,7 +98,6 @@ export class CsvFileReader {
     const nul = text.indexOf(0);
     if (nul >= 0) throw badEncoding("UTF-8", start + nul, this.lineAt(text, nul));
     if (this.asciiSoFar) this.asciiSoFar = isAscii(text);
-    this.newlinesFed += countLines(text, text.length);
     // Whole characters only (the cut one waits in utf8Tail): no decoder state crosses chunks.
     return text.toString("utf8");
   }
@@ -111,7 +105,6 @@ export class CsvFileReader {
   private fromWindows1252(chunk: Buffer, offset: number): string {
     const invalid = firstNonWindows1252Byte(chunk);
     if (invalid >= 0) throw badEncoding("Windows-1252", offset + invalid, this.lineAt(chunk, invalid));
-    this.newlinesFed += countLines(chunk, chunk.length);
     // iconv-lite, because Node's TextDecoder("windows-1252") decodes Latin-1 (0x80 is not "€").
     return iconv.decode(chunk, "windows-1252");
   }
@@ -147,7 +140,8 @@ export class CsvFileReader {
 
   /** The line of byte `index` of `bytes`, the bytes that follow what the parser has read. */
   private lineAt(bytes: Buffer, index: number): number {
-    return this.newlinesFed + countLines(bytes, index) + 1;
+    // Counted on the failure path only: the parser counts the lines of what it was handed.
+    return (this.parser?.linesRead() ?? 0) + countLines(bytes, index) + 1;
   }
 }
 

@@ -58,19 +58,36 @@ export class CsvRecordParser {
 
   push(text: string): void {
     if (text.length === 0) return;
-    this.scan(this.pending.length === 0 ? text : this.pending + text, false);
+    if (this.pending.length === 0) return this.scan(text, 0, false);
+    // The cut record is completed with the piece's first line only: joining it to the whole piece
+    // would copy every piece once more.
+    const newline = text.indexOf("\n");
+    if (newline < 0) return this.scan(this.pending + text, 0, false);
+    const pending = this.pending;
+    this.pending = "";
+    this.scan(pending + text.slice(0, newline + 1), 0, false);
+    // Still cut: a quoted line break; the record goes on past that line.
+    if (this.pending.length > 0) this.scan(this.pending + text.slice(newline + 1), 0, false);
+    else this.scan(text, newline + 1, false);
+  }
+
+  /** Line breaks read so far, a cut record's included. */
+  linesRead(): number {
+    let lines = this.line - 1;
+    for (let at = this.pending.indexOf("\n"); at >= 0; at = this.pending.indexOf("\n", at + 1)) lines++;
+    return lines;
   }
 
   /** After the last piece: the last record needs no line break. */
   end(): void {
-    if (this.pending.length > 0) this.scan(this.pending, true);
+    if (this.pending.length > 0) this.scan(this.pending, 0, true);
   }
 
-  private scan(text: string, final: boolean): void {
+  private scan(text: string, from: number, final: boolean): void {
     const length = text.length;
     const delimiter = this.delimiter;
     let line = this.line;
-    let start = 0;
+    let start = from;
     let recordLine = line;
     records: while (start < length) {
       recordLine = line;
