@@ -34,7 +34,7 @@ interface CompiledColumn {
   maxLength: number;
   maxDecimals: number;
   pattern: RegExp;
-  values: Set<string>;
+  values: string[];
 }
 
 const DATE_ORDER = 0;
@@ -139,26 +139,24 @@ function checkCell(column: CompiledColumn, cell: string, numbers: Float64Array, 
   switch (column.kind) {
     case TEXT:
       return cell.length > column.maxLength ? column.length : OK;
-    case INTEGER_TYPE: {
-      if (!INTEGER.test(cell)) return column.type;
-      const value = Number(cell);
-      numbers[position] = value;
-      return value < column.min || value > column.max ? column.range : OK;
-    }
+    case INTEGER_TYPE:
     case DECIMAL_TYPE: {
-      if (!DECIMAL.test(cell)) return column.type;
-      const point = cell.indexOf(".");
-      if (point >= 0 && cell.length - point - 1 > column.maxDecimals) return column.format;
-      const value = Number(cell);
-      numbers[position] = value;
+      const decimals = readDecimal(cell, numbers, position);
+      if (decimals < 0 || (decimals > 0 && column.kind === INTEGER_TYPE)) return column.type;
+      if (decimals > column.maxDecimals) return column.format;
+      const value = numbers[position]!;
       return value < column.min || value > column.max ? column.range : OK;
     }
     case DATE:
       return isIsoDate(cell) ? OK : column.format;
     case CODE:
       return column.pattern.test(cell) ? OK : column.format;
-    default:
-      return column.values.has(cell) ? OK : column.allowed;
+    default: {
+      // A handful of short values: comparing them beats hashing every cell for a Set.
+      const values = column.values;
+      for (let index = 0; index < values.length; index++) if (values[index] === cell) return OK;
+      return column.allowed;
+    }
   }
 }
 
@@ -173,7 +171,7 @@ function holds(rule: CompiledCrossRule, cells: string[], numbers: Float64Array):
 }
 
 const NEVER = /(?!)/;
-const NONE = new Set<string>();
+const NONE: string[] = [];
 
 function compileColumn(column: ColumnRule, tally: FindingTally): CompiledColumn {
   const slot = (kind: CheckKind) => tally.add(`${column.name}.${kind}`, column.name, column.severity);
@@ -224,7 +222,7 @@ function compileColumn(column: ColumnRule, tally: FindingTally): CompiledColumn 
     case "enum":
       compiled.kind = ENUM;
       compiled.allowed = slot("allowed");
-      compiled.values = new Set(column.values);
+      compiled.values = [...new Set(column.values)];
       break;
   }
   return compiled;
@@ -240,8 +238,36 @@ function compileCrossRule(rule: CrossFieldRule, ruleSet: RuleSet, tally: Finding
   return { slot, kind: PRODUCT, columns: [...rule.factors.map(position), position(rule.equals)], earlier: -1, later: -1, tolerance: rule.tolerance + 1e-9 };
 }
 
-const INTEGER = /^[+-]?\d{1,15}$/;
-const DECIMAL = /^[+-]?\d{1,15}(\.\d+)?$/;
+const POWERS_OF_TEN = Array.from({ length: 23 }, (_, power) => 10 ** power);
+
+/**
+ * Reads `[+-]?\d{1,15}(\.\d+)?` into `values[slot]`; returns the number of decimals, or -1 when the cell
+ * has another shape. Up to 15 digits in all, digits / 10^decimals is exact in both operands and
+ * rounded once, so it equals Number(cell); longer cells go through Number().
+ */
+export function readDecimal(cell: string, values: Float64Array, slot: number): number {
+  const length = cell.length;
+  let at = 0;
+  let code = cell.charCodeAt(0);
+  const negative = code === 45;
+  if (negative || code === 43) at = 1;
+  let digits = 0;
+  let integerDigits = 0;
+  let point = -1;
+  for (; at < length; at++) {
+    code = cell.charCodeAt(at) - 48;
+    if (code >= 0 && code <= 9) {
+      digits = digits * 10 + code;
+      if (point < 0) integerDigits++;
+    } else if (code === -2 && point < 0) point = at;
+    else return -1;
+  }
+  if (integerDigits === 0 || integerDigits > 15 || point === length - 1) return -1;
+  const decimals = point < 0 ? 0 : length - point - 1;
+  const allDigits = integerDigits + decimals;
+  values[slot] = allDigits <= 15 && decimals <= 22 ? (negative ? -digits : digits) / POWERS_OF_TEN[decimals]! : Number(cell);
+  return decimals;
+}
 const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 /** YYYY-MM-DD naming a day that exists, without building a Date per cell. */
