@@ -7,7 +7,8 @@
 // on the file's first 100 MB (the parser alone, then with the rules), in rows per wall-clock second
 // and per CPU-second (the machine is shared: CPU time says what the code costs, wall time what
 // the load left), gives the ceiling the database and the job leave room for. The file lives under
-// /tmp and is deleted at the end.
+// /tmp and is deleted at the end. Numbers measured so far (a loaded, shared 2-core machine) are in
+// the README's benchmark table.
 //
 //   npm run bench:validation            # 1 GB
 //   BENCH_BYTES=200000000 npm run bench:validation
