@@ -4,8 +4,11 @@
 // validation-run job. Prints the server's RSS every second through upload and validation, then
 // rows/s and MB/s of the validation (the job's processing time), the RSS range, and whether the
 // findings match the generator's count. Before the server starts, the same reading in this process
-// on the file's first 100 MB (csv-parse alone, then with the rules) gives the ceiling the database
-// and the job leave room for. The file lives under /tmp and is deleted at the end.
+// on the file's first 100 MB (the parser alone, then with the rules), in rows per wall-clock second
+// and per CPU-second (the machine is shared: CPU time says what the code costs, wall time what
+// the load left), gives the ceiling the database and the job leave room for. The file lives under
+// /tmp and is deleted at the end. Numbers measured so far (a loaded, shared 2-core machine) are in
+// the README's benchmark table.
 //
 //   npm run bench:validation            # 1 GB
 //   BENCH_BYTES=200000000 npm run bench:validation
@@ -14,7 +17,7 @@ import { createReadStream, createWriteStream, rmSync, statSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { signToken } from "../src/graphql/auth.js";
 import { CsvFileReader, type CsvRecordSink } from "../src/validation-runs/csv-reader.js";
@@ -25,7 +28,7 @@ import { BILLING_HEADER, billingRow } from "../test/support/billing-lines-csv.js
 import { multipartEnvelope } from "../test/support/uploads.js";
 import { profileFlags, serverEnvironment, startChild } from "./support/child.js";
 import { createBenchDatabase } from "./support/database.js";
-import { rssMegabytes } from "./support/proc.js";
+import { cpuSeconds, rssMegabytes } from "./support/proc.js";
 
 const TARGET_BYTES = Number(process.env.BENCH_BYTES ?? 1_000_000_000);
 const SECRET = randomBytes(32).toString("hex");
@@ -92,12 +95,13 @@ function upload(url: string, token: string, file: string, bytes: number): Promis
  * The same reading in this process, without the server, the database or the job around it, over
  * the file's first `bytes`: the parser alone (a sink that drops records), then parser and rules.
  */
-async function inProcessRates(file: string, bytes: number): Promise<{ parseOnly: number; parseAndValidate: number }> {
+async function inProcessRates(file: string, bytes: number): Promise<{ parseOnly: Rate; parseAndValidate: Rate }> {
   const ruleSet = loadRuleSets().get("billing-lines")!;
   const rate = async (sink: () => CsvRecordSink) => {
     const target = sink();
     const reader = new CsvFileReader(target);
     const started = performance.now();
+    const cpuStarted = process.cpuUsage();
     let read = 0;
     for await (const chunk of createReadStream(file, { highWaterMark: CHUNK_BYTES }) as AsyncIterable<Buffer>) {
       // Up to the last whole line within `bytes`.
@@ -107,12 +111,23 @@ async function inProcessRates(file: string, bytes: number): Promise<{ parseOnly:
       if (last) break;
     }
     reader.end();
-    return Math.round((reader.records - 1) / ((performance.now() - started) / 1000));
+    const cpu = process.cpuUsage(cpuStarted);
+    return {
+      wall: Math.round((reader.records - 1) / ((performance.now() - started) / 1000)),
+      cpu: Math.round((reader.records - 1) / ((cpu.user + cpu.system) / 1e6)),
+    };
   };
   const parseOnly = await rate(() => ({ header: () => {}, row: () => {} }));
   const parseAndValidate = await rate(() => new RowValidator(ruleSet, 100));
   return { parseOnly, parseAndValidate };
 }
+
+interface Rate {
+  wall: number;
+  cpu: number;
+}
+
+const formatRate = (rate: Rate) => `${rate.wall.toLocaleString("en")} rows/s (${rate.cpu.toLocaleString("en")} per CPU-second)`;
 
 async function query(url: string, token: string, text: string, variables: Record<string, unknown>): Promise<any> {
   const response = await fetch(`${url}/graphql`, {
@@ -136,7 +151,7 @@ try {
   const sampleBytes = Math.min(generated.bytes, 100_000_000);
   const rates = await inProcessRates(file, sampleBytes);
   console.log(
-    `in this process, first ${(sampleBytes / 1e6).toFixed(0)} MB: csv-parse alone ${rates.parseOnly.toLocaleString("en")} rows/s, with the rules ${rates.parseAndValidate.toLocaleString("en")} rows/s`,
+    `in this process, first ${(sampleBytes / 1e6).toFixed(0)} MB (load average ${loadavg()[0]!.toFixed(1)}): parser alone ${formatRate(rates.parseOnly)}, with the rules ${formatRate(rates.parseAndValidate)}`,
   );
 
   server = await startChild("api-server.ts", {
@@ -150,13 +165,13 @@ try {
     nodeArgs: profileFlags(),
   });
   const token = await signToken(SECRET, { id: "bench", role: "user" });
-  const samples: { phase: string; rss: number }[] = [];
+  const samples: { phase: string; rss: number; load: number }[] = [];
   let phase = "upload";
   let jobState = "";
   const began = Date.now();
   const ticker = setInterval(() => {
     const rss = rssMegabytes(server!.pid);
-    samples.push({ phase, rss });
+    samples.push({ phase, rss, load: loadavg()[0]! });
     console.log(`  t=${String(Math.round((Date.now() - began) / 1000)).padStart(4)} s  server RSS ${String(rss).padStart(5)} MB  ${phase}${jobState ? `  ${jobState}` : ""}`);
   }, 1000);
 
@@ -167,6 +182,7 @@ try {
   const jobId = answer.data.createValidationRun.job.id as string;
   const runId = answer.data.createValidationRun.run.id as string;
   phase = "validation";
+  const serverCpuBefore = cpuSeconds(server.pid);
 
   let job: any;
   for (;;) {
@@ -176,13 +192,17 @@ try {
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
   clearInterval(ticker);
+  const serverCpu = cpuSeconds(server.pid) - serverCpuBefore;
   if (job.status !== "COMPLETED") throw new Error(`the run ended ${job.status}: ${JSON.stringify(job.error)}`);
   const report = (await query(server.url, token, `query($id: ID!) { validationRun(id: $id) { report { rows findingsTotal } } }`, { id: runId })).validationRun.report;
   const seconds = job.processingTimeMs / 1000;
   const during = samples.filter((sample) => sample.phase === "validation").map((sample) => sample.rss);
   const whileUploading = samples.filter((sample) => sample.phase === "upload").map((sample) => sample.rss);
   console.log("");
+  const loads = samples.filter((sample) => sample.phase === "validation").map((sample) => sample.load);
   console.log(`validated ${report.rows.toLocaleString("en")} rows in ${seconds.toFixed(1)} s: ${Math.round(report.rows / seconds).toLocaleString("en")} rows/s, ${(generated.bytes / 1e6 / seconds).toFixed(1)} MB/s`);
+  // The server's CPU from the end of the upload to the end of the job: the job, the file's reads and the bench's polling.
+  console.log(`server CPU while validating: ${serverCpu.toFixed(1)} s, ${Math.round(report.rows / serverCpu).toLocaleString("en")} rows per CPU-second; load average ${loads.length ? `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}` : "?"}`);
   console.log(`findings ${report.findingsTotal.toLocaleString("en")} (expected ${generated.findings.toLocaleString("en")}: ${report.findingsTotal === generated.findings ? "match" : "MISMATCH"})`);
   if (whileUploading.length) console.log(`server RSS while uploading: ${Math.min(...whileUploading)}–${Math.max(...whileUploading)} MB`);
   if (during.length) console.log(`server RSS while validating: ${Math.min(...during)}–${Math.max(...during)} MB over ${during.length} samples`);

@@ -1,8 +1,8 @@
 import { isAscii, isUtf8 } from "node:buffer";
-import { CsvError, Parser } from "csv-parse";
 import iconv from "iconv-lite";
 import { detectDelimiter, type Delimiter } from "./delimiter.js";
 import { badEncoding, completeUtf8Length, detectEncoding, firstInvalidUtf8Offset, firstNonWindows1252Byte, type FileEncoding } from "./encoding.js";
+import { CsvProblem, CsvRecordParser } from "./csv-records.js";
 import { FileProblem } from "./file-problem.js";
 
 export interface CsvRecordSink {
@@ -22,11 +22,6 @@ export const SAMPLE_BYTES = 64 * 1024;
 /** Longest record accepted, in characters: a quote never closed must not buffer the whole file. */
 const MAX_RECORD_CHARACTERS = 1 << 20;
 
-interface ParserApi {
-  parse(buffer: Buffer | undefined, end: boolean, push: (record: string[]) => void, close: () => void): Error | undefined;
-  info: { lines: number };
-}
-
 /**
  * Reads a CSV file pushed chunk by chunk, in constant memory: detects the encoding (first 64 kB)
  * and the delimiter (header line), checks the bytes are text in that encoding, and hands each
@@ -36,14 +31,7 @@ export class CsvFileReader {
   encoding: FileEncoding | null = null;
   delimiter: Delimiter | null = null;
   records = 0;
-  /** The line the last record ended on. */
-  private lastRecordLine = 0;
-  /**
-   * Line feeds handed to the parser so far (its own counter lags behind: it holds back a chunk's
-   * last bytes until it sees what follows them), where a bad byte's line count starts.
-   */
-  private newlinesFed = 0;
-  private api: ParserApi | null = null;
+  private parser: CsvRecordParser | null = null;
   private bytesRead = 0;
   private utf8Tail: Buffer | null = null;
   /** Every byte so far was ASCII: the file may still turn out to be Windows-1252. */
@@ -71,7 +59,7 @@ export class CsvFileReader {
   end(): void {
     if (this.encoding === null && this.sampleLength > 0) this.decideEncoding();
     if (this.utf8Tail?.length) throw badEncoding("UTF-8", this.bytesRead - this.utf8Tail.length, this.lineAt(this.utf8Tail, 0));
-    if (this.api) this.parse(undefined, true);
+    if (this.parser) this.parse(null);
     if (this.records === 0) throw new FileProblem("empty_file", "The file is empty: it has no header line");
   }
 
@@ -91,7 +79,7 @@ export class CsvFileReader {
     this.feed(this.encoding === "windows-1252" ? this.fromWindows1252(chunk, offset) : this.utf8(chunk, offset));
   }
 
-  private utf8(chunk: Buffer, offset: number): Buffer {
+  private utf8(chunk: Buffer, offset: number): string {
     // A character cut by the chunk boundary is completed by the next chunk.
     const bytes = this.utf8Tail?.length ? Buffer.concat([this.utf8Tail, chunk]) : chunk;
     const start = offset - (this.utf8Tail?.length ?? 0);
@@ -110,60 +98,55 @@ export class CsvFileReader {
     const nul = text.indexOf(0);
     if (nul >= 0) throw badEncoding("UTF-8", start + nul, this.lineAt(text, nul));
     if (this.asciiSoFar) this.asciiSoFar = isAscii(text);
-    return text;
+    // Whole characters only (the cut one waits in utf8Tail): no decoder state crosses chunks.
+    return text.toString("utf8");
   }
 
-  private fromWindows1252(chunk: Buffer, offset: number): Buffer {
+  private fromWindows1252(chunk: Buffer, offset: number): string {
     const invalid = firstNonWindows1252Byte(chunk);
     if (invalid >= 0) throw badEncoding("Windows-1252", offset + invalid, this.lineAt(chunk, invalid));
-    // csv-parse reads UTF-8; every Windows-1252 byte is one character, so no state crosses chunks.
     // iconv-lite, because Node's TextDecoder("windows-1252") decodes Latin-1 (0x80 is not "€").
-    return Buffer.from(iconv.decode(chunk, "windows-1252"), "utf8");
+    return iconv.decode(chunk, "windows-1252");
   }
 
-  private feed(text: Buffer): void {
+  private feed(text: string): void {
     if (text.length === 0) return;
-    this.newlinesFed += countLines(text, text.length);
-    if (!this.api) {
-      this.delimiter = detectDelimiter(text.subarray(0, 64 * 1024).toString("utf8"));
-      // The parser's own state machine, driven directly: going through its Transform stream costs
-      // an object-mode push and a callback per record (a quarter of the parse time measured).
-      const parser = new Parser({ delimiter: this.delimiter, skip_empty_lines: true, max_record_size: MAX_RECORD_CHARACTERS });
-      this.api = (parser as unknown as { api: ParserApi }).api;
+    if (!this.parser) {
+      this.delimiter = detectDelimiter(text.slice(0, 64 * 1024));
+      this.parser = new CsvRecordParser(this.delimiter, this.onRecord, MAX_RECORD_CHARACTERS);
     }
-    this.parse(text, false);
+    this.parse(text);
   }
 
-  private parse(text: Buffer | undefined, end: boolean): void {
-    const error = this.api!.parse(text, end, this.onRecord, noop);
-    if (error) throw toFileProblem(error, this.lastRecordLine + 1);
+  /** Hands `text` to the parser, or ends it (null). */
+  private parse(text: string | null): void {
+    try {
+      if (text === null) this.parser!.end();
+      else this.parser!.push(text);
+    } catch (error) {
+      // Only the code and the line: the record may hold personal data.
+      if (error instanceof CsvProblem) {
+        throw new FileProblem("malformed_csv", `Malformed CSV at line ${error.line} (${error.code})`, { line: error.line, code: error.code });
+      }
+      throw error;
+    }
   }
 
   private readonly onRecord = (cells: string[]): void => {
     this.records++;
-    this.lastRecordLine = this.api!.info.lines;
     if (this.records === 1) this.sink.header(cells);
     else this.sink.row(cells, this.records);
   };
 
   /** The line of byte `index` of `bytes`, the bytes that follow what the parser has read. */
   private lineAt(bytes: Buffer, index: number): number {
-    return this.newlinesFed + countLines(bytes, index) + 1;
+    // Counted on the failure path only: the parser counts the lines of what it was handed.
+    return (this.parser?.linesRead() ?? 0) + countLines(bytes, index) + 1;
   }
 }
-
-function noop(): void {}
 
 function countLines(bytes: Buffer, end: number): number {
   let lines = 0;
   for (let index = bytes.indexOf(10); index >= 0 && index < end; index = bytes.indexOf(10, index + 1)) lines++;
   return lines;
-}
-
-// csv-parse's messages quote the offending record: only its code and line are kept. A quote never
-// closed is reported at the end of the file; the record it opened starts after the last good one.
-function toFileProblem(error: Error, nextRecordLine: number): Error {
-  if (!(error instanceof CsvError)) return error;
-  const line = error.code === "CSV_QUOTE_NOT_CLOSED" ? nextRecordLine : (error as CsvError & { lines?: number }).lines;
-  return new FileProblem("malformed_csv", `Malformed CSV at line ${line ?? "?"} (${error.code})`, { ...(line ? { line } : {}), code: error.code });
 }

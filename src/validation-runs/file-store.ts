@@ -9,13 +9,15 @@ import type pg from "pg";
  * (large objects would need lo_unlink per file).
  */
 export const CHUNK_BYTES = 256 * 1024;
-/** Chunk reads kept in flight ahead of the one being parsed: 1 MB of memory, 3 pooled connections at most. */
-const READ_AHEAD = 3;
+/** Chunks read by one query: at one a chunk, sending the queries alone (socket writes) was ~4 % of a run's CPU. */
+const CHUNKS_PER_READ = 4;
+/** Reads kept in flight ahead of the one being parsed: 2 MB of memory, 2 pooled connections at most. */
+const READ_AHEAD = 1;
 
 const CREATE_FILE = `INSERT INTO validation_files (id, owner) VALUES (gen_random_uuid(), $1) RETURNING id`;
 const INSERT_CHUNK = `INSERT INTO validation_file_chunks (file_id, seq, data) VALUES ($1, $2, $3)`;
 const FINISH_FILE = `UPDATE validation_files SET byte_size = $2, chunk_count = $3 WHERE id = $1`;
-const READ_CHUNK = `SELECT data FROM validation_file_chunks WHERE file_id = $1 AND seq = $2`;
+const READ_CHUNKS = `SELECT encode(data, 'base64') AS data FROM validation_file_chunks WHERE file_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq`;
 const FILE_SIZE = `SELECT byte_size::float8 AS byte_size, chunk_count FROM validation_files WHERE id = $1`;
 const DELETE_FILE = `DELETE FROM validation_files WHERE id = $1`;
 
@@ -68,28 +70,36 @@ export class FileStore {
   }
 
   /**
-   * The file's chunks in order, one query each, the next `READ_AHEAD` already requested while the
-   * caller works on the current (the reads otherwise left the parser idle an eighth of the time);
-   * stops before each chunk once `signal` is aborted (throwing its reason).
+   * The file's chunks in order, `CHUNKS_PER_READ` a query, the next `READ_AHEAD` queries already
+   * requested while the caller works on the current (the reads otherwise left the parser idle an
+   * eighth of the time); stops before each chunk once `signal` is aborted (throwing its reason).
    */
   async *read(file: StoredFile, signal: AbortSignal): AsyncGenerator<Buffer> {
-    // bytea arrives as hex (pg reads rows in text format only) and is decoded to a Buffer natively.
-    const fetch = (seq: number) => {
-      const read = this.pool.query<{ data: Buffer }>(READ_CHUNK, [file.id, seq]).then((result) => {
-        const data = result.rows[0]?.data;
-        if (!data) throw new Error(`Chunk ${seq} of file ${file.id} is missing`);
-        return data;
+    // pg reads rows in text format only, where bytea is hex: twice the bytes to send, turn into a
+    // string and decode. Base64 is a third larger than the bytes; reading it back took half the CPU
+    // of hex (0.5 against 1 ms a chunk; the newlines PostgreSQL puts in are skipped by Node).
+    const fetch = (first: number) => {
+      const end = Math.min(first + CHUNKS_PER_READ, file.chunks);
+      const read = this.pool.query<{ data: string }>(READ_CHUNKS, [file.id, first, end]).then((result) => {
+        if (result.rows.length !== end - first) throw new Error(`Chunks ${first}–${end - 1} of file ${file.id} are not all there`);
+        return result.rows.map((row) => Buffer.from(row.data, "base64"));
       });
       // A read in flight when the caller stops must not become an unhandled rejection.
       read.catch(() => undefined);
       return read;
     };
-    const ahead: Promise<Buffer>[] = [];
+    const ahead: Promise<Buffer[]>[] = [];
     let requested = 0;
-    for (let seq = 0; seq < file.chunks; seq++) {
+    while (ahead.length > 0 || requested < file.chunks) {
       signal.throwIfAborted();
-      while (requested < file.chunks && requested <= seq + READ_AHEAD) ahead.push(fetch(requested++));
-      yield await ahead.shift()!;
+      while (requested < file.chunks && ahead.length <= READ_AHEAD) {
+        ahead.push(fetch(requested));
+        requested += CHUNKS_PER_READ;
+      }
+      for (const chunk of await ahead.shift()!) {
+        signal.throwIfAborted();
+        yield chunk;
+      }
     }
   }
 

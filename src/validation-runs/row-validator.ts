@@ -7,33 +7,62 @@ type CheckKind = "required" | "type" | "format" | "range" | "allowed" | "length"
 
 const OK = -1;
 
+const TEXT = 0;
+const INTEGER_TYPE = 1;
+const DECIMAL_TYPE = 2;
+const DATE = 3;
+const CODE = 4;
+const ENUM = 5;
+
+/**
+ * Every column has every field (unused ones neutral: OK slots, infinite bounds), so the row loop
+ * reads objects of one shape and dispatches on `kind` instead of calling a closure per cell.
+ */
 interface CompiledColumn {
   name: string;
   /** Position in the file, known once the header is read. */
   index: number;
-  required: number | null;
-  /** Returns OK or the slot of the rule the cell breaks. */
-  check: (cell: string) => number;
+  kind: number;
+  required: number;
+  type: number;
+  format: number;
+  range: number;
+  allowed: number;
+  length: number;
+  min: number;
+  max: number;
+  maxLength: number;
+  maxDecimals: number;
+  pattern: RegExp;
+  values: string[];
 }
+
+const DATE_ORDER = 0;
+const PRODUCT = 1;
 
 interface CompiledCrossRule {
   slot: number;
-  /** Positions in the rule set's columns. */
+  kind: number;
+  /** Positions in the rule set's columns; for a product, the factors then the result. */
   columns: number[];
-  /** Positions in the file, known once the header is read. */
-  indexes: number[];
-  holds: (cells: string[], indexes: number[]) => boolean;
+  /** File positions of date_order's earlier and later columns, known once the header is read. */
+  earlier: number;
+  later: number;
+  /** Past the tolerance, a product is a finding. */
+  tolerance: number;
 }
 
 /**
- * A rule set compiled into one function per column, checked row by row. Works on the cell text and
- * keeps only counts and positions: no cell leaves a row's check.
+ * A rule set compiled into per-column checks, run row by row. Works on the cell text and keeps only
+ * counts and positions: no cell leaves a row's check.
  */
 export class RowValidator {
   private readonly tally: FindingTally;
   private readonly columns: CompiledColumn[];
   private readonly crossRules: CompiledCrossRule[];
-  private readonly cellOk: boolean[];
+  private readonly cellOk: Uint8Array;
+  /** The value of each numeric column's cell in the current row, parsed once for the cross rules. */
+  private readonly numbers: Float64Array;
   rows = 0;
   rowsWithFindings = 0;
   ignoredColumns = 0;
@@ -45,7 +74,8 @@ export class RowValidator {
     this.tally = new FindingTally(findingsPerRule);
     this.columns = ruleSet.columns.map((column) => compileColumn(column, this.tally));
     this.crossRules = ruleSet.crossFieldRules.map((rule) => compileCrossRule(rule, ruleSet, this.tally));
-    this.cellOk = ruleSet.columns.map(() => true);
+    this.cellOk = new Uint8Array(ruleSet.columns.length);
+    this.numbers = new Float64Array(ruleSet.columns.length);
   }
 
   /** Matches header cells to the rule set's columns (any order, case and surrounding spaces ignored). */
@@ -60,28 +90,30 @@ export class RowValidator {
       throw new FileProblem("missing_columns", `The header lacks the column(s) ${missing.join(", ")} of rule set ${this.ruleSet.id}`, { fields: missing });
     }
     for (const column of this.columns) column.index = positions.get(column.name)!;
-    for (const rule of this.crossRules) rule.indexes = rule.columns.map((position) => this.columns[position]!.index);
+    for (const rule of this.crossRules) {
+      if (rule.kind === DATE_ORDER) [rule.earlier, rule.later] = rule.columns.map((position) => this.columns[position]!.index) as [number, number];
+    }
     this.ignoredColumns = cells.length - this.columns.length;
   };
 
   readonly row = (cells: string[], row: number): void => {
     this.rows++;
-    const before = this.tally.findingsTotal;
-    const { columns, cellOk, tally } = this;
+    const { columns, cellOk, numbers, tally, crossRules } = this;
+    const before = tally.findingsTotal;
     for (let position = 0; position < columns.length; position++) {
       const column = columns[position]!;
       const cell = cells[column.index]!;
-      let slot: number;
-      if (cell.length === 0) slot = column.required ?? OK;
-      else slot = column.check(cell);
-      cellOk[position] = slot === OK && cell.length > 0;
+      const slot = cell.length === 0 ? column.required : checkCell(column, cell, numbers, position);
+      cellOk[position] = slot === OK && cell.length > 0 ? 1 : 0;
       if (slot !== OK) tally.record(slot, row);
     }
-    for (const rule of this.crossRules) {
+    for (let index = 0; index < crossRules.length; index++) {
+      const rule = crossRules[index]!;
+      const ruleColumns = rule.columns;
       // A rule on cells that are missing or invalid would only repeat their findings.
-      if (rule.columns.every((position) => cellOk[position]) && !rule.holds(cells, rule.indexes)) {
-        tally.record(rule.slot, row);
-      }
+      let checkable = true;
+      for (let at = 0; at < ruleColumns.length; at++) if (cellOk[ruleColumns[at]!] === 0) checkable = false;
+      if (checkable && !holds(rule, cells, numbers)) tally.record(rule.slot, row);
     }
     if (tally.findingsTotal !== before) this.rowsWithFindings++;
   };
@@ -102,83 +134,140 @@ export class RowValidator {
   }
 }
 
-function compileColumn(column: ColumnRule, tally: FindingTally): CompiledColumn {
-  const slot = (kind: CheckKind) => tally.add(`${column.name}.${kind}`, column.name, column.severity);
-  const required = column.required ? slot("required") : null;
-  return { name: column.name, index: -1, required, check: compileCheck(column, slot) };
-}
-
-function compileCheck(column: ColumnRule, slot: (kind: CheckKind) => number): (cell: string) => number {
-  switch (column.type) {
-    case "text": {
-      if (column.maxLength === undefined) return () => OK;
-      const max = column.maxLength;
-      const length = slot("length");
-      return (cell) => (cell.length > max ? length : OK);
+/** OK, or the slot of the rule a non-empty cell breaks; a numeric cell's value goes to `numbers`. */
+function checkCell(column: CompiledColumn, cell: string, numbers: Float64Array, position: number): number {
+  switch (column.kind) {
+    case TEXT:
+      return cell.length > column.maxLength ? column.length : OK;
+    case INTEGER_TYPE:
+    case DECIMAL_TYPE: {
+      const decimals = readDecimal(cell, numbers, position);
+      if (decimals < 0 || (decimals > 0 && column.kind === INTEGER_TYPE)) return column.type;
+      if (decimals > column.maxDecimals) return column.format;
+      const value = numbers[position]!;
+      return value < column.min || value > column.max ? column.range : OK;
     }
-    case "integer": {
-      const type = slot("type");
-      const range = column.min !== undefined || column.max !== undefined ? slot("range") : OK;
-      const [min, max] = [column.min ?? -Infinity, column.max ?? Infinity];
-      return (cell) => {
-        if (!INTEGER.test(cell)) return type;
-        const value = Number(cell);
-        return value < min || value > max ? range : OK;
-      };
-    }
-    case "decimal": {
-      const type = slot("type");
-      const format = column.maxDecimals !== undefined ? slot("format") : OK;
-      const range = column.min !== undefined || column.max !== undefined ? slot("range") : OK;
-      const [min, max, decimals] = [column.min ?? -Infinity, column.max ?? Infinity, column.maxDecimals ?? Infinity];
-      return (cell) => {
-        if (!DECIMAL.test(cell)) return type;
-        const point = cell.indexOf(".");
-        if (point >= 0 && cell.length - point - 1 > decimals) return format;
-        const value = Number(cell);
-        return value < min || value > max ? range : OK;
-      };
-    }
-    case "date": {
-      const format = slot("format");
-      return (cell) => (isIsoDate(cell) ? OK : format);
-    }
-    case "code": {
-      const format = slot("format");
-      const pattern = new RegExp(column.pattern);
-      return (cell) => (pattern.test(cell) ? OK : format);
-    }
-    case "enum": {
-      const allowed = slot("allowed");
-      const values = new Set(column.values);
-      return (cell) => (values.has(cell) ? OK : allowed);
+    case DATE:
+      return isIsoDate(cell) ? OK : column.format;
+    case CODE:
+      return column.pattern.test(cell) ? OK : column.format;
+    default: {
+      // A handful of short values: comparing them beats hashing every cell for a Set.
+      const values = column.values;
+      for (let index = 0; index < values.length; index++) if (values[index] === cell) return OK;
+      return column.allowed;
     }
   }
+}
+
+function holds(rule: CompiledCrossRule, cells: string[], numbers: Float64Array): boolean {
+  // ISO dates order as text.
+  if (rule.kind === DATE_ORDER) return cells[rule.earlier]! <= cells[rule.later]!;
+  const columns = rule.columns;
+  const last = columns.length - 1;
+  let product = 1;
+  for (let factor = 0; factor < last; factor++) product *= numbers[columns[factor]!]!;
+  return Math.abs(product - numbers[columns[last]!]!) <= rule.tolerance;
+}
+
+const NEVER = /(?!)/;
+const NONE: string[] = [];
+
+function compileColumn(column: ColumnRule, tally: FindingTally): CompiledColumn {
+  const slot = (kind: CheckKind) => tally.add(`${column.name}.${kind}`, column.name, column.severity);
+  const compiled: CompiledColumn = {
+    name: column.name,
+    index: -1,
+    kind: TEXT,
+    required: column.required ? slot("required") : OK,
+    type: OK,
+    format: OK,
+    range: OK,
+    allowed: OK,
+    length: OK,
+    min: -Infinity,
+    max: Infinity,
+    maxLength: Infinity,
+    maxDecimals: Infinity,
+    pattern: NEVER,
+    values: NONE,
+  };
+  // Slots are added in the order the closures this replaced added them: the report lists rules so.
+  switch (column.type) {
+    case "text":
+      if (column.maxLength !== undefined) [compiled.maxLength, compiled.length] = [column.maxLength, slot("length")];
+      break;
+    case "integer":
+      compiled.kind = INTEGER_TYPE;
+      compiled.type = slot("type");
+      if (column.min !== undefined || column.max !== undefined) compiled.range = slot("range");
+      [compiled.min, compiled.max] = [column.min ?? -Infinity, column.max ?? Infinity];
+      break;
+    case "decimal":
+      compiled.kind = DECIMAL_TYPE;
+      compiled.type = slot("type");
+      if (column.maxDecimals !== undefined) compiled.format = slot("format");
+      if (column.min !== undefined || column.max !== undefined) compiled.range = slot("range");
+      [compiled.min, compiled.max, compiled.maxDecimals] = [column.min ?? -Infinity, column.max ?? Infinity, column.maxDecimals ?? Infinity];
+      break;
+    case "date":
+      compiled.kind = DATE;
+      compiled.format = slot("format");
+      break;
+    case "code":
+      compiled.kind = CODE;
+      compiled.format = slot("format");
+      compiled.pattern = new RegExp(column.pattern);
+      break;
+    case "enum":
+      compiled.kind = ENUM;
+      compiled.allowed = slot("allowed");
+      compiled.values = [...new Set(column.values)];
+      break;
+  }
+  return compiled;
 }
 
 function compileCrossRule(rule: CrossFieldRule, ruleSet: RuleSet, tally: FindingTally): CompiledCrossRule {
   const position = (name: string) => ruleSet.columns.findIndex((column) => column.name === name);
   if (rule.kind === "date_order") {
     const slot = tally.add(rule.id, rule.later, rule.severity);
-    // ISO dates order as text.
-    return { slot, columns: [position(rule.earlier), position(rule.later)], indexes: [], holds: (cells, [earlier, later]) => cells[earlier!]! <= cells[later!]! };
+    return { slot, kind: DATE_ORDER, columns: [position(rule.earlier), position(rule.later)], earlier: -1, later: -1, tolerance: 0 };
   }
   const slot = tally.add(rule.id, rule.equals, rule.severity);
-  const tolerance = rule.tolerance + 1e-9;
-  return {
-    slot,
-    columns: [...rule.factors.map(position), position(rule.equals)],
-    indexes: [],
-    holds: (cells, indexes) => {
-      let product = 1;
-      for (let factor = 0; factor < indexes.length - 1; factor++) product *= Number(cells[indexes[factor]!]);
-      return Math.abs(product - Number(cells[indexes[indexes.length - 1]!])) <= tolerance;
-    },
-  };
+  return { slot, kind: PRODUCT, columns: [...rule.factors.map(position), position(rule.equals)], earlier: -1, later: -1, tolerance: rule.tolerance + 1e-9 };
 }
 
-const INTEGER = /^[+-]?\d{1,15}$/;
-const DECIMAL = /^[+-]?\d{1,15}(\.\d+)?$/;
+const POWERS_OF_TEN = Array.from({ length: 23 }, (_, power) => 10 ** power);
+
+/**
+ * Reads `[+-]?\d{1,15}(\.\d+)?` into `values[slot]`; returns the number of decimals, or -1 when the cell
+ * has another shape. Up to 15 digits in all, digits / 10^decimals is exact in both operands and
+ * rounded once, so it equals Number(cell); longer cells go through Number().
+ */
+export function readDecimal(cell: string, values: Float64Array, slot: number): number {
+  const length = cell.length;
+  let at = 0;
+  let code = cell.charCodeAt(0);
+  const negative = code === 45;
+  if (negative || code === 43) at = 1;
+  let digits = 0;
+  let integerDigits = 0;
+  let point = -1;
+  for (; at < length; at++) {
+    code = cell.charCodeAt(at) - 48;
+    if (code >= 0 && code <= 9) {
+      digits = digits * 10 + code;
+      if (point < 0) integerDigits++;
+    } else if (code === -2 && point < 0) point = at;
+    else return -1;
+  }
+  if (integerDigits === 0 || integerDigits > 15 || point === length - 1) return -1;
+  const decimals = point < 0 ? 0 : length - point - 1;
+  const allDigits = integerDigits + decimals;
+  values[slot] = allDigits <= 15 && decimals <= 22 ? (negative ? -digits : digits) / POWERS_OF_TEN[decimals]! : Number(cell);
+  return decimals;
+}
 const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 /** YYYY-MM-DD naming a day that exists, without building a Date per cell. */

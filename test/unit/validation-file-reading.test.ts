@@ -105,3 +105,57 @@ describe("CsvFileReader", () => {
     expect(problemOf(Buffer.from("\n\n")).reason).toBe("empty_file");
   });
 });
+
+describe("CsvFileReader record parsing (RFC 4180), at every chunk boundary", () => {
+  /** The same answer whatever the piece size: every boundary falls inside a field, a quote, a CRLF. */
+  function readEvery(text: string | Buffer) {
+    const bytes = typeof text === "string" ? Buffer.from(text, "utf8") : text;
+    const whole = read(bytes, bytes.length + 1, 1 << 20);
+    for (const piece of [1, 2, 3, 5, 8]) expect(read(bytes, piece, 4)).toEqual(whole);
+    return whole.records;
+  }
+
+  function problemEvery(text: string): FileProblem {
+    const whole = problemOf(Buffer.from(text, "utf8"), text.length + 1, 1 << 20);
+    for (const piece of [1, 2, 3, 5]) expect(problemOf(Buffer.from(text, "utf8"), piece, 4).facts).toEqual(whole.facts);
+    expect(whole.reason).toBe("malformed_csv");
+    expect(whole.message).not.toContain("secret");
+    return whole;
+  }
+
+  it("keeps delimiters, line breaks and doubled quotes inside quoted fields", () => {
+    expect(readEvery('a,b,c\n"x,y","1\n2","say ""hi"""\n"",z,""""\n')).toEqual([
+      ["a", "b", "c"],
+      ["x,y", "1\n2", 'say "hi"'],
+      ["", "z", '"'],
+    ]);
+  });
+
+  it("ends records with CRLF, LF or CR, skips empty lines, and needs no line break at the end", () => {
+    expect(readEvery("a;b\r\n1;2\r\n\r\n3;\n\n;4\r5;6")).toEqual([["a", "b"], ["1", "2"], ["3", ""], ["", "4"], ["5", "6"]]);
+    expect(readEvery('a,b\r\n"1\r\n2","x"\r\n')).toEqual([["a", "b"], ["1\r\n2", "x"]]);
+    expect(readEvery('a,b\n1,"x"')).toEqual([["a", "b"], ["1", "x"]]);
+  });
+
+  it("completes a multi-byte character cut by a chunk boundary, inside a quoted field too", () => {
+    expect(readEvery('nom,prix\n"Crème, brûlée",3 €\n€uro,"😀\n€"\n')).toEqual([["nom", "prix"], ["Crème, brûlée", "3 €"], ["€uro", "😀\n€"]]);
+  });
+
+  it("names the line a quote never closed opened, after quoted line breaks", () => {
+    expect(problemEvery('a,b\n"1\n2",x\n3,"secret\n4,5\n').facts).toEqual({ line: 4, code: "CSV_QUOTE_NOT_CLOSED" });
+    expect(problemEvery('a,b\n1,2\n3,"secret').facts).toEqual({ line: 3, code: "CSV_QUOTE_NOT_CLOSED" });
+  });
+
+  it("refuses a stray quote in an unquoted field and text after a closing quote, naming the line", () => {
+    expect(problemEvery('a,b\n"x\ny",1\nse"cret,2\n').facts).toEqual({ line: 4, code: "CSV_INVALID_OPENING_QUOTE" });
+    expect(problemEvery('a,b\n1,2\n"secret" ,2\n').facts).toEqual({ line: 3, code: "CSV_INVALID_CLOSING_QUOTE" });
+    expect(problemEvery('a,b\n1,2\n"x\nsecret",2,3\n').facts).toEqual({ line: 4, code: "CSV_RECORD_INCONSISTENT_FIELDS_LENGTH" });
+  });
+});
+
+describe("CsvFileReader memory bound", () => {
+  it("refuses a record longer than a mebi-character (a quote never closed) before the end of the file", () => {
+    const problem = problemOf(Buffer.from(`a\n1\n"${"x".repeat((1 << 20) + 10)}`), 64 * 1024);
+    expect(problem.facts).toEqual({ line: 3, code: "CSV_MAX_RECORD_SIZE" });
+  });
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { FileProblem } from "../../src/validation-runs/file-problem.js";
-import { isIsoDate, RowValidator } from "../../src/validation-runs/row-validator.js";
+import { isIsoDate, readDecimal, RowValidator } from "../../src/validation-runs/row-validator.js";
 import { loadRuleSets, RuleSetError } from "../../src/validation-runs/rule-sets.js";
 import { billingLines } from "../../src/validation-runs/rule-sets/billing-lines.js";
 import { BILLING_HEADER, billingRow, expectedFindings } from "../support/billing-lines-csv.js";
@@ -103,6 +103,22 @@ describe("RowValidator on billing lines", () => {
     for (let i = 1; i <= 5000; i++) validator.row(billingRow(i).cells, i + 1);
     const expected = expectedFindings(5000);
     expect(counts(validator.report({ encoding: "utf-8", delimiter: ",", bytes: 0 }))).toEqual(expected.byRule);
+  });
+
+  it("reads amounts as the decimal pattern and Number() would, without either", () => {
+    const pattern = /^[+-]?\d{1,15}(\.\d+)?$/;
+    const cells = ["0", "-0", "+7", "12.5", "0.005", "1.", ".5", "1.2.3", "+", "-", "1e3", " 1", "1 ", "٣", "123456789012345", "1234567890123456", "999999999999999.999", "12345678901234.56789", "0.1234567890123456789012345"];
+    let seed = 7;
+    const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+    for (let i = 0; i < 20000; i++) cells.push(`${random() < 0.2 ? "-" : ""}${Math.floor(random() * 10 ** Math.floor(random() * 10))}${random() < 0.7 ? `.${String(Math.floor(random() * 10000)).padStart(Math.ceil(random() * 4), "0")}` : ""}`);
+    const value = new Float64Array(1);
+    for (const cell of cells) {
+      const decimals = readDecimal(cell, value, 0);
+      expect(decimals >= 0, cell).toBe(pattern.test(cell));
+      if (decimals < 0) continue;
+      expect(decimals, cell).toBe(cell.includes(".") ? cell.length - cell.indexOf(".") - 1 : 0);
+      expect(Object.is(value[0], Number(cell)), cell).toBe(true);
+    }
   });
 
   it("tells real calendar dates from look-alikes", () => {
