@@ -89,6 +89,8 @@ export class CsvRecordParser {
     let line = this.line;
     let start = from;
     let recordLine = line;
+    // Where the next line feed is, at or after the field being read (-1: none left in `text`).
+    let nextNewline = 0;
     records: while (start < length) {
       recordLine = line;
       let code = text.charCodeAt(start);
@@ -120,7 +122,13 @@ export class CsvRecordParser {
             from = closing + 2;
           }
           value += text.slice(from, closing);
-          for (let newline = text.indexOf("\n", at + 1); newline >= 0 && newline < closing; newline = text.indexOf("\n", newline + 1)) line++;
+          // The next line break is looked up once and then only forward: searching from each quoted
+          // field to the end of the text made a long record of quoted fields quadratic.
+          if (nextNewline !== -1 && nextNewline <= at) nextNewline = text.indexOf("\n", at + 1);
+          while (nextNewline !== -1 && nextNewline < closing) {
+            line++;
+            nextNewline = text.indexOf("\n", nextNewline + 1);
+          }
           cells.push(value);
           at = closing + 1;
           code = at < length ? text.charCodeAt(at) : -1;
