@@ -152,7 +152,8 @@ describe("queue health from a real run", () => {
     await conveyor.lifecycle.recoverStalled(60_000);
     const result = await eventually(async () => {
       const health = await conveyor.jobs.health();
-      return health.counts.completed === 6 ? health : undefined;
+      const { queued, processing, retrying } = health.counts;
+      return health.counts.completed === 6 && queued + processing + retrying === 0 ? health : undefined;
     });
     expect(result.counts).toMatchObject({ completed: 6, failed: 3, validationFailed: 1, cancelled: 1 });
     expect(result.failuresByCategory).toEqual([
