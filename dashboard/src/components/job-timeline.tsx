@@ -24,7 +24,7 @@ export function JobTimeline(props: { events: TimelineEvent[] }) {
           <li key={event.id}>
             <time dateTime={event.at}>{dateTime(event.at)}</time>
             <span class="timeline-what">
-              {event.fromStatus ? t("job.event", { from: status(event.fromStatus), to: status(event.toStatus) }) : `${status(event.toStatus)} (${t("job.created")})`}
+              {event.fromStatus ? t("job.event", { from: status(event.fromStatus), to: status(event.toStatus) }) : status(event.toStatus)}
               {event.stage ? ` · ${event.stage}` : ""}
               {event.progress != null && event.fromStatus === event.toStatus ? ` · ${event.progress}%` : ""}
               {event.message ? ` · ${event.message}` : ""}

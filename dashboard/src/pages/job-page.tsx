@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useSubscription } from "@urql/preact";
 import { useRoute } from "preact-iso/router";
 import { useEffect, useState } from "preact/hooks";
-import { ConfirmAction } from "../components/confirm-action";
+import { ConfirmAction, OutcomeMessage, type ActionOutcome } from "../components/confirm-action";
 import { dataOrThrow, ErrorMessage, JsonBlock, Loading } from "../components/feedback";
 import { JobProgress } from "../components/job-progress";
 import { JobTimeline } from "../components/job-timeline";
@@ -98,6 +98,7 @@ export function JobPage() {
   const [live, setLive] = useState<{ status: JobStatus; stage?: string | null; progress: number } | null>(null);
   const [, retry] = useMutation(RetryJob);
   const [, cancel] = useMutation(CancelJob);
+  const [outcome, setOutcome] = useState<ActionOutcome | null>(null);
 
   useEffect(() => {
     document.title = `${t("job.title", { id: id.slice(0, 8) })} · ${t("app.title")}`;
@@ -136,6 +137,7 @@ export function JobPage() {
           {RETRYABLE.includes(status) && (
             <ConfirmAction
               label={t("job.retry")}
+              onOutcome={setOutcome}
               question={t("job.retryConfirm")}
               run={async () => {
                 dataOrThrow(await retry({ id: job.id }));
@@ -149,6 +151,7 @@ export function JobPage() {
           {CANCELLABLE.includes(status) && (
             <ConfirmAction
               label={t("job.cancel")}
+              onOutcome={setOutcome}
               question={t("job.cancelConfirm")}
               variant="danger"
               run={async () => {
@@ -160,6 +163,7 @@ export function JobPage() {
           )}
           {!RETRYABLE.includes(status) && !CANCELLABLE.includes(status) && <p>{t("job.noActions")}</p>}
         </div>
+        <OutcomeMessage outcome={outcome} />
       </section>
 
       {job.error && (

@@ -71,7 +71,7 @@ export function SignIn(props: { notice: MessageKey | null; onSignedIn: (session:
         </p>
       )}
       {devAvailable && (
-        <section class="dev-token" aria-label={t("signIn.devToken")}>
+        <section class="dev-token">
           <button type="button" disabled={busy} onClick={() => void useDevToken()}>
             {t("signIn.devToken")}
           </button>
