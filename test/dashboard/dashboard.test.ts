@@ -207,6 +207,7 @@ describe.skipIf(skip)("the operator dashboard in Chromium", { timeout: 240_000 }
     for (const id of matching) await page.locator(`tr[data-job-id="${id}"]`).waitFor();
     expect(await page.locator(`tr[data-job-id="${othersType}"], tr[data-job-id="${othersOwner}"]`).count()).toBe(0);
     await expectNoAccessibilityViolations(page, "jobs list");
+    await page.screenshot({ path: join(SCREENSHOTS, "jobs.png"), fullPage: true });
 
     await page.getByRole("button", { name: "Cancel matching jobs" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Confirm" }).click();
