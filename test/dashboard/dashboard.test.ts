@@ -97,6 +97,20 @@ describe.skipIf(skip)("the operator dashboard in Chromium", { timeout: 240_000 }
     if (buildDirectory) rmSync(buildDirectory, { recursive: true, force: true });
   }, 120_000);
 
+  /**
+   * Opens a page whose live updates come from jobUpdateBatches, and waits until the server has its
+   * subscription: a change published before that would never reach it. The page before is left
+   * first (about:blank closes its socket), so the one listener counted is this page's.
+   */
+  async function openLive(path: string, heading: string): Promise<void> {
+    const listeners = () => conveyor.services.events.listenerCount("jobs:changed");
+    await page.goto("about:blank");
+    await eventually(() => listeners() === 0, WAIT_MS);
+    await page.goto(`${conveyor.url}${path}`);
+    await page.getByRole("heading", { name: heading, level: 1 }).waitFor();
+    await eventually(() => listeners() === 1, WAIT_MS);
+  }
+
   it("refuses a user token with a clear message, and signs an operator in with a pasted token", async () => {
     await page.goto(`${conveyor.url}/dashboard/`);
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
@@ -128,8 +142,7 @@ describe.skipIf(skip)("the operator dashboard in Chromium", { timeout: 240_000 }
     const blocker = await enqueue(conveyor, olga, { type: "staged" });
     await eventually(async () => (await statusOf(conveyor, blocker)) === "PROCESSING", WAIT_MS);
 
-    await page.getByRole("link", { name: "Jobs", exact: true }).click();
-    await page.getByRole("heading", { name: "Jobs", level: 1 }).waitFor();
+    await openLive(`/dashboard/jobs`, "Jobs");
     await page.locator(`tr[data-job-id="${blocker}"]`).waitFor();
     // Marks this document: a reload would lose the mark.
     await page.evaluate(() => ((window as unknown as { conveyorTestMark: boolean }).conveyorTestMark = true));
@@ -219,8 +232,7 @@ describe.skipIf(skip)("the operator dashboard in Chromium", { timeout: 240_000 }
   });
 
   it("updates the overview live, and fits a phone's width", async () => {
-    await page.getByRole("link", { name: "Overview" }).click();
-    await page.getByRole("heading", { name: "Overview", level: 1 }).waitFor();
+    await openLive(`/dashboard/`, "Overview");
     // The broken job's two failures, by category.
     await page.getByRole("cell", { name: "FILE_ERROR" }).waitFor();
     const completed = page.getByTestId("count-COMPLETED");
