@@ -3,7 +3,7 @@ import type { EventBus } from "../events/event-bus.js";
 import type { HandlerRegistry } from "../handlers/registry.js";
 import { queueHealth, queueStats, type HealthThresholds, type QueueHealth } from "./health.js";
 import { SharedComputation } from "./shared-computation.js";
-import { throughputSeries, type ThroughputRange, type ThroughputSeries } from "./throughput-series.js";
+import { THROUGHPUT_RANGES, throughputSeries, type ThroughputRange, type ThroughputSeries } from "./throughput-series.js";
 import type { JobLifecycle, JobSelection } from "./lifecycle.js";
 import type { Maintenance } from "./maintenance.js";
 import { enqueueJobs, findJob, queuePosition, queuePositions, type EnqueueInput, type Queryable } from "./queue.js";
@@ -40,7 +40,8 @@ export class JobService {
     },
   ) {
     this.sharedHealth = new SharedComputation(() => queueHealth(this.deps.pool, this.deps.thresholds, this.deps.clock), deps.healthCacheMs);
-    const series = (range: ThroughputRange) => new SharedComputation(() => throughputSeries(this.deps.pool, range, this.deps.clock), deps.healthCacheMs);
+    const series = (range: ThroughputRange) =>
+      new SharedComputation(() => throughputSeries(this.deps.pool, range, this.deps.clock), Math.max(deps.healthCacheMs, THROUGHPUT_RANGES[range].minRefreshMs));
     this.sharedThroughput = { HOUR: series("HOUR"), DAY: series("DAY"), WEEK: series("WEEK") };
   }
 
@@ -121,7 +122,7 @@ export class JobService {
     return this.sharedHealth.get();
   }
 
-  /** Completions and failures per bucket over `range`, for charts; cached like the health. */
+  /** Completions and failures per bucket over `range`, for charts; shared like the health (longer for DAY and WEEK). */
   throughput(range: ThroughputRange) {
     return this.sharedThroughput[range].get();
   }

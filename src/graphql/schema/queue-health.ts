@@ -118,7 +118,8 @@ const ThroughputSeriesType = builder.objectRef<ThroughputSeries>("ThroughputSeri
 builder.queryField("queueThroughput", (t) =>
   t.field({
     type: ThroughputSeriesType,
-    description: "Operators: completed and failed jobs per bucket over the last hour, day or week. Shared for HEALTH_CACHE_MS like queueHealth.",
+    description:
+      "Operators: completed and failed jobs per bucket over the last hour, day or week. Computed at most once per HEALTH_CACHE_MS like queueHealth, and at most every 10 s for DAY and every 60 s for WEEK.",
     authScopes: { operator: true },
     args: { range: t.arg({ type: ThroughputRangeEnum, required: true }) },
     resolve: (_root, args, context) => context.services.jobs.throughput(args.range),
