@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { JobHandler } from "../../src/handlers/registry.js";
 import { userMessage } from "../../src/jobs/error-categories.js";
 import { PermanentJobError } from "../../src/jobs/job-errors.js";
@@ -36,13 +36,15 @@ const gates = new StageGates();
 
 const handlers: JobHandler<any, any>[] = [
   {
-    // Reports each stage, then waits for the test to let it go on.
+    // Waits for the test to let it start each stage, and to let it finish: the page is checked at
+    // every step (STAGES.length + 1 gates).
     type: "staged",
     async run(_payload, context) {
       for (const [index, stage] of STAGES.entries()) {
-        await context.progress(stage, Math.round(((index + 1) * 100) / (STAGES.length + 1)));
         await gates.pass(context.job.id, index + 1, context.signal);
+        await context.progress(stage, Math.round(((index + 1) * 100) / (STAGES.length + 1)));
       }
+      await gates.pass(context.job.id, STAGES.length + 1, context.signal);
       return { stages: STAGES.length, verdict: "done" };
     },
   },
@@ -96,6 +98,13 @@ describe.skipIf(skip)("the operator dashboard in Chromium", { timeout: 240_000 }
     await conveyor?.dispose();
     if (buildDirectory) rmSync(buildDirectory, { recursive: true, force: true });
   }, 120_000);
+
+  // What the page showed when a test failed, beside the other screenshots.
+  beforeEach(({ task, onTestFailed }) => {
+    onTestFailed(async () => {
+      await page?.screenshot({ path: join(SCREENSHOTS, `failed-${task.name.replace(/\W+/g, "-").slice(0, 60)}.png`), fullPage: true }).catch(() => undefined);
+    });
+  });
 
   /**
    * Opens a page whose live updates come from jobUpdateBatches, and waits until the server has its
@@ -151,19 +160,25 @@ describe.skipIf(skip)("the operator dashboard in Chromium", { timeout: 240_000 }
     const row = page.locator(`tr[data-job-id="${job}"]`);
     await row.waitFor();
     expect(await row.getAttribute("data-status")).toBe("QUEUED");
+    // The running blocker's progress bar follows its stages in the list.
+    const blockerRow = page.locator(`tr[data-job-id="${blocker}"]`);
+    await blockerRow.getByRole("progressbar").waitFor();
+    gates.open(blocker);
+    await blockerRow.getByText(STAGES[0]!).waitFor();
 
     await row.getByRole("link").click();
     const live = page.getByTestId("job-live-status");
     await page.locator('[data-testid="job-live-status"][data-status="QUEUED"]').waitFor();
 
-    for (let stage = 1; stage <= STAGES.length; stage++) gates.open(blocker);
+    for (let gate = 2; gate <= STAGES.length + 1; gate++) gates.open(blocker);
+    await page.locator('[data-testid="job-live-status"][data-status="PROCESSING"]').waitFor();
     for (const [index, stage] of STAGES.entries()) {
-      await page.locator('[data-testid="job-live-status"][data-status="PROCESSING"]').waitFor();
+      gates.open(job);
       await live.getByText(stage).waitFor();
       await live.getByRole("progressbar").waitFor();
       if (index === 1) await page.screenshot({ path: join(SCREENSHOTS, "job-running.png"), fullPage: true });
-      gates.open(job);
     }
+    gates.open(job);
     await page.locator('[data-testid="job-live-status"][data-status="COMPLETED"]').waitFor();
     const timeline = page.getByTestId("timeline");
     await timeline.getByText("Processing → Completed").waitFor();

@@ -20,6 +20,7 @@ const JobQuery = graphql(`
       status
       stage
       progress
+      updatedAt
       priority
       retryCount
       maxAttempts
@@ -95,7 +96,7 @@ export function JobPage() {
   const refresh = () => reexecute({ requestPolicy: "network-only" });
   // jobProgress ends with a final state; a retried job gets a new subscription.
   const [generation, setGeneration] = useState(0);
-  const [live, setLive] = useState<{ status: JobStatus; stage?: string | null; progress: number } | null>(null);
+  const [live, setLive] = useState<LiveState | null>(null);
   const [, retry] = useMutation(RetryJob);
   const [, cancel] = useMutation(CancelJob);
   const [outcome, setOutcome] = useState<ActionOutcome | null>(null);
@@ -106,9 +107,10 @@ export function JobPage() {
 
   const job = result.data?.job;
   if (!job) return result.error ? <ErrorMessage error={result.error} /> : result.data ? <p>{t("job.notFound")}</p> : <Loading />;
-  const status = live?.status ?? job.status;
-  const stage = live ? live.stage : job.stage;
-  const progress = live?.progress ?? job.progress;
+  // The newer of the last event and the last read: a read made after an event may already hold a
+  // later stage, or may have been answered before the event's stage was written.
+  const current = newerOf(live, job);
+  const { status, stage, progress } = current;
 
   return (
     <>
@@ -251,8 +253,25 @@ export function JobPage() {
   );
 }
 
+interface LiveState {
+  status: JobStatus;
+  stage?: string | null;
+  progress: number;
+  at: string;
+}
+
+/**
+ * The later of two states of one job: by time, and within one millisecond (a claim and the first
+ * progress report often share one) by progress, which only grows within an attempt.
+ */
+function newerOf<Read extends { updatedAt: string; progress: number }>(live: LiveState | null, read: Read): LiveState | Read {
+  if (!live) return read;
+  if (live.at !== read.updatedAt) return live.at > read.updatedAt ? live : read;
+  return live.progress >= read.progress ? live : read;
+}
+
 /** Follows one job's changes (jobProgress: the current state first, then each change). */
-function LiveJob(props: { id: string; onChange: (change: { status: JobStatus; stage?: string | null; progress: number }) => void }) {
+function LiveJob(props: { id: string; onChange: (change: LiveState) => void }) {
   const [live] = useSubscription({ query: JobLive, variables: { id: props.id } });
   useEffect(() => {
     if (live.data) props.onChange(live.data.jobProgress);
