@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { ConfirmAction, OutcomeMessage, type ActionOutcome } from "../components/confirm-action";
 import { dataOrThrow, ErrorMessage, JsonBlock, Loading } from "../components/feedback";
 import { JobProgress } from "../components/job-progress";
+import { isAtLeastAsRecent } from "../components/job-state";
 import { JobTimeline } from "../components/job-timeline";
 import { ResultDownloads } from "../components/result-downloads";
 import { StatusBadge } from "../components/status-badge";
@@ -109,7 +110,7 @@ export function JobPage() {
   if (!job) return result.error ? <ErrorMessage error={result.error} /> : result.data ? <p>{t("job.notFound")}</p> : <Loading />;
   // The newer of the last event and the last read: a read made after an event may already hold a
   // later stage, or may have been answered before the event's stage was written.
-  const current = newerOf(live, job);
+  const current = live && isAtLeastAsRecent(live, { at: job.updatedAt, progress: job.progress }) ? live : job;
   const { status, stage, progress } = current;
 
   return (
@@ -258,16 +259,6 @@ interface LiveState {
   stage?: string | null;
   progress: number;
   at: string;
-}
-
-/**
- * The later of two states of one job: by time, and within one millisecond (a claim and the first
- * progress report often share one) by progress, which only grows within an attempt.
- */
-function newerOf<Read extends { updatedAt: string; progress: number }>(live: LiveState | null, read: Read): LiveState | Read {
-  if (!live) return read;
-  if (live.at !== read.updatedAt) return live.at > read.updatedAt ? live : read;
-  return live.progress >= read.progress ? live : read;
 }
 
 /** Follows one job's changes (jobProgress: the current state first, then each change). */

@@ -5,6 +5,7 @@ import { ConfirmAction } from "../components/confirm-action";
 import { dataOrThrow, ErrorMessage, Loading } from "../components/feedback";
 import { JobFilterForm, filterFromQuery, type ListFilter } from "../components/job-filter-form";
 import { JobProgress } from "../components/job-progress";
+import { isAtLeastAsRecent } from "../components/job-state";
 import { StatusBadge } from "../components/status-badge";
 import { useThrottled } from "../components/throttle";
 import { graphql } from "../gql";
@@ -112,7 +113,10 @@ export function Jobs() {
     const shown = new Set(rows.map((row) => row.id));
     setLive((previous) => {
       const next = new Map(previous);
-      for (const change of changes) if (shown.has(change.jobId)) next.set(change.jobId, change);
+      for (const change of changes) {
+        const known = next.get(change.jobId);
+        if (shown.has(change.jobId) && (!known || isAtLeastAsRecent(change, known))) next.set(change.jobId, change);
+      }
       return next;
     });
     const arrived = changes.some((change) => !shown.has(change.jobId) && change.previousStatus === null && (!filter.status || filter.status === change.status));
@@ -171,7 +175,7 @@ export function Jobs() {
             <tbody>
               {rows.map((row) => {
                 const change = live.get(row.id);
-                const current = change && change.at >= row.updatedAt ? change : row;
+                const current = change && isAtLeastAsRecent(change, { at: row.updatedAt, progress: row.progress }) ? change : row;
                 return (
                   <tr key={row.id} data-job-id={row.id} data-status={current.status}>
                     <td>
