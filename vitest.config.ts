@@ -1,5 +1,5 @@
 import { createRequire } from "node:module";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 const require = createRequire(import.meta.url);
 
@@ -10,7 +10,12 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: require.resolve("graphql") }],
   },
   test: {
-    include: ["test/**/*.test.ts"],
+    // The dashboard's browser tests run after the rest, alone: headless Chromium takes both cores
+    // for a while, and the process tests' samplers must not be starved by it.
+    projects: [
+      { extends: true, test: { name: "service", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, "test/dashboard/**"] } },
+      { extends: true, test: { name: "dashboard", include: ["test/dashboard/**/*.test.ts"], sequence: { groupOrder: 1 } } },
+    ],
     globalSetup: ["test/support/global-setup.ts"],
     // Each test file gets its own database cloned from a migrated template, so files run in parallel.
     pool: "forks",

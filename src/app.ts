@@ -17,6 +17,7 @@ import type { Services } from "./graphql/context.js";
 import { HealthMonitor } from "./jobs/health-monitor.js";
 import { createGraphQLApp, type GraphQLApp } from "./server/graphql-app.js";
 import { handleResultExport } from "./server/result-export.js";
+import { createDashboardHandler } from "./server/dashboard.js";
 import { ConveyorMetrics } from "./server/metrics.js";
 import { FinishedJobCache } from "./server/finished-job-cache.js";
 import type { JobRequest } from "./handlers/define-handler.js";
@@ -39,6 +40,8 @@ export interface ConveyorOptions {
   random?: () => number;
   /** Ends start-up while it waits for an unreachable database (a shutdown signal meanwhile). */
   signal?: AbortSignal;
+  /** The built dashboard served at /dashboard; dist/dashboard unless given. */
+  dashboardDirectory?: string;
 }
 
 export interface Conveyor {
@@ -188,6 +191,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
   });
   // Open SSE responses, so shutdown can end them with a final `complete` rather than a reset.
   const eventStreams = new Set<ServerResponse>();
+  const handleDashboard = createDashboardHandler({ config, directory: options.dashboardDirectory });
   let stopping: Promise<void> | null = null;
   const server = createHttpServer({
     pool: database.pool,
@@ -207,7 +211,8 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
         eventStreams.add(response);
         response.once("close", () => eventStreams.delete(response));
       }
-      if (!handleResultExport(request, response, { jobs, verifyToken })) void graphql.yoga(request, response);
+      if (handleDashboard(request, response) || handleResultExport(request, response, { jobs, verifyToken })) return;
+      void graphql.yoga(request, response);
     },
   });
   graphql.attach(server);

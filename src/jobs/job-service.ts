@@ -3,7 +3,8 @@ import type { EventBus } from "../events/event-bus.js";
 import type { HandlerRegistry } from "../handlers/registry.js";
 import { queueHealth, queueStats, type HealthThresholds, type QueueHealth } from "./health.js";
 import { SharedComputation } from "./shared-computation.js";
-import type { JobLifecycle } from "./lifecycle.js";
+import { THROUGHPUT_RANGES, throughputSeries, type ThroughputRange, type ThroughputSeries } from "./throughput-series.js";
+import type { JobLifecycle, JobSelection } from "./lifecycle.js";
 import type { Maintenance } from "./maintenance.js";
 import { enqueueJobs, findJob, queuePosition, queuePositions, type EnqueueInput, type Queryable } from "./queue.js";
 import type { Clock } from "./types.js";
@@ -22,6 +23,7 @@ export class InvalidJobInputError extends Error {
 /** What the API and the tests use of the engine: enqueue, look up, cancel, retry, health. */
 export class JobService {
   private readonly sharedHealth: SharedComputation<QueueHealth>;
+  private readonly sharedThroughput: Record<ThroughputRange, SharedComputation<ThroughputSeries>>;
 
   constructor(
     private readonly deps: {
@@ -38,6 +40,9 @@ export class JobService {
     },
   ) {
     this.sharedHealth = new SharedComputation(() => queueHealth(this.deps.pool, this.deps.thresholds, this.deps.clock), deps.healthCacheMs);
+    const series = (range: ThroughputRange) =>
+      new SharedComputation(() => throughputSeries(this.deps.pool, range, this.deps.clock), Math.max(deps.healthCacheMs, THROUGHPUT_RANGES[range].minRefreshMs));
+    this.sharedThroughput = { HOUR: series("HOUR"), DAY: series("DAY"), WEEK: series("WEEK") };
   }
 
   /** Validates against the handler registry, then enqueues exactly once per unique key. */
@@ -102,9 +107,24 @@ export class JobService {
     return this.deps.lifecycle.retry(id, actor);
   }
 
+  /** Bulk retry of a selection, at most `limit` jobs (lifecycle.retrySelected). */
+  retrySelected(selection: JobSelection, limit: number, actor: string) {
+    return this.deps.lifecycle.retrySelected(selection, limit, actor);
+  }
+
+  /** Bulk cancel of a selection, at most `limit` jobs (lifecycle.cancelSelected). */
+  cancelSelected(selection: JobSelection, limit: number, actor: string) {
+    return this.deps.lifecycle.cancelSelected(selection, limit, actor);
+  }
+
   /** Queue health; aggregating a large table is costly, so one computation serves every caller for a moment. */
   health() {
     return this.sharedHealth.get();
+  }
+
+  /** Completions and failures per bucket over `range`, for charts; shared like the health (longer for DAY and WEEK). */
+  throughput(range: ThroughputRange) {
+    return this.sharedThroughput[range].get();
   }
 
   stats(windowMs: number) {

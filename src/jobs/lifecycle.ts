@@ -36,6 +36,28 @@ export interface LifecycleOptions {
   random?: () => number;
 }
 
+/** Jobs chosen by what they are rather than by id (the API's JobFilter); absent fields do not filter. */
+export interface JobSelection {
+  statuses?: readonly JobStatus[];
+  type?: string;
+  owner?: string;
+  assessmentId?: string;
+  createdAfter?: Date;
+  createdBefore?: Date;
+}
+
+/** $3..$8 of the selection statements in sql.ts. */
+function selectionValues(selection: JobSelection): unknown[] {
+  return [
+    selection.statuses?.length ? selection.statuses : null,
+    selection.type ?? null,
+    selection.owner ?? null,
+    selection.assessmentId ?? null,
+    selection.createdAfter ?? null,
+    selection.createdBefore ?? null,
+  ];
+}
+
 export type CancelOutcome =
   | { outcome: "cancelled"; change: JobChange }
   | { outcome: "requested" }
@@ -267,6 +289,31 @@ export class JobLifecycle {
     this.announce(rows);
     if (rows[0]) await this.pool.query(sql.WAKE_POOLS);
     return rows[0] ? toChange(rows[0]) : null;
+  }
+
+  /**
+   * FAILED/VALIDATION_FAILED/CANCELLED → QUEUED for up to `limit` jobs of `selection`, oldest first,
+   * in one statement; each change is published once it is committed.
+   */
+  async retrySelected(selection: JobSelection, limit: number, actor: string): Promise<JobChange[]> {
+    const { rows } = await this.pool.query(sql.RETRY_SELECTED, [this.now(), actor, ...selectionValues(selection), limit]);
+    this.announce(rows);
+    if (rows.length) await this.pool.query(sql.WAKE_POOLS);
+    return rows.map(toChange);
+  }
+
+  /**
+   * Cancels up to `limit` jobs of `selection`, oldest first: waiting ones at once (published once
+   * committed), then, within what is left of `limit`, running ones are asked to stop.
+   */
+  async cancelSelected(selection: JobSelection, limit: number, actor: string): Promise<{ cancelled: JobChange[]; requested: string[] }> {
+    const values = selectionValues(selection);
+    const { rows } = await this.pool.query(sql.CANCEL_SELECTED_WAITING, [this.now(), actor, ...values, limit]);
+    this.announce(rows);
+    const cancelled = rows.map(toChange);
+    if (cancelled.length >= limit) return { cancelled, requested: [] };
+    const requested = await this.pool.query<{ id: string }>(sql.REQUEST_CANCEL_SELECTED, [this.now(), actor, ...values, limit - cancelled.length]);
+    return { cancelled, requested: requested.rows.map((row) => row.id) };
   }
 
   /** PROCESSING → QUEUED for claims a worker gives back on shutdown; the attempt does not count. */

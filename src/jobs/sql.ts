@@ -236,42 +236,94 @@ FROM unnest($2::uuid[], $3::uuid[]) AS h(id, token)
 WHERE j.id = h.id AND j.lock_token = h.token AND j.status = 'PROCESSING'
 RETURNING j.lock_token AS token, j.cancel_requested_at IS NOT NULL AS cancel_requested`;
 
-/** $2 id, $3 actor. Queued or retrying jobs are cancelled at once. */
-export const CANCEL_WAITING = transitionSql({
-  where: `id = $2 AND status IN ('QUEUED', 'RETRYING')`,
+/** Waiting jobs become CANCELLED at once: the one cancel, for a single job and for a selection. */
+const CANCEL_WAITING_PARTS = {
   set: `status = 'CANCELLED', cancel_requested_at = clock.now, completed_at = clock.now,
     error_code = 'CANCELLED', error_message = 'Cancelled by request', error_details = NULL, error_recoverable = false`,
   attempt: `retry_count`,
   message: `'cancelled'`,
-  audit: { actor: "$3", action: "job.cancelled" },
   finishes: true,
+} satisfies Partial<TransitionParts>;
+
+/** $2 id, $3 actor. Queued or retrying jobs are cancelled at once. */
+export const CANCEL_WAITING = transitionSql({
+  where: `id = $2 AND status IN ('QUEUED', 'RETRYING')`,
+  ...CANCEL_WAITING_PARTS,
+  audit: { actor: "$3", action: "job.cancelled" },
 });
 
-/** $2 id, $3 actor. A running job is only marked; its pool (told by NOTIFY) aborts the handler. */
-export const REQUEST_CANCEL = `WITH requested AS (
+/**
+ * Marks running jobs chosen by `where` (on processing_jobs) as asked to stop, audited as `actor`;
+ * their pools, told by NOTIFY, abort the handlers, whose failure then ends the jobs CANCELLED.
+ */
+function requestCancelSql(where: string, actor: string): string {
+  return `WITH requested AS (
   UPDATE processing_jobs SET cancel_requested_at = COALESCE(cancel_requested_at, COALESCE($1::timestamptz, now()))
-  WHERE id = $2 AND status = 'PROCESSING'
+  WHERE ${where} AND status = 'PROCESSING'
   RETURNING id, correlation_id
 ),
 audit AS (
   INSERT INTO audit_events (actor, action, entity_type, entity_id, correlation_id, metadata)
-  SELECT $3, 'job.cancel-requested', 'ProcessingJob', id::text, correlation_id, '{}'::jsonb FROM requested
+  SELECT ${actor}, 'job.cancel-requested', 'ProcessingJob', id::text, correlation_id, '{}'::jsonb FROM requested
 ),
 wake AS (SELECT pg_notify('${CANCEL_CHANNEL}', id::text) FROM requested)
 SELECT id, (SELECT count(*) FROM wake) AS notified FROM requested`;
+}
+
+/** $2 id, $3 actor. A running job is only marked; its pool (told by NOTIFY) aborts the handler. */
+export const REQUEST_CANCEL = requestCancelSql(`id = $2`, "$3");
 
 /**
  * $2 id, $3 actor. FAILED, VALIDATION_FAILED and CANCELLED jobs go back to the queue with fresh
  * attempts, keeping a run_at still in the future: a retried scheduled job keeps its schedule.
  */
-export const RETRY_BY_HAND = transitionSql({
-  where: `id = $2 AND status IN ('FAILED', 'VALIDATION_FAILED', 'CANCELLED')`,
+const RETRY_BY_HAND_PARTS = {
   set: `status = 'QUEUED', retry_count = 0, run_at = GREATEST(j.run_at, clock.now), started_at = NULL, completed_at = NULL,
     processing_time_ms = NULL, cancel_requested_at = NULL, stage = NULL, progress = 0, result = NULL, ${CLEAR_ERROR}`,
   attempt: `1`,
   message: `'retried by hand'`,
+} satisfies Partial<TransitionParts>;
+
+export const RETRY_BY_HAND = transitionSql({
+  where: `id = $2 AND status IN ('FAILED', 'VALIDATION_FAILED', 'CANCELLED')`,
+  ...RETRY_BY_HAND_PARTS,
   audit: { actor: "$3", action: "job.retried" },
 });
+
+/**
+ * A selection of jobs (the API's JobFilter): $3 statuses, $4 type, $5 owner, $6 assessment id,
+ * $7 created at or after, $8 created before; each NULL when not filtered on. $9 is the most rows a
+ * statement may move, oldest first: an operator's bulk action is bounded whatever it selects.
+ */
+const SELECTED = `($3::"JobStatus"[] IS NULL OR status = ANY($3::"JobStatus"[]))
+  AND ($4::text IS NULL OR type = $4) AND ($5::text IS NULL OR owner = $5) AND ($6::uuid IS NULL OR assessment_id = $6)
+  AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at < $8)`;
+const SELECTED_BATCH = `ORDER BY created_at, id LIMIT $9`;
+
+/** $2 actor, $3..$9 a selection (SELECTED): its failed, invalid and cancelled jobs back to the queue. */
+export const RETRY_SELECTED = transitionSql({
+  where: `status IN ('FAILED', 'VALIDATION_FAILED', 'CANCELLED') AND ${SELECTED}`,
+  tail: SELECTED_BATCH,
+  skipLocked: true,
+  ...RETRY_BY_HAND_PARTS,
+  audit: { actor: "$2", action: "job.retried" },
+});
+
+/** $2 actor, $3..$9 a selection (SELECTED): its queued and retrying jobs cancelled at once. */
+export const CANCEL_SELECTED_WAITING = transitionSql({
+  where: `status IN ('QUEUED', 'RETRYING') AND ${SELECTED}`,
+  tail: SELECTED_BATCH,
+  skipLocked: true,
+  ...CANCEL_WAITING_PARTS,
+  audit: { actor: "$2", action: "job.cancelled" },
+});
+
+/** $2 actor, $3..$9 a selection (SELECTED): its running jobs not yet asked to stop are asked to. */
+export const REQUEST_CANCEL_SELECTED = requestCancelSql(
+  `id IN (SELECT id FROM processing_jobs WHERE status = 'PROCESSING' AND cancel_requested_at IS NULL AND ${SELECTED}
+    ${SELECTED_BATCH} FOR UPDATE SKIP LOCKED)`,
+  "$2",
+);
 
 /** $2 ids, $3 their claim tokens: on shutdown, stopped jobs go back to the queue; the attempt does not count. */
 export const RELEASE = transitionSql({

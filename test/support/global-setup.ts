@@ -22,7 +22,8 @@ declare module "vitest" {
  */
 export default async function setup(project: TestProject) {
   const logger = createLogger("warn");
-  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+  // Each vitest project (vitest.config.ts) runs this setup, possibly in the same millisecond.
+  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}${project.name.replace(/\W/g, "")}`;
   const prefix = `conveyor_test_${runId}`;
   let embedded: EmbeddedDatabase | undefined;
   let dataDirectory: string | undefined;

@@ -5,7 +5,7 @@ import { loadAccessible, requireViewer } from "../access.js";
 import { builder } from "../builder.js";
 import type { GraphQLContext } from "../context.js";
 import { badInput, conflict, forbidden } from "../errors.js";
-import { JobType } from "./job.js";
+import { JobFilter, JobType, jobSelection } from "./job.js";
 import { JobPriorityEnum } from "./scalars.js";
 
 const findJob = (context: GraphQLContext) => (id: string) => context.services.prisma.processingJob.findUnique({ where: { id } });
@@ -160,6 +160,66 @@ builder.mutationField("recoverStalledJobs", (t) =>
     resolve: async (_root, _args, context) => {
       const changes = await context.services.jobs.recoverStalled();
       return { recovered: changes.length, jobIds: changes.map((change) => change.jobId) };
+    },
+  }),
+);
+
+/** The most jobs one bulk call changes: a bounded statement, a bounded response. */
+export const BULK_LIMIT_MAX = 1000;
+
+const BulkJobAction = builder.enumType("BulkJobAction", {
+  values: {
+    RETRY: { description: "FAILED, VALIDATION_FAILED and CANCELLED jobs go back to the queue, like retryJob." },
+    CANCEL: { description: "QUEUED and RETRYING jobs are cancelled at once; PROCESSING ones are asked to stop, like cancelJob." },
+  },
+});
+
+interface BulkOutcome {
+  action: "RETRY" | "CANCEL";
+  changed: string[];
+  cancelRequested: string[];
+  limit: number;
+}
+
+const BulkJobActionPayload = builder.objectRef<BulkOutcome>("BulkJobActionPayload").implement({
+  fields: (t) => ({
+    action: t.field({ type: BulkJobAction, resolve: (outcome) => outcome.action }),
+    changed: t.int({ description: "Jobs whose status changed (retried to QUEUED, or CANCELLED).", resolve: (outcome) => outcome.changed.length }),
+    cancelRequested: t.int({
+      description: "CANCEL only: running jobs asked to stop; each ends CANCELLED (or COMPLETED if it had already finished).",
+      resolve: (outcome) => outcome.cancelRequested.length,
+    }),
+    jobIds: t.idList({ description: "Every job acted on: the changed ones, then those asked to stop.", resolve: (outcome) => [...outcome.changed, ...outcome.cancelRequested] }),
+    limitReached: t.boolean({
+      description: "True when the call acted on `limit` jobs: more may match; call again for the next batch.",
+      resolve: (outcome) => outcome.changed.length + outcome.cancelRequested.length >= outcome.limit,
+    }),
+  }),
+});
+
+builder.mutationField("bulkJobAction", (t) =>
+  t.field({
+    type: BulkJobActionPayload,
+    description: `Operators: retries or cancels the jobs matching \`filter\` (as in \`jobs\`), oldest first, at most \`limit\` per call (${BULK_LIMIT_MAX} by default and at most ${BULK_LIMIT_MAX}); jobs in a state the action does not apply to are left alone. Reports how many changed.`,
+    authScopes: { operator: true },
+    args: {
+      action: t.arg({ type: BulkJobAction, required: true }),
+      filter: t.arg({ type: JobFilter, required: true }),
+      limit: t.arg.int({ required: false, defaultValue: BULK_LIMIT_MAX }),
+    },
+    resolve: async (_root, args, context): Promise<BulkOutcome> => {
+      const limit = args.limit ?? BULK_LIMIT_MAX;
+      if (!Number.isInteger(limit) || limit < 1 || limit > BULK_LIMIT_MAX) {
+        throw badInput(`limit must be from 1 to ${BULK_LIMIT_MAX}`, [{ field: "limit", message: "out of range" }]);
+      }
+      const selection = jobSelection(context, args.filter);
+      const actor = requireViewer(context).id;
+      if (args.action === "RETRY") {
+        const retried = await context.services.jobs.retrySelected(selection, limit, actor);
+        return { action: "RETRY", changed: retried.map((change) => change.jobId), cancelRequested: [], limit };
+      }
+      const { cancelled, requested } = await context.services.jobs.cancelSelected(selection, limit, actor);
+      return { action: "CANCEL", changed: cancelled.map((change) => change.jobId), cancelRequested: requested, limit };
     },
   }),
 );

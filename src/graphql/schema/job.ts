@@ -3,6 +3,7 @@ import type { ProcessingJob } from "../../generated/prisma/client.js";
 import type { Prisma } from "../../generated/prisma/client.js";
 import { userMessage } from "../../jobs/error-categories.js";
 import type { QueueStats } from "../../jobs/health.js";
+import type { JobSelection } from "../../jobs/lifecycle.js";
 import { RUNNABLE_STATUSES, TERMINAL_STATUSES, type JobStatus } from "../../jobs/types.js";
 import type { Locale } from "../../i18n/locale.js";
 import { loadAccessible, requireIdCursors, requireUuid, requireViewer } from "../access.js";
@@ -217,7 +218,7 @@ builder.queryField("job", (t) =>
   }),
 );
 
-const JobFilter = builder.inputType("JobFilter", {
+export const JobFilter = builder.inputType("JobFilter", {
   fields: (t) => ({
     status: t.field({ type: [JobStatusEnum], required: false }),
     type: t.string({ required: false }),
@@ -238,19 +239,35 @@ builder.queryField("jobs", (t) =>
     maxSize: PAGE_MAX,
     args: { filter: t.arg({ type: JobFilter, required: false }) },
     resolve: (query, _root, args, context) => {
-      const viewer = requireViewer(context);
       requireIdCursors(args);
-      const filter = args.filter ?? {};
-      if (filter.owner && viewer.role !== "operator" && filter.owner !== viewer.id) throw forbidden("other users' jobs");
-      const owner = viewer.role === "operator" ? (filter.owner ?? undefined) : viewer.id;
+      const selection = jobSelection(context, args.filter);
       const where: Prisma.ProcessingJobWhereInput = {
-        owner,
-        status: filter.status?.length ? { in: filter.status } : undefined,
-        type: filter.type ?? undefined,
-        assessmentId: filter.assessmentId ? requireUuid(String(filter.assessmentId), "filter.assessmentId") : undefined,
-        createdAt: filter.createdAfter || filter.createdBefore ? { gte: filter.createdAfter ?? undefined, lt: filter.createdBefore ?? undefined } : undefined,
+        owner: selection.owner,
+        status: selection.statuses?.length ? { in: [...selection.statuses] } : undefined,
+        type: selection.type,
+        assessmentId: selection.assessmentId,
+        createdAt: selection.createdAfter || selection.createdBefore ? { gte: selection.createdAfter, lt: selection.createdBefore } : undefined,
       };
       return context.services.prisma.processingJob.findMany({ ...query, where, orderBy: [{ createdAt: "desc" }, { id: "desc" }] });
     },
   }),
 );
+
+/**
+ * The jobs a JobFilter chooses for the caller: users only ever their own (another owner is
+ * FORBIDDEN), operators anyone's; shared by the jobs list and the bulk actions, so both read a
+ * filter the same way.
+ */
+export function jobSelection(context: GraphQLContext, filter: typeof JobFilter.$inferInput | null | undefined): JobSelection {
+  const viewer = requireViewer(context);
+  const given = filter ?? {};
+  if (given.owner && viewer.role !== "operator" && given.owner !== viewer.id) throw forbidden("other users' jobs");
+  return {
+    owner: viewer.role === "operator" ? (given.owner ?? undefined) : viewer.id,
+    statuses: given.status?.length ? given.status : undefined,
+    type: given.type ?? undefined,
+    assessmentId: given.assessmentId ? requireUuid(String(given.assessmentId), "filter.assessmentId") : undefined,
+    createdAfter: given.createdAfter ?? undefined,
+    createdBefore: given.createdBefore ?? undefined,
+  };
+}

@@ -1,6 +1,7 @@
 import { Repeater } from "@graphql-yoga/subscription";
 import type { QueueHealthChange } from "../../events/messages.js";
 import type { QueueHealth, QueueStats } from "../../jobs/health.js";
+import type { ThroughputBucket, ThroughputSeries } from "../../jobs/throughput-series.js";
 import { builder } from "../builder.js";
 import { badInput } from "../errors.js";
 import { guardStream } from "../streams.js";
@@ -81,6 +82,47 @@ builder.queryField("queueStats", (t) =>
       }
       return context.services.jobs.stats(seconds * 1000);
     },
+  }),
+);
+
+const ThroughputRangeEnum = builder.enumType("ThroughputRange", {
+  values: {
+    HOUR: { description: "The last hour in 5-minute buckets." },
+    DAY: { description: "The last 24 hours in 1-hour buckets." },
+    WEEK: { description: "The last 7 days in 6-hour buckets." },
+  },
+});
+
+const ThroughputBucketType = builder.objectRef<ThroughputBucket>("ThroughputBucket").implement({
+  fields: (t) => ({
+    start: t.field({ type: "DateTime", resolve: (bucket) => bucket.start }),
+    completed: t.exposeInt("completed"),
+    failed: t.exposeInt("failed", { description: "FAILED and VALIDATION_FAILED jobs." }),
+    successRate: t.float({
+      nullable: true,
+      description: "completed ÷ (completed + failed); null when nothing finished in the bucket.",
+      resolve: (bucket) => (bucket.completed + bucket.failed === 0 ? null : bucket.completed / (bucket.completed + bucket.failed)),
+    }),
+  }),
+});
+
+const ThroughputSeriesType = builder.objectRef<ThroughputSeries>("ThroughputSeries").implement({
+  description: "Jobs finished per time bucket, for charts.",
+  fields: (t) => ({
+    range: t.field({ type: ThroughputRangeEnum, resolve: (series) => series.range }),
+    bucketSeconds: t.int({ resolve: (series) => series.bucketMs / 1000 }),
+    buckets: t.field({ type: [ThroughputBucketType], description: "Oldest first, empty buckets included; the last ends now.", resolve: (series) => series.buckets }),
+  }),
+});
+
+builder.queryField("queueThroughput", (t) =>
+  t.field({
+    type: ThroughputSeriesType,
+    description:
+      "Operators: completed and failed jobs per bucket over the last hour, day or week. Computed at most once per HEALTH_CACHE_MS like queueHealth, and at most every 10 s for DAY and every 60 s for WEEK.",
+    authScopes: { operator: true },
+    args: { range: t.arg({ type: ThroughputRangeEnum, required: true }) },
+    resolve: (_root, args, context) => context.services.jobs.throughput(args.range),
   }),
 );
 

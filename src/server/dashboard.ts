@@ -1,0 +1,148 @@
+import { createReadStream, existsSync, statSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { extname, join, normalize, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { isLoopback, type Config } from "../config.js";
+import { signToken } from "../graphql/auth.js";
+
+export const DASHBOARD_PATH = "/dashboard";
+const DEV_TOKEN_PATH = `${DASHBOARD_PATH}/dev-token`;
+
+/**
+ * Where `npm run build:dashboard` (scripts/build-dashboard.mjs) writes the dashboard: dist/dashboard
+ * at the package root, the same folder from src/server (tsx) and from dist/server (compiled).
+ */
+export const DASHBOARD_BUILD_DIRECTORY = fileURLToPath(new URL("../../dist/dashboard/", import.meta.url));
+
+const CONTENT_TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ico": "image/x-icon",
+  ".json": "application/json; charset=utf-8",
+  ".map": "application/json; charset=utf-8",
+  ".woff2": "font/woff2",
+};
+
+// Everything the dashboard loads comes from this server: its bundle, and the API over HTTP and WebSocket.
+const SECURITY_HEADERS = {
+  "content-security-policy":
+    "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+};
+
+/**
+ * The operator dashboard at /dashboard: the static files Vite built (hashed assets cached for good,
+ * index.html revalidated on every load so a deployment shows at once), index.html for every other
+ * path under /dashboard (the dashboard routes in the browser), and, outside production on a
+ * loopback HOST, POST /dashboard/dev-token, which mints a development operator token. Returns false
+ * for paths outside /dashboard.
+ */
+export function createDashboardHandler(options: { config: Config; directory?: string }) {
+  const directory = options.directory ?? DASHBOARD_BUILD_DIRECTORY;
+  const { config } = options;
+  const devTokens = devTokensAllowed(config);
+
+  return function handleDashboard(request: IncomingMessage, response: ServerResponse): boolean {
+    const path = (request.url ?? "/").split("?")[0] ?? "/";
+    if (path !== DASHBOARD_PATH && !path.startsWith(`${DASHBOARD_PATH}/`)) return false;
+    if (path === DEV_TOKEN_PATH) {
+      void serveDevToken(request, response, config, devTokens);
+      return true;
+    }
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      sendText(response, 405, "Use GET", { allow: "GET, HEAD" });
+      return true;
+    }
+    if (path === DASHBOARD_PATH) {
+      response.writeHead(308, { location: `${DASHBOARD_PATH}/` });
+      response.end();
+      return true;
+    }
+    serveFile(request, response, directory, path.slice(DASHBOARD_PATH.length + 1));
+    return true;
+  };
+}
+
+/**
+ * The development secret and the development mode both stay on the developer's machine: a token
+ * minted for whoever asks must never be handed out by a server others can reach.
+ */
+export function devTokensAllowed(config: Config): boolean {
+  return config.environment !== "production" && Boolean(config.auth.secret) && isLoopback(config.http.host);
+}
+
+async function serveDevToken(request: IncomingMessage, response: ServerResponse, config: Config, allowed: boolean): Promise<void> {
+  if (!allowed) return sendJson(response, 404, { error: { code: "NOT_FOUND", message: "Development tokens are only minted outside production, on a loopback HOST" } });
+  // GET tells the sign-in page whether to offer the button.
+  if (request.method === "GET") return sendJson(response, 200, { available: true });
+  if (request.method !== "POST") return sendJson(response, 405, { error: { code: "METHOD_NOT_ALLOWED", message: "Use POST" } });
+  // A custom header makes a cross-site request preflighted, which this endpoint never answers.
+  if (request.headers["x-conveyor-dev-token"] !== "1") {
+    return sendJson(response, 400, { error: { code: "BAD_REQUEST", message: "Send the header X-Conveyor-Dev-Token: 1" } });
+  }
+  const lifetimeSeconds = Math.min(12 * 3600, config.auth.maxLifetimeSeconds);
+  const token = await signToken(config.auth.secret!, { id: "dev-operator", role: "operator" }, {
+    expiresIn: `${lifetimeSeconds}s`,
+    issuer: config.auth.issuer,
+    audience: config.auth.audience,
+  });
+  sendJson(response, 200, { token, subject: "dev-operator", expiresInSeconds: lifetimeSeconds });
+}
+
+function serveFile(request: IncomingMessage, response: ServerResponse, directory: string, relative: string): void {
+  const index = join(directory, "index.html");
+  if (!existsSync(index)) {
+    sendText(response, 503, "The dashboard is not built: run `npm run build:dashboard` (`npm start` and `npm run build` do it too).");
+    return;
+  }
+  let file = index;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(relative);
+  } catch {
+    sendText(response, 400, "Malformed path");
+    return;
+  }
+  const candidate = normalize(join(directory, decoded));
+  // A path that leaves the build folder (../) gets the page, like any unknown path.
+  if (decoded !== "" && candidate.startsWith(directory.endsWith(sep) ? directory : directory + sep) && isFile(candidate)) file = candidate;
+  const hashedAsset = file !== index && decoded.startsWith("assets/");
+  if (file === index && decoded.startsWith("assets/")) {
+    // A missing hashed file is a stale page asking for an old build: a 404, not the page.
+    sendText(response, 404, "Not found");
+    return;
+  }
+  response.writeHead(200, {
+    ...SECURITY_HEADERS,
+    "content-type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream",
+    "cache-control": hashedAsset ? "public, max-age=31536000, immutable" : "no-cache",
+    "content-length": statSync(file).size,
+  });
+  if (request.method === "HEAD") {
+    response.end();
+    return;
+  }
+  createReadStream(file).pipe(response);
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function sendText(response: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  response.writeHead(status, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store", ...headers });
+  response.end(text);
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
+  response.end(JSON.stringify(body));
+}

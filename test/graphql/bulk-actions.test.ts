@@ -1,0 +1,123 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { JobChange } from "../../src/events/messages.js";
+import type { JobHandler } from "../../src/handlers/registry.js";
+import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
+import { tokenFor } from "../support/graphql-client.js";
+import { codeOf, enqueue, gql, ok, PARKED, statusOf } from "./helpers.js";
+
+const handlers: JobHandler<any, any>[] = [
+  { type: "parked", async run() {} },
+  { type: "other", async run() {} },
+  {
+    // Runs until it is told to stop.
+    type: "endless",
+    async run(_payload, context) {
+      await context.progress("working", 10);
+      await new Promise((_resolve, reject) => context.signal.addEventListener("abort", () => reject(context.signal.reason), { once: true }));
+    },
+  },
+];
+
+const BULK = `mutation($action: BulkJobAction!, $filter: JobFilter!, $limit: Int) {
+  bulkJobAction(action: $action, filter: $filter, limit: $limit) { action changed cancelRequested jobIds limitReached }
+}`;
+
+describe("bulkJobAction", () => {
+  let conveyor: TestConveyor;
+  let alice: string;
+  let olga: string;
+
+  beforeAll(async () => {
+    conveyor = await startTestConveyor({ handlers, environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "2" } });
+    [alice, olga] = await Promise.all([tokenFor(conveyor, "alice"), tokenFor(conveyor, "olga", "operator")]);
+  });
+  afterAll(() => conveyor?.dispose());
+
+  const parkedJobs = (token: string, type: string, count: number) =>
+    Promise.all(Array.from({ length: count }, () => enqueue(conveyor, token, { type, runAt: PARKED })));
+
+  it("cancels the waiting jobs the filter matches, publishes each change once committed, and leaves the rest", async () => {
+    const matching = await parkedJobs(alice, "parked", 3);
+    const others = await parkedJobs(alice, "other", 2);
+    const published: JobChange[] = [];
+    const unsubscribe = listen(conveyor, (change) => published.push(change));
+    try {
+      const result = ok(await gql(conveyor, BULK, { action: "CANCEL", filter: { type: "parked", owner: "alice" } }, { token: olga })).bulkJobAction;
+      expect(result).toMatchObject({ action: "CANCEL", changed: 3, cancelRequested: 0, limitReached: false });
+      expect([...result.jobIds].sort()).toEqual([...matching].sort());
+      for (const id of matching) expect(await statusOf(conveyor, id)).toBe("CANCELLED");
+      for (const id of others) expect(await statusOf(conveyor, id)).toBe("QUEUED");
+      await eventually(() => matching.every((id) => published.some((change) => change.jobId === id && change.status === "CANCELLED")));
+    } finally {
+      unsubscribe();
+    }
+    const audit = await conveyor.database.pool.query(`SELECT count(*)::int AS n FROM audit_events WHERE action = 'job.cancelled' AND actor = 'olga' AND entity_id = ANY($1)`, [matching]);
+    expect(audit.rows[0].n).toBe(3);
+  });
+
+  it("retries at most `limit` jobs per call, oldest first, and says when more may match", async () => {
+    const jobs = await parkedJobs(alice, "other", 3);
+    ok(await gql(conveyor, BULK, { action: "CANCEL", filter: { type: "other" } }, { token: olga }));
+    const first = ok(await gql(conveyor, BULK, { action: "RETRY", filter: { type: "other", status: ["CANCELLED"] }, limit: 2 }, { token: olga })).bulkJobAction;
+    expect(first).toMatchObject({ action: "RETRY", changed: 2, limitReached: true });
+    const rest = ok(await gql(conveyor, BULK, { action: "RETRY", filter: { type: "other", status: ["CANCELLED"] }, limit: 2 }, { token: olga })).bulkJobAction;
+    // The two from the first test and the three made here: five cancelled, retried two at a time.
+    expect(rest).toMatchObject({ changed: 2, limitReached: true });
+    const last = ok(await gql(conveyor, BULK, { action: "RETRY", filter: { type: "other", status: ["CANCELLED"] } }, { token: olga })).bulkJobAction;
+    expect(last).toMatchObject({ changed: 1, limitReached: false });
+    for (const id of jobs) expect(await statusOf(conveyor, id)).toBe("QUEUED");
+  });
+
+  it("asks running jobs to stop, and they end CANCELLED", async () => {
+    const id = await enqueue(conveyor, alice, { type: "endless" });
+    await eventually(async () => (await statusOf(conveyor, id)) === "PROCESSING");
+    const result = ok(await gql(conveyor, BULK, { action: "CANCEL", filter: { type: "endless", status: ["PROCESSING"] } }, { token: olga })).bulkJobAction;
+    expect(result).toMatchObject({ changed: 0, cancelRequested: 1, jobIds: [id] });
+    await eventually(async () => (await statusOf(conveyor, id)) === "CANCELLED");
+  });
+
+  it("is for operators only, and refuses a limit outside 1 to 1000", async () => {
+    const waiting = await parkedJobs(alice, "parked", 1);
+    const asUser = await gql(conveyor, BULK, { action: "CANCEL", filter: { owner: "alice" } }, { token: alice });
+    expect(codeOf(asUser)).toBe("FORBIDDEN");
+    const anonymous = await gql(conveyor, BULK, { action: "CANCEL", filter: {} });
+    expect(codeOf(anonymous)).toBe("UNAUTHENTICATED");
+    for (const limit of [0, 1001]) expect(codeOf(await gql(conveyor, BULK, { action: "CANCEL", filter: {}, limit }, { token: olga }))).toBe("BAD_USER_INPUT");
+    const badId = await gql(conveyor, BULK, { action: "CANCEL", filter: { assessmentId: "nope" } }, { token: olga });
+    expect(codeOf(badId)).toBe("BAD_USER_INPUT");
+    expect(await statusOf(conveyor, waiting[0]!)).toBe("QUEUED");
+  });
+});
+
+describe("queueThroughput", () => {
+  let conveyor: TestConveyor;
+
+  beforeAll(async () => {
+    conveyor = await startTestConveyor({ handlers, environment: { WORKER_ENABLED: "true" } });
+  });
+  afterAll(() => conveyor?.dispose());
+
+  it("counts finished jobs per bucket, every bucket present, for operators only", async () => {
+    const [alice, olga] = await Promise.all([tokenFor(conveyor, "alice"), tokenFor(conveyor, "olga", "operator")]);
+    const done = await Promise.all([enqueue(conveyor, alice, { type: "other" }), enqueue(conveyor, alice, { type: "other" })]);
+    await eventually(async () => (await Promise.all(done.map((id) => statusOf(conveyor, id)))).every((status) => status === "COMPLETED"));
+    const QUERY = `query($range: ThroughputRange!) { queueThroughput(range: $range) { range bucketSeconds buckets { start completed failed successRate } } }`;
+    const hour = ok(await gql(conveyor, QUERY, { range: "HOUR" }, { token: olga })).queueThroughput;
+    expect(hour).toMatchObject({ range: "HOUR", bucketSeconds: 300 });
+    expect(hour.buckets).toHaveLength(12);
+    expect(hour.buckets.at(-1)).toMatchObject({ completed: 2, failed: 0, successRate: 1 });
+    expect(hour.buckets.slice(0, -1).every((bucket: { completed: number; successRate: number | null }) => bucket.completed === 0 && bucket.successRate === null)).toBe(true);
+    const week = ok(await gql(conveyor, QUERY, { range: "WEEK" }, { token: olga })).queueThroughput;
+    expect(week.buckets).toHaveLength(28);
+    expect(codeOf(await gql(conveyor, QUERY, { range: "DAY" }, { token: alice }))).toBe("FORBIDDEN");
+  });
+});
+
+/** Every job change this process publishes, as it is published. */
+function listen(conveyor: TestConveyor, onChange: (change: JobChange) => void): () => void {
+  const iterator = conveyor.events.pubsub.subscribe("jobs:changed")[Symbol.asyncIterator]();
+  void (async () => {
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) onChange(next.value);
+  })();
+  return () => void iterator.return?.();
+}
