@@ -80,6 +80,10 @@ async function serveDevToken(request: IncomingMessage, response: ServerResponse,
   // GET tells the sign-in page whether to offer the button.
   if (request.method === "GET") return sendJson(response, 200, { available: true });
   if (request.method !== "POST") return sendJson(response, 405, { error: { code: "METHOD_NOT_ALLOWED", message: "Use POST" } });
+  // DNS rebinding: a site whose name its owner points at 127.0.0.1 is, to the browser, the same
+  // origin as this server. Only requests addressed to a loopback name are answered.
+  const host = (request.headers.host ?? "").replace(/:\d+$/, "");
+  if (!isLoopback(host)) return sendJson(response, 403, { error: { code: "FORBIDDEN", message: "Development tokens are only minted for requests addressed to a loopback name" } });
   // A custom header makes a cross-site request preflighted, which this endpoint never answers.
   if (request.headers["x-conveyor-dev-token"] !== "1") {
     return sendJson(response, 400, { error: { code: "BAD_REQUEST", message: "Send the header X-Conveyor-Dev-Token: 1" } });

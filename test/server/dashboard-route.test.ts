@@ -1,3 +1,4 @@
+import { request as httpRequest } from "node:http";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,6 +64,22 @@ describe("/dashboard", () => {
     const me = await graphql(conveyor, `{ me { id role } queueHealth { status } }`, {}, { token });
     expect(me.errors).toBeUndefined();
     expect(me.data.me).toEqual({ id: "dev-operator", role: "OPERATOR" });
+  });
+
+  it("mints nothing for a request addressed to another name (DNS rebinding)", async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const request = httpRequest(`${conveyor.url}/dashboard/dev-token`, {
+        method: "POST",
+        headers: { host: "attacker.example:4000", "x-conveyor-dev-token": "1", "content-length": "0" },
+      });
+      request.on("response", (response) => {
+        response.resume();
+        resolve(response.statusCode!);
+      });
+      request.on("error", reject);
+      request.end();
+    });
+    expect(status).toBe(403);
   });
 
   it("mints nothing in production or on an address others can reach", () => {
