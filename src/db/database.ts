@@ -53,9 +53,12 @@ export interface DatabaseOptions {
 /**
  * The worker's statements (claim, progress, heartbeat) are index lookups by design; these settings
  * keep the planner from choosing otherwise when the jobs table's statistics are missing or stale,
- * as they are after a burst lands on a table autovacuum has not analyzed yet. See sql.CLAIM.
+ * as they are after a burst lands on a table autovacuum has not analyzed yet. See sql.CLAIM. A
+ * disabled node that a plan still needs (a sort of a handful of rows) is costed at 10^10, past
+ * jit_above_cost, and PostgreSQL then JIT-compiles the statement on every execution: over a
+ * second on this machine for a one-row statement. JIT is off on these connections.
  */
-export const WORKER_PLANNER_SETTINGS = "-c enable_seqscan=off -c enable_bitmapscan=off -c enable_sort=off";
+export const WORKER_PLANNER_SETTINGS = "-c enable_seqscan=off -c enable_bitmapscan=off -c enable_sort=off -c jit=off";
 
 // BIGINT columns (bytes done/total, event ids) come back as strings from pg; values stay well
 // inside 2^53, so numbers are what callers expect.

@@ -26,3 +26,17 @@ describe("worker connections", () => {
     }
   });
 });
+
+describe("worker connections' planner", () => {
+  it("plan by index whatever the statistics, and never JIT-compile (a disabled node's cost would trigger it on every statement)", async () => {
+    const conveyor = await startTestConveyor({ start: false });
+    try {
+      const { rows } = await conveyor.database.workerPool.query(
+        `SELECT current_setting('enable_seqscan') AS seqscan, current_setting('enable_sort') AS sort, current_setting('jit') AS jit`,
+      );
+      expect(rows[0]).toEqual({ seqscan: "off", sort: "off", jit: "off" });
+    } finally {
+      await conveyor.dispose();
+    }
+  });
+});
