@@ -40,7 +40,7 @@ describe("bulkJobAction", () => {
     const matching = await parkedJobs(alice, "parked", 3);
     const others = await parkedJobs(alice, "other", 2);
     const published: JobChange[] = [];
-    const unsubscribe = listen(conveyor, (change) => published.push(change));
+    const unsubscribe = conveyor.subscribe(undefined, (change) => published.push(change));
     try {
       const result = ok(await gql(conveyor, BULK, { action: "CANCEL", filter: { type: "parked", owner: "alice" } }, { token: olga })).bulkJobAction;
       expect(result).toMatchObject({ action: "CANCEL", changed: 3, cancelRequested: 0, limitReached: false });
@@ -112,12 +112,3 @@ describe("queueThroughput", () => {
     expect(codeOf(await gql(conveyor, QUERY, { range: "DAY" }, { token: alice }))).toBe("FORBIDDEN");
   });
 });
-
-/** Every job change this process publishes, as it is published. */
-function listen(conveyor: TestConveyor, onChange: (change: JobChange) => void): () => void {
-  const iterator = conveyor.events.pubsub.subscribe("jobs:changed")[Symbol.asyncIterator]();
-  void (async () => {
-    for (let next = await iterator.next(); !next.done; next = await iterator.next()) onChange(next.value);
-  })();
-  return () => void iterator.return?.();
-}
