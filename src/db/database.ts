@@ -51,9 +51,10 @@ export interface DatabaseOptions {
 }
 
 /**
- * The worker's statements (claim, progress, heartbeat) are index lookups by design; these settings
- * keep the planner from choosing otherwise when the jobs table's statistics are missing or stale,
- * as they are after a burst lands on a table autovacuum has not analyzed yet. See sql.CLAIM. A
+ * The worker's statements (claim, progress, heartbeat, completions and failures) are index lookups
+ * by design; these settings keep the planner from choosing otherwise when the jobs table's
+ * statistics are missing or stale, as they are after a burst lands on a table autovacuum has not
+ * analyzed yet. See sql.CLAIM and sql.COMPLETE_MANY. A
  * disabled node that a plan still needs (a sort of a handful of rows) is costed at 10^10, past
  * jit_above_cost, and PostgreSQL then JIT-compiles the statement on every execution: over a
  * second on this machine for a one-row statement. JIT is off on these connections.
@@ -108,7 +109,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     connectionString: url,
     max: 4,
     application_name: "conveyor-outcomes",
-    options: options.asyncOutcomeCommits ? "-c synchronous_commit=off" : undefined,
+    options: [WORKER_PLANNER_SETTINGS, options.asyncOutcomeCommits ? "-c synchronous_commit=off" : ""].join(" ").trim(),
   });
   outcomePool.on("error", (error) => options.logger.warn({ err: error }, "idle database connection failed"));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });

@@ -49,6 +49,8 @@ interface Attempt {
   /** Its failure made the job due again at once: look for work as soon as this attempt is forgotten. */
   retryDue: boolean;
   done: Promise<void>;
+  /** Starts the grace period after which the abort reason stands as the attempt's failure. */
+  onAbort: () => void;
 }
 
 // How long a handler may take to settle after its signal fired before its outcome is written
@@ -75,6 +77,13 @@ export class WorkerPool {
   private readonly attempts = new Map<string, Attempt>();
   /** Attempts whose handler has not settled: what occupies a slot. */
   private busySlots = 0;
+  /**
+   * Unsettled attempts by job id (rarely more than one). Looked up on every wake and claim, so a
+   * pool of 50 slots does not scan all its attempts for every prefetched job.
+   */
+  private readonly unsettledByJob = new Map<string, Attempt[]>();
+  /** Unsettled attempts whose outcome is written or whose claim was taken over: see jobsStillRunningHere. */
+  private readonly lingering = new Set<Attempt>();
   /** Claimed ahead (see `prefetch`), oldest first; not started yet. */
   private readonly prefetched: Job[] = [];
   /** When each claim came back (performance.now()), to place its progress on the database's timeline. */
@@ -158,9 +167,7 @@ export class WorkerPool {
           // Claimed again while an earlier attempt of it still runs here, unknown to this pool
           // (recovered as stalled before a heartbeat told): that attempt is stale, and the new one
           // waits until it settles.
-          for (const attempt of this.attempts.values()) {
-            if (attempt.job.id === job.id && !attempt.settled) this.abort(attempt, "lost", "This attempt's claim was taken over");
-          }
+          for (const attempt of this.unsettledByJob.get(job.id) ?? []) this.abort(attempt, "lost", "This attempt's claim was taken over");
         }
         const now = performance.now();
         for (const job of jobs) this.claimedAt.set(job, now);
@@ -194,12 +201,7 @@ export class WorkerPool {
    * still hold their claim need no exclusion: their jobs are PROCESSING.
    */
   private jobsStillRunningHere(): string[] {
-    const ids: string[] = [];
-    for (const attempt of this.attempts.values()) {
-      const lost = attempt.controller.signal.aborted && (attempt.controller.signal.reason as JobAbortReason | undefined)?.kind === "lost";
-      if (!attempt.settled && (attempt.finished || lost)) ids.push(attempt.job.id);
-    }
-    return ids;
+    return [...this.lingering].map((attempt) => attempt.job.id);
   }
 
   /** Starts claimed jobs while slots are free, except those an earlier attempt of which still runs here. */
@@ -213,8 +215,7 @@ export class WorkerPool {
   }
 
   private hasUnsettledAttempt(jobId: string): boolean {
-    for (const attempt of this.attempts.values()) if (attempt.job.id === jobId && !attempt.settled) return true;
-    return false;
+    return this.unsettledByJob.has(jobId);
   }
 
   /** Takes a claimed job that has not started out of the local queue; false when it was not there. */
@@ -240,7 +241,9 @@ export class WorkerPool {
 
   private run(job: Job): void {
     const claim: Claim = { id: job.id, token: job.lockToken! };
-    const logger = this.options.logger.child({ jobId: job.id, type: job.type, attempt: job.retryCount + 1 });
+    // A child logger per job costs more than a no-op job itself: made on first use.
+    let jobLogger: Logger | undefined;
+    const logger = (): Logger => (jobLogger ??= this.options.logger.child({ jobId: job.id, type: job.type, attempt: job.retryCount + 1 }));
     const controller = new AbortController();
     const attempt: Attempt = {
       job,
@@ -252,19 +255,24 @@ export class WorkerPool {
       abandoned: false,
       retryDue: false,
       done: Promise.resolve(),
+      onAbort: () => {},
     };
     this.attempts.set(claim.token, attempt);
+    const sameJob = this.unsettledByJob.get(job.id);
+    if (sameJob) sameJob.push(attempt);
+    else this.unsettledByJob.set(job.id, [attempt]);
     this.busySlots++;
 
     const handler = this.options.registry.get(job.type)!;
     const timeoutMs = job.timeoutMs ?? handler.timeoutMs ?? this.options.jobTimeoutMs;
-    const timeout =
-      timeoutMs > 0 ? setTimeout(() => controller.abort(new JobAbortReason("timeout", `Timed out after ${timeoutMs} ms`)), timeoutMs) : undefined;
+    const timeout = timeoutMs > 0 ? setTimeout(() => this.abort(attempt, "timeout", `Timed out after ${timeoutMs} ms`), timeoutMs) : undefined;
     const context: JobContext = {
       job,
       attempt: job.retryCount + 1,
       signal: controller.signal,
-      logger,
+      get logger() {
+        return logger();
+      },
       // Published at once, written in the background: a handler never waits for a progress commit.
       // A write that finds the claim taken over aborts the attempt.
       progress: async (stage, percent, bytes) => {
@@ -274,7 +282,7 @@ export class WorkerPool {
           (valid) => {
             if (!valid) this.abort(attempt, "lost", "This attempt's claim was taken over");
           },
-          (error: unknown) => logger.warn({ err: error }, "recording progress failed"),
+          (error: unknown) => logger().warn({ err: error }, "recording progress failed"),
         );
       },
     };
@@ -286,15 +294,20 @@ export class WorkerPool {
     void attempt.settledPromise.then(() => {
       clearTimeout(timeout);
       attempt.settled = true;
+      this.lingering.delete(attempt);
+      const remaining = this.unsettledByJob.get(job.id)?.filter((other) => other !== attempt);
+      if (remaining?.length) this.unsettledByJob.set(job.id, remaining);
+      else this.unsettledByJob.delete(job.id);
       this.busySlots--;
-      if (attempt.abandoned) logger.warn("an abandoned handler finally settled; its slot is free again");
+      if (attempt.abandoned) logger().warn("an abandoned handler finally settled; its slot is free again");
       this.forgetIfDone(attempt);
       this.startPrefetched();
       // The next claim runs while this outcome is being written, so the round trips overlap.
       this.wake();
     });
-    attempt.done = this.execute(attempt, handlerRun, logger).finally(() => {
+    attempt.done = this.execute(attempt, settleOrAbandon(handlerRun, attempt), logger).finally(() => {
       attempt.finished = true;
+      if (!attempt.settled) this.lingering.add(attempt);
       this.forgetIfDone(attempt);
     });
   }
@@ -306,17 +319,18 @@ export class WorkerPool {
     if (attempt.retryDue) this.wake();
   }
 
-  private async execute(attempt: Attempt, handlerRun: Promise<unknown>, logger: Logger): Promise<void> {
+  /** `outcome`: the handler's, or its abort reason once it outlived the grace period (settleOrAbandon). */
+  private async execute(attempt: Attempt, outcome: Promise<unknown>, logger: () => Logger): Promise<void> {
     const { claim, controller } = attempt;
     const { lifecycle } = this.options;
     const signal = controller.signal;
     let result: unknown;
     try {
-      result = await settleOrAbandon(handlerRun, signal);
+      result = await outcome;
     } catch (error) {
       const reason = signal.aborted ? signal.reason : undefined;
       if (reason instanceof JobAbortReason && reason.kind === "lost") {
-        logger.info("attempt stopped: its claim was taken over");
+        logger().info("attempt stopped: its claim was taken over");
         return;
       }
       if (reason instanceof JobAbortReason && reason.kind === "shutdown") {
@@ -324,15 +338,15 @@ export class WorkerPool {
         // instance can start the job while this one runs it (stalled recovery takes it otherwise).
         await attempt.settledPromise;
         const released = await lifecycle.release([claim]).catch((releaseError: unknown) => {
-          logger.error({ err: releaseError }, "handing a job back failed; stalled-job recovery will pick it up");
+          logger().error({ err: releaseError }, "handing a job back failed; stalled-job recovery will pick it up");
           return 0;
         });
-        if (released) logger.info("job handed back to the queue on shutdown");
+        if (released) logger().info("job handed back to the queue on shutdown");
         return;
       }
       if (!attempt.settled) {
         attempt.abandoned = true;
-        logger.warn({ reason: reason instanceof JobAbortReason ? reason.kind : undefined, graceMs: ABORT_SETTLE_MS }, "handler ignored its abort signal; recording its failure, its slot stays taken until it settles");
+        logger().warn({ reason: reason instanceof JobAbortReason ? reason.kind : undefined, graceMs: ABORT_SETTLE_MS }, "handler ignored its abort signal; recording its failure, its slot stays taken until it settles");
       }
       await this.recordFailure(attempt, error, reason, logger);
       return;
@@ -341,27 +355,27 @@ export class WorkerPool {
     // A handler that returned, even after a shutdown or cancel signal, did its work: record it.
     try {
       const completed = await this.persist(() => lifecycle.complete(claim, result), "completion", logger);
-      if (completed === false) logger.warn("job finished but its claim was taken over; result discarded");
+      if (completed === false) logger().warn("job finished but its claim was taken over; result discarded");
     } catch (error) {
       if (!(error instanceof UnrepresentableResultError)) throw error;
       await this.recordFailure(attempt, error, undefined, logger);
     }
   }
 
-  private async recordFailure(attempt: Attempt, error: unknown, reason: unknown, logger: Logger): Promise<void> {
+  private async recordFailure(attempt: Attempt, error: unknown, reason: unknown, logger: () => Logger): Promise<void> {
     const outcome = await this.persist(() => this.options.lifecycle.fail(attempt.job, attempt.claim.token, error, reason), "failure", logger);
     if (outcome?.status === "RETRYING" && outcome.retryDelayMs !== null) {
       if (outcome.retryDelayMs <= 0) attempt.retryDue = true;
       else this.wakeIn(outcome.retryDelayMs + 5);
     }
-    if (outcome) logger.debug({ status: outcome.status, category: outcome.error.category }, "job attempt failed");
+    if (outcome) logger().debug({ status: outcome.status, category: outcome.error.category }, "job attempt failed");
   }
 
   /**
    * Writes an attempt's outcome, retrying a failed write (not the handler) with backoff for up to
    * outcomeRetryWindowMs; `undefined` when it gave up. Returns what the lifecycle returned.
    */
-  private async persist<T>(write: () => Promise<T>, what: string, logger: Logger): Promise<T | undefined> {
+  private async persist<T>(write: () => Promise<T>, what: string, logger: () => Logger): Promise<T | undefined> {
     const deadline = Date.now() + (this.options.outcomeRetryWindowMs ?? this.options.heartbeatIntervalMs);
     let delay = OUTCOME_RETRY_FIRST_DELAY_MS;
     for (;;) {
@@ -370,24 +384,28 @@ export class WorkerPool {
       } catch (error) {
         if (error instanceof UnrepresentableResultError) throw error;
         if (Date.now() + delay > deadline) {
-          logger.error({ err: error }, `recording the job's ${what} failed; giving up, stalled-job recovery will run it again`);
+          logger().error({ err: error }, `recording the job's ${what} failed; giving up, stalled-job recovery will run it again`);
           return undefined;
         }
-        logger.warn({ err: error, retryInMs: delay }, `recording the job's ${what} failed; retrying the write`);
+        logger().warn({ err: error, retryInMs: delay }, `recording the job's ${what} failed; retrying the write`);
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, OUTCOME_RETRY_MAX_DELAY_MS);
       }
     }
   }
 
+  /** Every abort goes through here, so the grace period starts with the signal (no listener per job). */
   private abort(attempt: Attempt, kind: JobAbortReason["kind"], message: string): void {
-    if (!attempt.controller.signal.aborted) attempt.controller.abort(new JobAbortReason(kind, message));
+    if (attempt.controller.signal.aborted) return;
+    attempt.controller.abort(new JobAbortReason(kind, message));
+    if (kind === "lost" && !attempt.settled) this.lingering.add(attempt);
+    attempt.onAbort();
   }
 
   private abortJob(jobId: string, kind: JobAbortReason["kind"], message: string): void {
     const unstarted = kind === "cancel" ? this.unqueue(jobId) : null;
     if (unstarted) void this.cancelUnstarted(unstarted);
-    for (const attempt of this.attempts.values()) if (attempt.job.id === jobId && !attempt.finished) this.abort(attempt, kind, message);
+    for (const attempt of this.unsettledByJob.get(jobId) ?? []) if (!attempt.finished) this.abort(attempt, kind, message);
   }
 
   private async heartbeat(): Promise<void> {
@@ -447,27 +465,33 @@ export class WorkerPool {
 }
 
 /**
- * Waits for the handler; once its signal fires it gets ABORT_SETTLE_MS to settle, after which the
- * abort reason stands as its failure (the handler itself may run on).
+ * The handler's outcome; once the attempt is aborted (attempt.onAbort) it gets ABORT_SETTLE_MS to
+ * settle, after which the abort reason stands as its failure (the handler itself may run on).
  */
-async function settleOrAbandon<T>(run: Promise<T>, signal: AbortSignal): Promise<T> {
-  let onAbort: (() => void) | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const abandoned = new Promise<never>((_, reject) => {
-    onAbort = () => {
-      timer = setTimeout(() => reject(signal.reason), ABORT_SETTLE_MS);
+function settleOrAbandon<T>(run: Promise<T>, attempt: Attempt): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    let settled = false;
+    attempt.onAbort = () => {
+      if (settled || timer) return;
+      timer = setTimeout(() => reject(attempt.controller.signal.reason), ABORT_SETTLE_MS);
       timer.unref();
     };
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
+    const settle = () => {
+      settled = true;
+      clearTimeout(timer);
+    };
+    run.then(
+      (value) => {
+        settle();
+        resolve(value);
+      },
+      (error: unknown) => {
+        settle();
+        reject(error);
+      },
+    );
   });
-  abandoned.catch(() => {});
-  try {
-    return await Promise.race([run, abandoned]);
-  } finally {
-    clearTimeout(timer);
-    if (onAbort) signal.removeEventListener("abort", onAbort);
-  }
 }
 
 async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
