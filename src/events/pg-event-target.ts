@@ -75,10 +75,13 @@ export function createPgEventTarget(options: {
     }
   };
 
+  const opening = `{"from":${JSON.stringify(instance)},"entries":[`;
   const listener = new NotificationListener(
     options.connectionString,
     [EVENTS_CHANNEL],
     (_channel, payload) => {
+      // This instance's own batches come back too: recognised by their opening, not parsed.
+      if (payload.startsWith(opening)) return;
       let envelope: Envelope;
       try {
         envelope = JSON.parse(payload) as Envelope;
@@ -99,7 +102,6 @@ export function createPgEventTarget(options: {
   // A first connection that fails is retried by the listener itself (it reconnects on "end").
   const started = listener.start().catch((error: unknown) => logger.warn({ err: error }, "event notifications could not connect yet; retrying"));
 
-  const opening = `{"from":${JSON.stringify(instance)},"entries":[`;
   const envelopeBytes = Buffer.byteLength(opening) + 2;
   const pack = (entries: Entry[]): string[] => {
     const payloads: string[] = [];

@@ -178,8 +178,8 @@ export class JobLifecycle {
       text: sql.PROGRESS_MANY,
       values: [
         this.now(),
-        latest.map((report) => report.id),
-        latest.map((report) => report.token),
+        uuidArray(latest.map((report) => report.id)),
+        uuidArray(latest.map((report) => report.token)),
         latest.map((report) => report.stage),
         latest.map((report) => report.percent),
         latest.map((report) => report.bytesDone),
@@ -210,7 +210,7 @@ export class JobLifecycle {
     const { rows } = await this.outcomePool.query({
       name: "conveyor-complete",
       text: sql.COMPLETE_MANY,
-      values: [this.now(), items.map((item) => item.id), items.map((item) => item.token), items.map((item) => item.result)],
+      values: [this.now(), uuidArray(items.map((item) => item.id)), uuidArray(items.map((item) => item.token)), items.map((item) => item.result)],
     });
     this.announce(rows);
     const completed = new Set(rows.map((row) => row.id as string));
@@ -245,8 +245,8 @@ export class JobLifecycle {
       text: sql.FAIL_MANY,
       values: [
         this.now(),
-        items.map((item) => item.id),
-        items.map((item) => item.token),
+        uuidArray(items.map((item) => item.id)),
+        uuidArray(items.map((item) => item.token)),
         items.map((item) => item.status),
         items.map((item) => item.delayMs),
         items.map((item) => item.error.category),
@@ -266,7 +266,7 @@ export class JobLifecycle {
     const { rows } = await this.workerPool.query<{ token: string; cancel_requested: boolean }>({
       name: "conveyor-heartbeat",
       text: sql.HEARTBEAT,
-      values: [this.now(), claims.map((claim) => claim.id), claims.map((claim) => claim.token)],
+      values: [this.now(), uuidArray(claims.map((claim) => claim.id)), uuidArray(claims.map((claim) => claim.token))],
     });
     return {
       valid: new Set(rows.map((row) => row.token)),
@@ -369,6 +369,15 @@ export class JobLifecycle {
       }
     }
   }
+}
+
+/**
+ * A uuid[] parameter as PostgreSQL's array literal. pg quotes and escapes every element of a string
+ * array with two regular expressions, which showed as 5 % of the engine's time at concurrency 50;
+ * ids and claim tokens come from the database and are always bare uuids, which need neither.
+ */
+function uuidArray(values: readonly string[]): string {
+  return `{${values.join(",")}}`;
 }
 
 /** The JSON text of a result, or UnrepresentableResultError: PostgreSQL's jsonb refuses NUL too. */
