@@ -136,7 +136,12 @@ export function createPgEventTarget(options: {
       try {
         // Outside a transaction each notification goes out when this statement commits; callers
         // publish only after their own change committed.
-        await pool.query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) WITH ORDINALITY AS t(payload, n) ORDER BY n", [EVENTS_CHANNEL, payloads]);
+        // The payloads travel as one JSON array rather than a text[]: pg escapes every element of a
+        // text array with regular expressions, which for 8 kB of JSON each cost more than the rest.
+        await pool.query("SELECT pg_notify($1, payload) FROM json_array_elements_text($2::json) WITH ORDINALITY AS t(payload, n) ORDER BY n", [
+          EVENTS_CHANNEL,
+          JSON.stringify(payloads),
+        ]);
         options.onPublished?.();
       } catch (error) {
         options.onPublishError(error, batch.reduce((sum, [topics]) => sum + topics.length, 0));
