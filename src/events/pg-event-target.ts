@@ -12,6 +12,8 @@ export const EVENTS_CHANNEL = "conveyor_events";
 export const MAX_NOTIFY_BYTES = 7900;
 // An outage must not grow memory without bound: past this many waiting events new ones are dropped.
 const MAX_PENDING = 10_000;
+// Up to this many topics listened to, a notification is searched for their names before it is parsed.
+const FEW_TOPICS = 8;
 
 /** One notification carries a batch: `[[topics, detail], …]`, topics sharing one detail once. */
 type Entry = [topics: string[], detail: unknown];
@@ -76,12 +78,19 @@ export function createPgEventTarget(options: {
   };
 
   const opening = `{"from":${JSON.stringify(instance)},"entries":[`;
+  const mayConcernThisInstance = (payload: string): boolean => {
+    if (callbacksForTopic.size > FEW_TOPICS) return true;
+    for (const topic of callbacksForTopic.keys()) if (payload.includes(JSON.stringify(topic))) return true;
+    return false;
+  };
   const listener = new NotificationListener(
     options.connectionString,
     [EVENTS_CHANNEL],
     (_channel, payload) => {
-      // This instance's own batches come back too: recognised by their opening, not parsed.
-      if (payload.startsWith(opening)) return;
+      // This instance's own batches come back too: recognised by their opening, not parsed. Nor
+      // is a batch that names none of the few topics listened to here (a worker instance listens
+      // to a couple, and would otherwise parse every change the others publish).
+      if (payload.startsWith(opening) || !mayConcernThisInstance(payload)) return;
       let envelope: Envelope;
       try {
         envelope = JSON.parse(payload) as Envelope;
