@@ -288,8 +288,8 @@ function createFinishedJobCache(config: Config, events: EventBus, logger: Logger
   if (maxEntries === 0) return null;
   const cache = new FinishedJobCache({ maxEntries, ttlMs, onHit: metrics.countCachedAnswer });
   const unsubscribes = [
-    forEachEvent(events.pubsub.subscribe("jobs:reopened"), (jobId) => cache.reopened(jobId), logger),
-    forEachEvent(events.pubsub.subscribe("jobs:deleted"), () => cache.deleted(), logger),
+    forEachEvent<string>(events, "jobs:reopened", (jobId) => cache.reopened(jobId), logger),
+    forEachEvent(events, "jobs:deleted", () => cache.deleted(), logger),
   ];
   return { cache, stop: () => unsubscribes.forEach((unsubscribe) => unsubscribe()) };
 }
@@ -329,8 +329,7 @@ function libraryApi(jobs: JobService, events: EventBus, logger: Logger) {
       }
     },
     subscribe(jobId: string | undefined, listener: (change: JobChange) => void) {
-      const iterator = jobId === undefined ? events.pubsub.subscribe("jobs:changed") : events.pubsub.subscribe("job:changed", jobId);
-      return forEachEvent(iterator, listener, logger);
+      return forEachEvent(events, jobId === undefined ? "jobs:changed" : `job:changed:${jobId}`, listener, logger);
     },
   };
 }

@@ -23,6 +23,13 @@ export type EventTopics = {
 
 export interface EventBus {
   pubsub: PubSub<EventTopics>;
+  /**
+   * Calls `listener` with each event of one topic (`"job:changed:<job id>"`, `"jobs:changed"`…) as
+   * it is published, with no queue in between; returns what stops it. For readers that keep their
+   * own bounded backlog (src/graphql/eager-reader.ts): pubsub.subscribe's queue holds at most 1,024
+   * events and throws at the publisher beyond that, which a burst of one batch's changes exceeds.
+   */
+  listen<T>(topic: string, listener: (payload: T) => void): () => void;
   /** On the job's topic and on jobs:changed; on jobs:reopened too when it left a final state. */
   publishJobChange(change: JobChange): void;
   publishJobsDeleted(count: number): void;
@@ -143,6 +150,11 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
   }
   return {
     pubsub,
+    listen<T>(topic: string, listener: (payload: T) => void) {
+      const callback = (event: Event) => listener((event as CustomEvent<T>).detail);
+      counted.target.addEventListener(topic, callback);
+      return () => counted.target.removeEventListener(topic, callback);
+    },
     publishJobChange(change) {
       pubsub.publish("job:changed", change.jobId, change);
       pubsub.publish("jobs:changed", change);
@@ -168,30 +180,18 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
 }
 
 /**
- * Calls `listener` with each event an iterator of `pubsub.subscribe` yields, from now on; returns
- * the unsubscribe. The first next() registers the listener synchronously: whatever this process
- * publishes after the call reaches it (e.g. the announce after a COMMIT).
+ * Calls `listener` with each event of `topic` as it is published (EventBus.listen), from now on, and
+ * logs what it throws; returns the unsubscribe. Whatever this process publishes after the call
+ * reaches it (e.g. the announce after a COMMIT), and no burst can overflow a queue in between.
  */
-export function forEachEvent<T>(iterator: AsyncIterableIterator<T>, listener: (event: T) => void, logger: Logger): () => void {
-  let active = true;
-  let pending = iterator.next();
-  void (async () => {
-    for (;;) {
-      const step = await pending;
-      if (step.done || !active) return;
-      try {
-        listener(step.value);
-      } catch (error) {
-        logger.error({ err: error }, "an event listener threw");
-      }
-      pending = iterator.next();
+export function forEachEvent<T>(bus: Pick<EventBus, "listen">, topic: string, listener: (event: T) => void, logger: Logger): () => void {
+  return bus.listen<T>(topic, (event) => {
+    try {
+      listener(event);
+    } catch (error) {
+      logger.error({ err: error }, "an event listener threw");
     }
-  })().catch((error: unknown) => logger.error({ err: error }, "event subscription failed"));
-  return () => {
-    if (!active) return;
-    active = false;
-    void iterator.return?.(undefined);
-  };
+  });
 }
 
 /** Wraps an event target to keep the live listeners of each topic. */

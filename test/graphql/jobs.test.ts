@@ -295,12 +295,12 @@ describe("jobs over the API", () => {
     const failing = (await enqueue(alice, { type: "quick", runAt: new Date(Date.now() + 3_600_000).toISOString() })).data.enqueueJob.job.id;
     const healthy = (await enqueue(alice, { type: "waits" })).data.enqueueJob.job.id;
     await eventually(async () => (await conveyor.jobs.find(healthy))?.stage === "waiting");
-    const pubsub = conveyor.services.events.pubsub;
-    const subscribe = pubsub.subscribe.bind(pubsub) as (...args: unknown[]) => unknown;
-    (pubsub as any).subscribe = (topic: string, id?: string) =>
-      id === failing
-        ? { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("redis connection lost at 10.0.0.5")), return: async () => ({ done: true, value: undefined }) }) }
-        : subscribe(topic, id);
+    const events = conveyor.services.events;
+    const listen = events.listen.bind(events);
+    (events as any).listen = (topic: string, listener: (payload: unknown) => void) => {
+      if (topic === `job:changed:${failing}`) throw new Error("redis connection lost at 10.0.0.5");
+      return listen(topic, listener);
+    };
     const client = wsClient(conveyor, alice);
     try {
       const broken = collect(client, `subscription($id: ID!) { jobProgress(jobId: $id) { status } }`, { id: failing });
@@ -314,7 +314,7 @@ describe("jobs over the API", () => {
       const { events } = await alive.done;
       expect((events.at(-1)!.data as any).jobProgress.status).toBe("CANCELLED");
     } finally {
-      (pubsub as any).subscribe = subscribe;
+      (events as any).listen = listen;
       await client.dispose();
     }
   });

@@ -261,17 +261,12 @@ describe("subscriptions", () => {
     const failing = await enqueue(conveyor, alice, { type: "quick", runAt: PARKED });
     const healthy = await enqueue(conveyor, alice, { type: "slow" });
     await eventually(async () => (await conveyor.jobs.find(healthy))?.stage === "working");
-    const pubsub = conveyor.services.events.pubsub;
-    const subscribe = pubsub.subscribe.bind(pubsub) as (...args: unknown[]) => unknown;
-    (pubsub as any).subscribe = (topic: string, id?: string) =>
-      id === failing
-        ? {
-            [Symbol.asyncIterator]: () => ({
-              next: () => Promise.reject(Object.assign(new Error("connect ECONNREFUSED 10.0.0.5:6379"), { code: "ECONNREFUSED" })),
-              return: async () => ({ done: true, value: undefined }),
-            }),
-          }
-        : subscribe(topic, id);
+    const bus = conveyor.services.events;
+    const listen = bus.listen.bind(bus);
+    (bus as any).listen = (topic: string, listener: (payload: unknown) => void) => {
+      if (topic === `job:changed:${failing}`) throw Object.assign(new Error("connect ECONNREFUSED 10.0.0.5:6379"), { code: "ECONNREFUSED" });
+      return listen(topic, listener);
+    };
     const closes: number[] = [];
     const client = wsClientWith(conveyor, { token: alice, onClosed: (code) => closes.push(code) });
     try {
@@ -283,7 +278,7 @@ describe("subscriptions", () => {
       expect(broken.error).toEqual([{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR" } }]);
       expect(JSON.stringify(broken.error)).not.toMatch(/10\.0\.0\.5|ECONNREFUSED|srv/);
       // The socket takes new subscriptions, and the other one on it still gets its events.
-      (pubsub as any).subscribe = subscribe;
+      (bus as any).listen = listen;
       const again = await collect(client, PROGRESS, { id: failing }, () => true).done;
       expect(again.error).toBeUndefined();
       expect(again.events.map((event) => progressOf(event).status)).toEqual(["QUEUED"]);
@@ -294,7 +289,7 @@ describe("subscriptions", () => {
       expect(error).toBeUndefined();
       expect(progressOf(events.at(-1)!).status).toBe("CANCELLED");
     } finally {
-      (pubsub as any).subscribe = subscribe;
+      (bus as any).listen = listen;
       await client.dispose();
     }
   });

@@ -76,7 +76,7 @@ function jobProgressStream(context: GraphQLContext, jobId: string): AsyncIterabl
     // While the client is still reading, a newer percent of the same status and stage replaces the
     // one waiting (every status and stage still reaches it): a slow client skips to the latest
     // percent instead of backing up the bus.
-    const changes = readEagerly(events.pubsub.subscribe("job:changed", jobId)[Symbol.asyncIterator](), {
+    const changes = readEagerly<JobChange>((listener) => events.listen(`job:changed:${jobId}`, listener), {
       limit: 1000,
       merge: (waiting, change) => (waiting.status === change.status && waiting.stage === change.stage ? change : null),
       tooSlow: "This subscriber fell too far behind",
@@ -184,7 +184,8 @@ export function jobUpdatesStream(
   context: GraphQLContext,
   filter: { status?: readonly string[] | null; type?: string | null; owner?: string | null },
 ): AsyncIterableIterator<JobChange> {
-  const source = context.services.events.pubsub.subscribe("jobs:changed");
+  const { events } = context.services;
+  const source = (listener: (change: JobChange) => void) => events.listen("jobs:changed", listener);
   const matches = (change: JobChange) =>
     (!filter.status?.length || filter.status.includes(change.status)) &&
     (!filter.type || change.type === filter.type) &&
@@ -199,8 +200,8 @@ const JOB_UPDATES_BACKLOG = 10_000;
  * The values `keep` accepts, read eagerly (see readEagerly) and masked like every stream's errors;
  * like jobProgressStream, leaving is immediate.
  */
-function filterStream<T>(source: AsyncIterable<T>, keep: (value: T) => boolean, logger: Logger): AsyncIterableIterator<T> {
-  const values = readEagerly(source[Symbol.asyncIterator](), {
+function filterStream<T>(subscribe: (listener: (value: T) => void) => () => void, keep: (value: T) => boolean, logger: Logger): AsyncIterableIterator<T> {
+  const values = readEagerly(subscribe, {
     limit: JOB_UPDATES_BACKLOG,
     keep,
     tooSlow: `This subscriber fell more than ${JOB_UPDATES_BACKLOG} changes behind; jobUpdateBatches follows any rate`,
