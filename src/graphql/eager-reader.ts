@@ -3,7 +3,8 @@ import { apiError } from "./errors.js";
 
 /**
  * Takes an event-bus topic's events as they are published and hands them to the client at the
- * client's pace. `subscribe` registers a listener (EventBus.listen) and returns what removes it:
+ * client's pace. `subscribe` registers a listener (EventBus.listen) and returns what removes it; it
+ * may end the stream through `end` (with an error: it fails, once what was waiting is delivered):
  * events land in this reader's own backlog synchronously, so no queue in between can overflow
  * where the event is published (in the engine, or in a cross-instance bus's listener). Here the
  * backlog is bounded: `merge` may fold a value into the last one still waiting (a state stream
@@ -11,7 +12,7 @@ import { apiError } from "./errors.js";
  * SUBSCRIBER_TOO_SLOW, once what was waiting is delivered.
  */
 export function readEagerly<T>(
-  subscribe: (listener: (value: T) => void) => () => void,
+  subscribe: (listener: (value: T) => void, end: (error?: unknown) => void) => () => void,
   options: { limit: number; keep?: (value: T) => boolean; merge?: (waiting: T, value: T) => T | null; tooSlow: string },
 ): AsyncIterableIterator<T> {
   return new Repeater<T>(async (push, stop) => {
@@ -19,18 +20,21 @@ export function readEagerly<T>(
     let wake: (() => void) | null = null;
     let ended = false;
     let failure: unknown = null;
+    const end = (error?: unknown) => {
+      if (ended) return;
+      failure = error ?? null;
+      ended = true;
+      wake?.();
+    };
     const unsubscribe = subscribe((value) => {
       if (ended || (options.keep && !options.keep(value))) return;
       const last = waiting.length > 0 ? waiting[waiting.length - 1]! : undefined;
       const merged = last !== undefined && options.merge ? options.merge(last, value) : null;
       if (merged !== null) waiting[waiting.length - 1] = merged;
       else waiting.push(value);
-      if (waiting.length > options.limit) {
-        failure = apiError("SUBSCRIBER_TOO_SLOW", options.tooSlow);
-        ended = true;
-      }
-      wake?.();
-    });
+      if (waiting.length > options.limit) end(apiError("SUBSCRIBER_TOO_SLOW", options.tooSlow));
+      else wake?.();
+    }, end);
     void stop.then(() => {
       ended = true;
       wake?.();

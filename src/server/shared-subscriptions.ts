@@ -1,6 +1,7 @@
 import { Repeater } from "@graphql-yoga/subscription";
 import { getOperationAST, type ExecutionArgs, type ExecutionResult, type GraphQLError } from "graphql";
 import type { GraphQLContext } from "../graphql/context.js";
+import { readEagerly } from "../graphql/eager-reader.js";
 
 type Results = AsyncIterable<ExecutionResult>;
 type Outcome = Results | ExecutionResult;
@@ -19,14 +20,33 @@ export class SubscriptionRefused extends Error {
  */
 const SHAREABLE_FIELDS = new Set(["jobProgress", "queueHealthChanged"]);
 
+/**
+ * Operator-only streams of changes (not states), shared by every operator with the same document,
+ * variables and language: an operator sees every job, so the results do not depend on which one
+ * asks, and only an operator can share (a follower skips the field's own checks). A newcomer gets
+ * the changes from its arrival on, never an earlier one. Ten dashboards then cost one execution
+ * and one serialization per change or batch, not ten.
+ */
+const OPERATOR_CHANGE_STREAMS = new Set(["jobUpdates", "jobUpdateBatches"]);
+
+/** Results kept for a follower of a change stream that reads slower than they come; then it ends. */
+const FOLLOWER_BACKLOG = 10_000;
+
 interface Shared {
+  /** A state stream: a follower starts with the latest result. A change stream: with the next one. */
+  replay: boolean;
   /** Followers: every subscriber after the first. */
   listeners: Set<(result: ExecutionResult) => void>;
   closers: Set<(error?: unknown) => void>;
   latest: ExecutionResult | null;
   source: AsyncIterator<ExecutionResult> | null;
-  /** The first subscriber reads the source itself while it stays; then a pump takes over. */
+  /**
+   * The first subscriber of a state stream reads the source itself while it stays; then a pump takes
+   * over. A change stream is pumped from its first read, each subscriber a follower with a backlog of
+   * its own, so that one slow dashboard never holds up or ends the others.
+   */
   leaderPresent: boolean;
+  pumping: boolean;
   ended: boolean;
   /** Why it ended, when it failed: a follower that starts late ends the same way. */
   endError?: unknown;
@@ -35,7 +55,7 @@ interface Shared {
 /**
  * Runs identical subscriptions once. Many clients often follow one job (a team watching an import,
  * several tabs): subscriptions with the same document, variables, caller and language share one
- * execution per event instead of one each. The first subscriber reads the execution directly, so a
+ * execution per event instead of one each; so do operators' change streams (OPERATOR_CHANGE_STREAMS). The first subscriber reads the execution directly, so a
  * subscription nobody shares costs nothing extra; later ones first receive the latest result, which
  * for these state-like subscriptions is the current state, then every later one.
  */
@@ -43,11 +63,12 @@ export class SharedSubscriptions {
   private readonly streams = new Map<string, Shared>();
 
   async subscribe(args: ExecutionArgs, run: () => Promise<Outcome> | Outcome): Promise<Outcome> {
-    const key = sharingKey(args);
-    if (!key) return run();
+    const sharing = sharingOf(args);
+    if (!sharing) return run();
+    const { key, replay } = sharing;
     const existing = this.streams.get(key);
-    if (existing) return this.follow(key, existing);
-    const shared: Shared = { listeners: new Set(), closers: new Set(), latest: null, source: null, leaderPresent: true, ended: false };
+    if (existing) return existing.replay ? this.follow(key, existing) : this.followChanges(key, existing);
+    const shared: Shared = { replay, listeners: new Set(), closers: new Set(), latest: null, source: null, leaderPresent: replay, pumping: false, ended: false };
     this.streams.set(key, shared);
     let outcome: Outcome;
     try {
@@ -66,7 +87,7 @@ export class SharedSubscriptions {
       return outcome;
     }
     shared.source = outcome[Symbol.asyncIterator]();
-    return this.lead(key, shared);
+    return replay ? this.lead(key, shared) : this.followChanges(key, shared);
   }
 
   /**
@@ -127,7 +148,26 @@ export class SharedSubscriptions {
     });
   }
 
+  /** A change stream's subscriber: every result from now on, in a backlog of its own, bounded. */
+  private followChanges(key: string, shared: Shared): Results {
+    return readEagerly<ExecutionResult>(
+      (listener, end) => {
+        shared.listeners.add(listener);
+        shared.closers.add(end);
+        if (shared.ended) end(shared.endError);
+        else if (!shared.pumping && shared.source) void this.pump(key, shared);
+        return () => {
+          shared.listeners.delete(listener);
+          shared.closers.delete(end);
+          if (shared.listeners.size === 0 && !shared.leaderPresent && !shared.ended) void this.release(key, shared);
+        };
+      },
+      { limit: FOLLOWER_BACKLOG, tooSlow: `This subscriber fell more than ${FOLLOWER_BACKLOG} results behind; jobUpdateBatches follows any rate` },
+    );
+  }
+
   private async pump(key: string, shared: Shared): Promise<void> {
+    shared.pumping = true;
     try {
       while (!shared.ended) {
         const next = await shared.source!.next();
@@ -158,22 +198,18 @@ export class SharedSubscriptions {
   }
 }
 
-function sharingKey(args: ExecutionArgs): string | null {
+function sharingOf(args: ExecutionArgs): { key: string; replay: boolean } | null {
   const operation = getOperationAST(args.document, args.operationName);
   const selections = operation?.selectionSet.selections ?? [];
   const [field] = selections;
   if (operation?.operation !== "subscription" || selections.length !== 1 || field?.kind !== "Field") return null;
-  if (!SHAREABLE_FIELDS.has(field.name.value)) return null;
   const context = args.contextValue as GraphQLContext;
   if (!context.viewer) return null;
-  return JSON.stringify([
-    context.viewer.id,
-    context.viewer.role,
-    context.locale,
-    args.operationName ?? null,
-    args.variableValues ?? null,
-    args.document.loc?.source.body ?? null,
-  ]);
+  const name = field.name.value;
+  const request = [context.locale, args.operationName ?? null, args.variableValues ?? null, args.document.loc?.source.body ?? null];
+  if (SHAREABLE_FIELDS.has(name)) return { key: JSON.stringify([context.viewer.id, context.viewer.role, ...request]), replay: true };
+  if (OPERATOR_CHANGE_STREAMS.has(name) && context.viewer.role === "operator") return { key: JSON.stringify(["operators", ...request]), replay: false };
+  return null;
 }
 
 function isAsyncIterable(value: unknown): value is Results {

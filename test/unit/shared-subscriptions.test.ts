@@ -85,4 +85,54 @@ describe("shared subscriptions", () => {
       expect({ round, hung, withoutTerminal, withGaps }).toEqual({ round, hung: 0, withoutTerminal: 0, withGaps: 0 });
     }
   });
+
+  it("shares operators' change streams from the moment each joins, never with a user, and ends a follower that falls behind", async () => {
+    const updates = parse(`subscription { jobUpdates { jobId status } }`);
+    const as = (id: string, role: string): ExecutionArgs => ({ schema: undefined as never, document: updates, contextValue: { viewer: { id, role }, locale: "en", cache: new Map() } });
+    const change = (n: number): ExecutionResult => ({ data: { jobUpdates: { jobId: `job-${n}`, status: "QUEUED" } } });
+    const numberOf = (result: ExecutionResult) => Number((result.data as { jobUpdates: { jobId: string } }).jobUpdates.jobId.slice(4));
+    const shared = new SharedSubscriptions();
+    let push: (result: ExecutionResult) => void = () => {};
+    let runs = 0;
+    const run = () => {
+      runs++;
+      return new Repeater<ExecutionResult>(async (next, stop) => {
+        push = (result) => void next(result);
+        await stop;
+      });
+    };
+    const leader = ((await shared.subscribe(as("olga", "operator"), run)) as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
+    const first = leader.next();
+    await new Promise(setImmediate);
+    push(change(1));
+    expect(numberOf((await first).value)).toBe(1);
+    // Another operator joins: one execution for both, and change 1 is not replayed to it.
+    const follower = ((await shared.subscribe(as("oscar", "operator"), run)) as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
+    const followed = follower.next();
+    await new Promise(setImmediate);
+    push(change(2));
+    expect(numberOf((await leader.next()).value)).toBe(2);
+    expect(numberOf((await followed).value)).toBe(2);
+    expect(runs).toBe(1);
+    // A user never joins an operators' stream: its own run is refused by the field's checks.
+    await shared.subscribe(as("alice", "user"), () => ({ errors: [] }));
+    expect(runs).toBe(1);
+    // The follower stops reading while 10,001 more changes come: it ends with SUBSCRIBER_TOO_SLOW
+    // after what it had waiting; the first subscriber is neither held up nor ended with it.
+    for (let n = 3; n <= 10_003; n++) {
+      push(change(n));
+      expect(numberOf((await leader.next()).value)).toBe(n);
+    }
+    const outcome = await (async () => {
+      try {
+        for (;;) if ((await follower.next()).done) return "completed";
+      } catch (error) {
+        return (error as { extensions?: { code?: string } }).extensions?.code;
+      }
+    })();
+    expect(outcome).toBe("SUBSCRIBER_TOO_SLOW");
+    push(change(10_004));
+    expect(numberOf((await leader.next()).value)).toBe(10_004);
+    await leader.return?.(undefined);
+  });
 });
