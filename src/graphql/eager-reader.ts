@@ -2,14 +2,13 @@ import { Repeater } from "@graphql-yoga/subscription";
 import { apiError } from "./errors.js";
 
 /**
- * Takes an event-bus topic's events as they are published and hands them to the client at the
- * client's pace. `subscribe` registers a listener (EventBus.listen) and returns what removes it; it
- * may end the stream through `end` (with an error: it fails, once what was waiting is delivered):
- * events land in this reader's own backlog synchronously, so no queue in between can overflow
- * where the event is published (in the engine, or in a cross-instance bus's listener). Here the
- * backlog is bounded: `merge` may fold a value into the last one still waiting (a state stream
- * keeps only the latest state), and past `limit` waiting values the subscription ends with
- * SUBSCRIBER_TOO_SLOW, once what was waiting is delivered.
+ * Takes events as they are published and hands them to the client at the client's pace.
+ * `subscribe` registers a listener (EventBus.listen) and returns what removes it; its `end` ends
+ * the stream (with an error, the stream fails once what was waiting is delivered). Events land in
+ * this reader's own backlog synchronously, so no queue in between can overflow where the event is
+ * published (in the engine, or in a cross-instance bus's listener). The backlog is bounded: `merge`
+ * may fold a value into the last one still waiting (a state stream keeps only the latest state),
+ * and past `limit` waiting values the subscription ends with SUBSCRIBER_TOO_SLOW.
  */
 export function readEagerly<T>(
   subscribe: (listener: (value: T) => void, end: (error?: unknown) => void) => () => void,

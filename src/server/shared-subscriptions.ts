@@ -55,9 +55,10 @@ interface Shared {
 /**
  * Runs identical subscriptions once. Many clients often follow one job (a team watching an import,
  * several tabs): subscriptions with the same document, variables, caller and language share one
- * execution per event instead of one each; so do operators' change streams (OPERATOR_CHANGE_STREAMS). The first subscriber reads the execution directly, so a
+ * execution per event instead of one each. The first subscriber reads the execution directly, so a
  * subscription nobody shares costs nothing extra; later ones first receive the latest result, which
- * for these state-like subscriptions is the current state, then every later one.
+ * for these state-like subscriptions is the current state, then every later one. Operators' change
+ * streams are shared too (OPERATOR_CHANGE_STREAMS), without the replay.
  */
 export class SharedSubscriptions {
   private readonly streams = new Map<string, Shared>();
@@ -87,7 +88,10 @@ export class SharedSubscriptions {
       return outcome;
     }
     shared.source = outcome[Symbol.asyncIterator]();
-    return replay ? this.lead(key, shared) : this.followChanges(key, shared);
+    if (replay) return this.lead(key, shared);
+    // Others who joined while it started are already reading.
+    if (shared.listeners.size > 0 && !shared.pumping) void this.pump(key, shared);
+    return this.followChanges(key, shared);
   }
 
   /**
