@@ -34,10 +34,7 @@ export function readEagerly<T>(
       if (waiting.length > options.limit) end(apiError("SUBSCRIBER_TOO_SLOW", options.tooSlow));
       else wake?.();
     }, end);
-    void stop.then(() => {
-      ended = true;
-      wake?.();
-    });
+    void stop.then(() => end());
     try {
       for (;;) {
         while (waiting.length > 0) await push(waiting.shift()!);

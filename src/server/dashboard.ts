@@ -1,4 +1,4 @@
-import { createReadStream, existsSync, statSync } from "node:fs";
+import { createReadStream, statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { extname, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -99,11 +99,13 @@ async function serveDevToken(request: IncomingMessage, response: ServerResponse,
 
 function serveFile(request: IncomingMessage, response: ServerResponse, directory: string, relative: string): void {
   const index = join(directory, "index.html");
-  if (!existsSync(index)) {
+  const indexSize = fileSize(index);
+  if (indexSize === null) {
     sendText(response, 503, "The dashboard is not built: run `npm run build:dashboard` (`npm start` and `npm run build` do it too).");
     return;
   }
   let file = index;
+  let size = indexSize;
   let decoded: string;
   try {
     decoded = decodeURIComponent(relative);
@@ -113,7 +115,11 @@ function serveFile(request: IncomingMessage, response: ServerResponse, directory
   }
   const candidate = normalize(join(directory, decoded));
   // A path that leaves the build folder (../) gets the page, like any unknown path.
-  if (decoded !== "" && candidate.startsWith(directory.endsWith(sep) ? directory : directory + sep) && isFile(candidate)) file = candidate;
+  const candidateSize = decoded !== "" && candidate.startsWith(directory.endsWith(sep) ? directory : directory + sep) ? fileSize(candidate) : null;
+  if (candidateSize !== null) {
+    file = candidate;
+    size = candidateSize;
+  }
   const hashedAsset = file !== index && decoded.startsWith("assets/");
   if (file === index && decoded.startsWith("assets/")) {
     // A missing hashed file is a stale page asking for an old build: a 404, not the page.
@@ -124,7 +130,7 @@ function serveFile(request: IncomingMessage, response: ServerResponse, directory
     ...SECURITY_HEADERS,
     "content-type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream",
     "cache-control": hashedAsset ? "public, max-age=31536000, immutable" : "no-cache",
-    "content-length": statSync(file).size,
+    "content-length": size,
   });
   if (request.method === "HEAD") {
     response.end();
@@ -133,11 +139,13 @@ function serveFile(request: IncomingMessage, response: ServerResponse, directory
   createReadStream(file).pipe(response);
 }
 
-function isFile(path: string): boolean {
+/** The size of a regular file, or null when there is none at `path`: one stat per file served. */
+function fileSize(path: string): number | null {
   try {
-    return statSync(path).isFile();
+    const stats = statSync(path);
+    return stats.isFile() ? stats.size : null;
   } catch {
-    return false;
+    return null;
   }
 }
 

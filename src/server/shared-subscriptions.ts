@@ -148,7 +148,7 @@ export class SharedSubscriptions {
       await stop;
       shared.listeners.delete(listener);
       shared.closers.delete(stop);
-      if (shared.listeners.size === 0 && !shared.leaderPresent && !shared.ended) await this.release(key, shared);
+      await this.releaseIfUnread(key, shared);
     });
   }
 
@@ -163,7 +163,7 @@ export class SharedSubscriptions {
         return () => {
           shared.listeners.delete(listener);
           shared.closers.delete(end);
-          if (shared.listeners.size === 0 && !shared.leaderPresent && !shared.ended) void this.release(key, shared);
+          void this.releaseIfUnread(key, shared);
         };
       },
       { limit: FOLLOWER_BACKLOG, tooSlow: `This subscriber fell more than ${FOLLOWER_BACKLOG} results behind; jobUpdateBatches follows any rate` },
@@ -194,6 +194,11 @@ export class SharedSubscriptions {
     shared.endError = error;
     if (this.streams.get(key) === shared) this.streams.delete(key);
     for (const close of [...shared.closers]) close(error);
+  }
+
+  /** Stops the execution once nobody reads it any more. */
+  private async releaseIfUnread(key: string, shared: Shared): Promise<void> {
+    if (shared.listeners.size === 0 && !shared.leaderPresent && !shared.ended) await this.release(key, shared);
   }
 
   private async release(key: string, shared: Shared): Promise<void> {
