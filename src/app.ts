@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Server, ServerResponse } from "node:http";
 import { isLoopback, type Config } from "./config.js";
 import { openDatabase, type Database } from "./db/database.js";
@@ -70,14 +71,20 @@ export interface Conveyor {
   enqueue(request: JobRequest, options?: LibraryEnqueueOptions): Promise<EnqueueResult>;
   /** Many jobs in one statement, all refused when any is invalid; results in the order given. */
   enqueueMany(requests: JobRequest[], options?: LibraryEnqueueOptions): Promise<EnqueueResult[]>;
-  /** Tells subscribers about jobs enqueued with `client`, once that transaction committed. */
+  /**
+   * Tells this instance's subscribers about jobs enqueued with `client`, once that transaction
+   * committed. (With events through PostgreSQL, the enqueue statement itself tells the instances
+   * whose subscribers followed those jobs when it ran, as the transaction commits; a subscriber
+   * here that did may hear of the creation twice.)
+   */
   announce(created: EnqueueResult | Job | readonly (EnqueueResult | Job)[]): void;
   /**
    * Calls `listener` with every change of one job (or of every job when `jobId` is undefined) from
    * now on, from this process and, when events are shared (Redis, or NOTIFY on an external
-   * database), from other instances. Returns the unsubscribe.
+   * database), from other instances. Returns the unsubscribe; its `listening` settles once changes
+   * other instances commit from then on reach `listener` too.
    */
-  subscribe(jobId: string | undefined, listener: (change: JobChange) => void): () => void;
+  subscribe(jobId: string | undefined, listener: (change: JobChange) => void): (() => void) & { listening: Promise<void> };
   /**
    * Starts the worker pool and maintenance, and serves the API on HOST/PORT unless `http` is false
    * (a service that embeds only the engine: `url` stays null).
@@ -92,8 +99,10 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
   const logger = options.logger ?? createLogger(config.logLevel);
   // Before anything opens: a broken rule set definition stops start-up with its problems named.
   const ruleSets = loadRuleSets();
+  const instanceId = randomUUID();
   const database = await openDatabase({
     ...config.database,
+    instanceId,
     logger,
     // Claims, completions and heartbeats run concurrently up to one per slot, plus a claim.
     workerConnections: Math.min(config.worker.concurrency + 2, config.database.poolSize),
@@ -104,7 +113,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
   const transport = eventsTransport(config, database.embedded);
   const events = createEventBus(transport === "redis" ? config.redisUrl : undefined, {
     logger,
-    postgres: transport === "postgres" ? { connectionString: database.url } : undefined,
+    postgres: transport === "postgres" ? { connectionString: database.url, instanceId } : undefined,
     currentState: async (jobIds) => {
       const rows = await Promise.all(jobIds.map((id) => jobs.find(id)));
       return rows.flatMap((row) => (row ? [changeOf(row, null)] : []));
@@ -329,7 +338,9 @@ function libraryApi(jobs: JobService, events: EventBus, logger: Logger) {
       }
     },
     subscribe(jobId: string | undefined, listener: (change: JobChange) => void) {
-      return forEachEvent(events, jobId === undefined ? "jobs:changed" : `job:changed:${jobId}`, listener, logger);
+      const topic = jobId === undefined ? "jobs:changed" : `job:changed:${jobId}`;
+      const unsubscribe = forEachEvent(events, topic, listener, logger);
+      return Object.assign(unsubscribe, { listening: events.whenListening(topic) });
     },
   };
 }

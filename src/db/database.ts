@@ -48,6 +48,12 @@ export interface DatabaseOptions {
   asyncOutcomeCommits?: boolean;
   /** Ends the wait for an unreachable database (a shutdown signal during start-up). */
   signal?: AbortSignal;
+  /**
+   * This instance's id, as `conveyor.instance` on every connection: the engine's statements leave
+   * this instance's own listeners out of what they announce, and sign what they do announce with
+   * it (src/jobs/sql.ts, announceChanges).
+   */
+  instanceId?: string;
 }
 
 /**
@@ -81,7 +87,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   } else {
     await waitForDatabase(url, options.logger, options.signal);
   }
-  const pool = new pg.Pool({ connectionString: url, max: options.poolSize, application_name: "conveyor" });
+  const instance = options.instanceId ? `-c conveyor.instance=${options.instanceId}` : "";
+  const pool = new pg.Pool({ connectionString: url, max: options.poolSize, application_name: "conveyor", options: instance || undefined });
   pool.on("error", (error) => options.logger.warn({ err: error }, "idle database connection failed"));
   try {
     if (options.migrate !== false) {
@@ -101,7 +108,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     connectionString: url,
     max: options.workerConnections ?? 4,
     application_name: "conveyor-worker",
-    options: [WORKER_PLANNER_SETTINGS, options.durableWorkerCommits ? "" : "-c synchronous_commit=off"].join(" ").trim(),
+    options: [WORKER_PLANNER_SETTINGS, options.durableWorkerCommits ? "" : "-c synchronous_commit=off", instance].join(" ").trim(),
   });
   workerPool.on("error", (error) => options.logger.warn({ err: error }, "idle database connection failed"));
   // Completions arrive in batches (one statement, one commit for many), so a few connections do.
@@ -109,7 +116,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     connectionString: url,
     max: 4,
     application_name: "conveyor-outcomes",
-    options: [WORKER_PLANNER_SETTINGS, options.asyncOutcomeCommits ? "-c synchronous_commit=off" : ""].join(" ").trim(),
+    options: [WORKER_PLANNER_SETTINGS, options.asyncOutcomeCommits ? "-c synchronous_commit=off" : "", instance].join(" ").trim(),
   });
   outcomePool.on("error", (error) => options.logger.warn({ err: error }, "idle database connection failed"));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });

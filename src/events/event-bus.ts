@@ -30,6 +30,12 @@ export interface EventBus {
    * events and throws at the publisher beyond that, which a burst of one batch's changes exceeds.
    */
   listen<T>(topic: string, listener: (payload: T) => void): () => void;
+  /**
+   * Settles once changes committed from now on reach this instance's listeners on `topic`, which
+   * `listen` has just added: from another instance, that takes a round trip (a Redis SUBSCRIBE,
+   * or the topic's registration in the database). Read a job's first state after it.
+   */
+  whenListening(topic: string): Promise<void>;
   /** On the job's topic and on jobs:changed; on jobs:reopened too when it left a final state. */
   publishJobChange(change: JobChange): void;
   publishJobsDeleted(count: number): void;
@@ -59,7 +65,11 @@ export interface EventBusOptions {
    * Without Redis, events between instances sharing this database go through LISTEN/NOTIFY
    * (src/events/pg-event-target.ts). Omitted, events stay in this process.
    */
-  postgres?: { connectionString: string };
+  postgres?: {
+    connectionString: string;
+    /** This instance's id, set on its own connections (DatabaseOptions.instanceId). */
+    instanceId?: string;
+  };
   /**
    * The current state of these jobs. Events sent while Redis or the LISTEN connection was away are
    * lost; once it is back, every job someone here follows is re-published from this, so each
@@ -84,6 +94,7 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
   let publishFailures = 0;
   let closeTarget: () => Promise<void> = async () => {};
   let ready: Promise<void> = Promise.resolve();
+  let whenListening: (topic: string) => Promise<void> = () => Promise.resolve();
   const transport = redisUrl ? "redis" : options.postgres ? "postgres" : "memory";
   if (redisUrl) {
     const logger = (options.logger ?? createLogger(environmentValue("LOG_LEVEL"))).child({ component: "events" });
@@ -112,13 +123,13 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
       });
     }
     const report = reportPublishing(logger, "Redis publish", (count) => (publishFailures += count));
-    target = createRedisEventTarget({
+    ({ target, whenListening } = createRedisEventTarget({
       publishClient,
       subscribeClient,
       onPublished: report.published,
       onPublishError: (error, topic) => report.failed(error, 1, { topic }),
       onSubscribeError: (error, topic) => logger.error({ err: error, topic }, "Redis subscribe or unsubscribe failed"),
-    });
+    }));
   } else if (options.postgres) {
     const logger = (options.logger ?? createLogger(environmentValue("LOG_LEVEL"))).child({ component: "events" });
     const report = reportPublishing(logger, "event notification", (count) => (publishFailures += count));
@@ -128,8 +139,12 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
       onPublished: report.published,
       onPublishError: (error, events) => report.failed(error, events),
       onReconnect: () => resync(),
+      // Job changes travel from the statements that make them (src/jobs/sql.ts, announceChanges).
+      sentByStatements: (topic) => topic.startsWith("job:changed:") || topic === "jobs:changed" || topic === "jobs:reopened",
+      instanceId: options.postgres.instanceId,
     });
     target = pgTarget.target;
+    whenListening = pgTarget.whenListening;
     closeTarget = pgTarget.close;
     ready = pgTarget.ready;
   } else {
@@ -155,6 +170,7 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
       counted.target.addEventListener(topic, callback);
       return () => counted.target.removeEventListener(topic, callback);
     },
+    whenListening: (topic) => whenListening(topic),
     publishJobChange(change) {
       pubsub.publish("job:changed", change.jobId, change);
       pubsub.publish("jobs:changed", change);

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import type { Logger } from "../logger.js";
 import { NotificationListener } from "../jobs/notification-listener.js";
+import { ListenerRegistry } from "./listener-registry.js";
 
 export const EVENTS_CHANNEL = "conveyor_events";
 
@@ -26,18 +27,22 @@ interface Envelope {
 
 /**
  * An EventTarget over PostgreSQL LISTEN/NOTIFY, so instances sharing a database share events
- * without Redis. An event is delivered to this instance's listeners at once, as it is dispatched,
- * and sent to the other instances through the database; an instance ignores its own notifications
- * when they come back. (Through the database first, local subscribers waited a round trip for
- * every event and the engine slowed by a third.) Events of one publisher arrive in its order; events
- * of one job published by two instances may not, and carry their time (`at`) for that.
+ * without Redis. An event is delivered to this instance's listeners at once, as it is dispatched.
  *
- * Publishes are batched: events dispatched in the same tick are packed into as few notifications as
- * fit under the 8 kB limit and sent in one `SELECT pg_notify(…)` on a connection of its own, one batch
- * in flight at a time so the order holds. A JobChange is published on two topics with the same
- * object; the pair travels once. An event too big for one notification is dropped and reported.
- * Notifications sent while the LISTEN connection is down are lost (`onReconnect` says when it is
- * back), as are batches the database refused: each event is a full state, so the next catches up.
+ * Job changes (the topics `sentByStatements` names) reach other instances from the database itself:
+ * the statement that changed the jobs notifies, as it commits, of the changes that some instance
+ * listens to (src/jobs/sql.ts, announceChanges), so a change nobody elsewhere follows costs nothing
+ * more. This target keeps the topics listened to here registered (ListenerRegistry); `whenListening`
+ * tells when changes committed from then on will arrive. This instance's own connections carry its
+ * id (`instanceId`): their statements leave its listeners out, and sign what they send with it.
+ *
+ * Other events are sent from here: those dispatched in the same tick are packed into as few
+ * notifications as fit under the 8 kB limit and sent in one `SELECT pg_notify(…)` on a connection of
+ * its own, one batch in flight at a time so the order holds; an event too big for one notification
+ * is dropped and reported. Events of one publisher arrive in its order; events of one job published
+ * by two instances may not, and carry their time (`at`) for that. Notifications sent while the
+ * LISTEN connection is down are lost (`onReconnect` says when it is back), as are batches the
+ * database refused: each event is a full state, so the next catches up.
  */
 export function createPgEventTarget(options: {
   connectionString: string;
@@ -45,13 +50,18 @@ export function createPgEventTarget(options: {
   onPublished?: () => void;
   onPublishError: (error: unknown, events: number) => void;
   onReconnect?: () => void;
-}): { target: EventTarget; ready: Promise<void>; close(): Promise<void> } {
+  sentByStatements?: (topic: string) => boolean;
+  /** The id this instance's connections carry as conveyor.instance (DatabaseOptions.instanceId). */
+  instanceId?: string;
+}): { target: EventTarget; ready: Promise<void>; whenListening(topic: string): Promise<void>; close(): Promise<void> } {
   const { logger } = options;
-  // Its own connection rather than one of the API pool: publishing then never waits behind API
-  // queries (nor they behind it), and one connection is all that one batch in flight needs.
-  const pool = new pg.Pool({ connectionString: options.connectionString, max: 1, application_name: "conveyor-events" });
-  const instance = randomUUID();
+  const sentByStatements = options.sentByStatements ?? (() => false);
+  // Connections of its own rather than the API pool's: publishing and registering then never wait
+  // behind API queries (nor they behind it); one batch in flight and one registration need two.
+  const pool = new pg.Pool({ connectionString: options.connectionString, max: 2, application_name: "conveyor-events" });
+  const instance = options.instanceId ?? randomUUID();
   pool.on("error", (error) => logger.warn({ err: error }, "idle event connection failed"));
+  const registry = new ListenerRegistry(pool, instance, logger);
   const callbacksForTopic = new Map<string, Set<EventListenerOrEventListenerObject>>();
   let pending: Entry[] = [];
   let flushing: Promise<void> | null = null;
@@ -87,9 +97,8 @@ export function createPgEventTarget(options: {
     options.connectionString,
     [EVENTS_CHANNEL],
     (_channel, payload) => {
-      // This instance's own batches come back too: recognised by their opening, not parsed. Nor
-      // is a batch that names none of the few topics listened to here (a worker instance listens
-      // to a couple, and would otherwise parse every change the others publish).
+      // This instance's own batches come back too: recognised by their opening, not parsed. Nor is
+      // a batch that names none of the few topics listened to here.
       if (payload.startsWith(opening) || !mayConcernThisInstance(payload)) return;
       let envelope: Envelope;
       try {
@@ -107,6 +116,7 @@ export function createPgEventTarget(options: {
       logger.info("event notifications reconnected");
       options.onReconnect?.();
     },
+    (pid) => registry.connected(pid),
   );
   // A first connection that fails is retried by the listener itself (it reconnects on "end").
   const started = listener.start().catch((error: unknown) => logger.warn({ err: error }, "event notifications could not connect yet; retrying"));
@@ -174,19 +184,26 @@ export function createPgEventTarget(options: {
     addEventListener(topic: string, callback: EventListenerOrEventListenerObject | null) {
       if (!callback) return;
       let callbacks = callbacksForTopic.get(topic);
-      if (!callbacks) callbacksForTopic.set(topic, (callbacks = new Set()));
+      if (!callbacks) {
+        callbacksForTopic.set(topic, (callbacks = new Set()));
+        registry.add(topic);
+      }
       callbacks.add(callback);
     },
     removeEventListener(topic: string, callback: EventListenerOrEventListenerObject | null) {
       const callbacks = callbacksForTopic.get(topic);
       if (!callbacks || !callback) return;
       callbacks.delete(callback);
-      if (callbacks.size === 0) callbacksForTopic.delete(topic);
+      if (callbacks.size === 0) {
+        callbacksForTopic.delete(topic);
+        registry.remove(topic);
+      }
     },
     dispatchEvent(event: Event) {
       if (closed) return true;
       const detail = (event as CustomEvent).detail ?? null;
       deliverSafely(event.type, detail);
+      if (sentByStatements(event.type)) return true;
       const last = pending.at(-1);
       if (last && last[1] === detail) last[0].push(event.type);
       else if (pending.length >= MAX_PENDING) options.onPublishError(new Error("event backlog full"), 1);
@@ -199,6 +216,7 @@ export function createPgEventTarget(options: {
   return {
     target,
     ready: started,
+    whenListening: (topic) => registry.whenListening(topic),
     async close() {
       // Events already dispatched go out before the connection closes.
       while (scheduled || flushing) await (flushing ?? new Promise((resolve) => setImmediate(resolve)));
@@ -206,6 +224,7 @@ export function createPgEventTarget(options: {
       // A connection still being opened would be kept once open, after close: let it finish first
       // (briefly: an unreachable server must not hold up shutdown).
       await Promise.race([started, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+      await registry.close();
       await listener.close();
       await pool.end().catch(() => undefined);
     },

@@ -5,6 +5,7 @@ import type { Redis } from "ioredis";
  * command's promise is left floating: that package ignores the promise `publish` returns, so a
  * publish rejected during a Redis outage was an unhandled rejection, which ends a Node process.
  * Failures go to the callbacks instead; ioredis reconnects (and resubscribes) by itself.
+ * `whenListening(topic)` settles once Redis has confirmed the subscription to it.
  */
 export function createRedisEventTarget(options: {
   publishClient: Redis;
@@ -12,9 +13,10 @@ export function createRedisEventTarget(options: {
   onPublished?: () => void;
   onPublishError: (error: unknown, topic: string) => void;
   onSubscribeError: (error: unknown, topic: string) => void;
-}): EventTarget {
+}): { target: EventTarget; whenListening(topic: string): Promise<void> } {
   const { publishClient, subscribeClient } = options;
   const callbacksForTopic = new Map<string, Set<EventListenerOrEventListenerObject>>();
+  const subscribed = new Map<string, Promise<void>>();
 
   subscribeClient.on("message", (channel: string, message: string) => {
     const callbacks = callbacksForTopic.get(channel);
@@ -34,14 +36,18 @@ export function createRedisEventTarget(options: {
     }
   });
 
-  return {
+  const target: EventTarget = {
     addEventListener(topic: string, listener: EventListenerOrEventListenerObject | null) {
       if (!listener) return;
       let callbacks = callbacksForTopic.get(topic);
       if (!callbacks) {
         callbacks = new Set();
         callbacksForTopic.set(topic, callbacks);
-        subscribeClient.subscribe(topic).catch((error: unknown) => options.onSubscribeError(error, topic));
+        const subscribing = subscribeClient.subscribe(topic).then(
+          () => undefined,
+          (error: unknown) => options.onSubscribeError(error, topic),
+        );
+        subscribed.set(topic, subscribing);
       }
       callbacks.add(listener);
     },
@@ -51,6 +57,7 @@ export function createRedisEventTarget(options: {
       callbacks.delete(listener);
       if (callbacks.size > 0) return;
       callbacksForTopic.delete(topic);
+      subscribed.delete(topic);
       subscribeClient.unsubscribe(topic).catch((error: unknown) => options.onSubscribeError(error, topic));
     },
     dispatchEvent(event: Event) {
@@ -62,4 +69,5 @@ export function createRedisEventTarget(options: {
       return true;
     },
   };
+  return { target, whenListening: (topic) => subscribed.get(topic) ?? Promise.resolve() };
 }

@@ -6,7 +6,8 @@ export const CANCEL_CHANNEL = "conveyor_cancel";
 
 /**
  * A dedicated connection that LISTENs on the engine's channels. It reconnects after a failure and
- * then calls `onReconnect`, since notifications sent while it was away are lost for good.
+ * then calls `onReconnect`, since notifications sent while it was away are lost for good;
+ * `onConnected` hears the backend pid of each connection once it listens.
  */
 export class NotificationListener {
   private client: pg.Client | null = null;
@@ -20,6 +21,7 @@ export class NotificationListener {
     private readonly onNotification: (channel: string, payload: string) => void,
     private readonly logger: Logger,
     private readonly onReconnect: () => void = () => {},
+    private readonly onConnected: (pid: number) => void = () => {},
   ) {}
 
   async start(): Promise<void> {
@@ -38,6 +40,7 @@ export class NotificationListener {
     for (const channel of this.channels) await client.query(`LISTEN ${channel}`);
     this.client = client;
     this.reconnectDelayMs = 100;
+    this.onConnected((client as unknown as { processID: number }).processID);
   }
 
   private scheduleReconnect(): void {

@@ -1,4 +1,5 @@
 import { CANCEL_CHANNEL, JOBS_CHANNEL } from "./notification-listener.js";
+import { EVENTS_CHANNEL, MAX_NOTIFY_BYTES } from "../events/pg-event-target.js";
 
 /**
  * Every statement the job engine runs, in plain SQL, in one place. Each transition is a single
@@ -51,6 +52,62 @@ function countOutcomes(source: string): string {
 )`;
 }
 
+// A notification's entries are grouped by their running byte count in steps of half the limit,
+// so a group holds at most half the limit plus one entry: an entry may take up to that half.
+const ANNOUNCE_STEP_BYTES = Math.floor(MAX_NOTIFY_BYTES / 2);
+
+/**
+ * CTEs that tell other instances of the job changes in `source` (rows of processing_jobs with
+ * `previousStatus` the expression given), in the notifications src/events/pg-event-target.ts reads:
+ * each change goes on the job's topic and on jobs:changed, and (`mayReopen`) on jobs:reopened with its
+ * id when it left a final state, but only to topics another instance listens to (event_listeners,
+ * kept by src/events/listener-registry.ts): the instance whose connection runs the statement (its
+ * conveyor.instance, which signs the notification) tells its own subscribers itself. Nobody
+ * listening elsewhere, as with a lone instance, costs one lookup per statement and sends nothing.
+ * The notifications go out when the transaction commits, after its outcome is durable, and not at
+ * all if it rolls back. conveyor_listened_topics is VOLATILE: called once the rows are updated (and
+ * locked), it sees a registration committed meanwhile (migration 20261126120000_event_listeners).
+ * A change too large for a notification (an owner of kilobytes) is not sent to other instances.
+ * The statement must read `(SELECT count(*) FROM announced)` for these to run.
+ */
+function announceChanges(source: string, previousStatus: string, options: { mayReopen?: boolean } = {}): string {
+  const reopened = options.mayReopen
+    ? `
+  UNION ALL
+  SELECT json_build_array(ARRAY['jobs:reopened'], u.id)::text, u.id
+  FROM ${source} u, listened l
+  WHERE 'jobs:reopened' = ANY(l.topics) AND ${previousStatus} IN ('COMPLETED', 'FAILED', 'VALIDATION_FAILED', 'CANCELLED')`
+    : "";
+  return `listened AS (
+  SELECT conveyor_listened_topics(ARRAY['jobs:changed'${options.mayReopen ? ", 'jobs:reopened'" : ""}] || ARRAY(SELECT 'job:changed:' || id FROM ${source})) AS topics
+),
+announced_entries AS (
+  SELECT entry, row_number() OVER () AS n FROM (
+  SELECT json_build_array(
+      array_remove(ARRAY[CASE WHEN 'job:changed:' || u.id = ANY(l.topics) THEN 'job:changed:' || u.id END,
+        CASE WHEN 'jobs:changed' = ANY(l.topics) THEN 'jobs:changed' END], NULL),
+      json_build_object('jobId', u.id, 'type', u.type, 'owner', u.owner, 'status', u.status, 'previousStatus', ${previousStatus},
+        'stage', u.stage, 'progress', u.progress, 'bytesDone', u.bytes_done, 'bytesTotal', u.bytes_total,
+        'retryCount', u.retry_count, 'errorCode', u.error_code,
+        'at', to_char(u.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))::text AS entry, u.id
+  FROM ${source} u, listened l
+  WHERE 'jobs:changed' = ANY(l.topics) OR 'job:changed:' || u.id = ANY(l.topics)${reopened}
+  ) e
+),
+announced AS (
+  SELECT pg_notify('${EVENTS_CHANNEL}', payload) FROM (
+    SELECT step, '{"from":' || coalesce(to_json(current_setting('conveyor.instance', true))::text, 'null')
+      || ',"entries":[' || string_agg(entry, ',' ORDER BY n) || ']}' AS payload
+    FROM (
+      SELECT entry, n, sum(octet_length(entry) + 1) OVER (ORDER BY n) / ${ANNOUNCE_STEP_BYTES} AS step
+      FROM announced_entries WHERE octet_length(entry) < ${ANNOUNCE_STEP_BYTES}
+    ) sized
+    GROUP BY step
+    ORDER BY step
+  ) payloads
+)`;
+}
+
 /**
  * The running jobs a batch names (`input`: rows with `id` and `token`), each found through the primary
  * key and locked, as `j` (`status`, `cancel_requested_at`); the statement then updates them by id.
@@ -96,6 +153,8 @@ interface TransitionParts {
   audit?: { actor: string; action: string };
   /** The transition can finish jobs: count them for queue health (countOutcomes). */
   finishes?: boolean;
+  /** The transition can take jobs out of a final state: announce them on jobs:reopened too. */
+  mayReopen?: boolean;
 }
 
 export function transitionSql(parts: TransitionParts): string {
@@ -123,8 +182,9 @@ audit AS (
     jsonb_build_object('from', from_status, 'to', status), updated_at
   FROM updated
 )` : ""}${parts.finishes ? `,
-${countOutcomes("updated")}` : ""}
-SELECT ${CHANGE_COLUMNS}, from_status${parts.returning ? `, ${parts.returning}` : ""} FROM updated`;
+${countOutcomes("updated")}` : ""},
+${announceChanges("updated", "u.from_status", { mayReopen: parts.mayReopen })}
+SELECT ${CHANGE_COLUMNS}, from_status${parts.returning ? `, ${parts.returning}` : ""}, (SELECT count(*) FROM announced) AS announced FROM updated`;
 }
 
 /**
@@ -172,8 +232,9 @@ events AS (
   INSERT INTO job_events (job_id, from_status, to_status, attempt, stage, progress, at)
   SELECT id, 'PROCESSING', 'COMPLETED', retry_count + 1, stage, 100, updated_at FROM updated
 ),
-${countOutcomes("updated")}
-SELECT ${CHANGE_COLUMNS}, 'PROCESSING'::"JobStatus" AS from_status FROM updated`;
+${countOutcomes("updated")},
+${announceChanges("updated", "'PROCESSING'")}
+SELECT ${CHANGE_COLUMNS}, 'PROCESSING'::"JobStatus" AS from_status, (SELECT count(*) FROM announced) AS announced FROM updated`;
 
 /**
  * Records a batch of failed attempts in one statement (one commit for all): parallel arrays $2 ids,
@@ -219,8 +280,9 @@ events AS (
 wake AS (
   SELECT pg_notify('${JOBS_CHANNEL}', '') FROM (SELECT 1 FROM updated, clock WHERE status = 'RETRYING' AND run_at <= clock.now LIMIT 1) AS due
 ),
-${countOutcomes("updated")}
-SELECT ${CHANGE_COLUMNS}, from_status, (SELECT count(*) FROM wake) AS notified FROM updated`;
+${countOutcomes("updated")},
+${announceChanges("updated", "u.from_status")}
+SELECT ${CHANGE_COLUMNS}, from_status, (SELECT count(*) FROM wake) AS notified, (SELECT count(*) FROM announced) AS announced FROM updated`;
 
 /**
  * Progress of many running jobs in one statement; not a status change. $2..$7 one row per job, its
@@ -240,7 +302,7 @@ updated AS (
     bytes_done = t.bytes_done, bytes_total = t.bytes_total, heartbeat_at = clock.now, updated_at = clock.now
   FROM target t, clock
   WHERE j.id = t.id
-  RETURNING j.id, j.lock_token, j.retry_count
+  RETURNING j.*
 ),
 events AS (
   -- The timeline records each new stage, not every percent.
@@ -248,8 +310,9 @@ events AS (
   SELECT e.id, 'PROCESSING', 'PROCESSING', u.retry_count + 1, e.stage, GREATEST(0, LEAST(100, e.progress)), e.at
   FROM unnest($8::uuid[], $9::text[], $10::int[], $11::timestamptz[]) AS e(id, stage, progress, at)
   JOIN updated u ON u.id = e.id
-)
-SELECT lock_token AS token FROM updated`;
+),
+${announceChanges("updated", "'PROCESSING'")}
+SELECT lock_token AS token, (SELECT count(*) FROM announced) AS announced FROM updated`;
 
 /** $2 ids, $3 their claim tokens. Returns the tokens still valid, and whether a cancel was requested. */
 export const HEARTBEAT = `WITH input AS (SELECT * FROM unnest($2::uuid[], $3::uuid[]) AS h(id, token)),
@@ -305,6 +368,7 @@ const RETRY_BY_HAND_PARTS = {
     processing_time_ms = NULL, cancel_requested_at = NULL, stage = NULL, progress = 0, result = NULL, ${CLEAR_ERROR}`,
   attempt: `1`,
   message: `'retried by hand'`,
+  mayReopen: true,
 } satisfies Partial<TransitionParts>;
 
 export const RETRY_BY_HAND = transitionSql({
@@ -420,8 +484,9 @@ audit AS (
   INSERT INTO audit_events (actor, action, entity_type, entity_id, correlation_id, metadata, at)
   SELECT $16, 'job.created', 'ProcessingJob', id::text, correlation_id, jsonb_build_object('type', type), created_at FROM inserted
 ),
-wake AS (SELECT pg_notify('${JOBS_CHANNEL}', '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted)
-SELECT inserted.*, (SELECT count(*) FROM wake) AS notified FROM inserted`;
+wake AS (SELECT pg_notify('${JOBS_CHANNEL}', '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted),
+${announceChanges("inserted", "NULL::text")}
+SELECT inserted.*, (SELECT count(*) FROM wake) AS notified, (SELECT count(*) FROM announced) AS announced FROM inserted`;
 
 /** $1 idempotency keys, $2 assessment ids, $3 correlation ids, $4 schema versions, $5 owners. */
 export const FIND_EXISTING = `SELECT j.* FROM processing_jobs j

@@ -1,9 +1,11 @@
 // Issue 11, item 6: several instances on one PostgreSQL behave as one service, with the events
 // between them carried by PostgreSQL LISTEN/NOTIFY (no Redis) or by Redis.
 import type { ChildProcess } from "node:child_process";
+import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Conveyor } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
+import { EVENTS_CHANNEL } from "../../src/events/pg-event-target.js";
 import type { JobHandler } from "../../src/handlers/registry.js";
 import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 import { collect, tokenFor, wsClient } from "../support/graphql-client.js";
@@ -110,26 +112,26 @@ describe("item 6: two instances on one database", () => {
     }
   }, 180_000);
 
-  it("EVENTS_TRANSPORT=memory keeps a lone instance's events in its process; redis without REDIS_URL is refused", async () => {
+  it("EVENTS_TRANSPORT=memory: the instance hears none of the others' changes, while they hear its own from the database; redis without REDIS_URL is refused", async () => {
     const handlers = [{ type: "parked", run: async () => null }];
     const a = (running.a = await startTestConveyor({ handlers, environment: { REDIS_URL: "", EVENTS_TRANSPORT: "memory" } }));
     expect(a.events.transport).toBe("memory");
     const b = await startSiblingConveyor(a, { handlers, environment: { REDIS_URL: "" } });
     expect(b.events.transport).toBe("postgres");
     const c = await startSiblingConveyor(a, { handlers, environment: { REDIS_URL: "" } });
-    const heardHere: string[] = [];
+    const heardByA: string[] = [];
     const heardByC: string[] = [];
-    const stopHere = a.subscribe(undefined, (change) => heardHere.push(change.jobId));
+    const stopA = a.subscribe(undefined, (change) => heardByA.push(change.jobId));
     const stopC = c.subscribe(undefined, (change) => heardByC.push(change.jobId));
+    await Promise.all([stopA.listening, stopC.listening]);
     const parked = { type: "parked", runAt: new Date(Date.now() + 3600_000) };
+    // The statement that creates a job tells the instances following it, whoever made it.
     const fromA = await a.enqueue(parked);
-    await eventually(() => heardHere.includes(fromA.job.id));
-    // B's event, sent after A's, reaches C through PostgreSQL; A's never does.
     const fromB = await b.enqueue(parked);
-    await eventually(() => heardByC.includes(fromB.job.id));
+    await eventually(() => heardByA.includes(fromA.job.id) && heardByC.includes(fromA.job.id) && heardByC.includes(fromB.job.id));
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(heardByC).not.toContain(fromA.job.id);
-    stopHere();
+    expect(heardByA).not.toContain(fromB.job.id);
+    stopA();
     stopC();
     await Promise.all([b.stop(), c.stop()]);
     await a.dispose();
@@ -137,17 +139,56 @@ describe("item 6: two instances on one database", () => {
     expect(() => loadConfig({ EVENTS_TRANSPORT: "redis" })).toThrow(/EVENTS_TRANSPORT: redis needs REDIS_URL/);
   });
 
+  it("sends other instances only the job changes someone there follows, from the statement that made them", async () => {
+    const handlers = [{ type: "quick", run: async () => null }];
+    const a = (running.a = await startTestConveyor({ handlers, environment: { REDIS_URL: "", WORKER_ENABLED: "true", WORKER_CONCURRENCY: "10" } }));
+    const b = await startSiblingConveyor(a, { handlers, environment: { REDIS_URL: "" } });
+    expect([a.events.transport, b.events.transport]).toEqual(["postgres", "postgres"]);
+    // Every notification on the events channel, as any instance's LISTEN connection gets it.
+    const wire = new pg.Client({ connectionString: a.databaseUrl });
+    await wire.connect();
+    const sent: string[] = [];
+    wire.on("notification", (message) => sent.push(message.payload ?? ""));
+    await wire.query(`LISTEN ${EVENTS_CHANNEL}`);
+    try {
+      const unfollowed = await Promise.all(Array.from({ length: 100 }, () => a.enqueue({ type: "quick" })));
+      await eventually(async () => (await Promise.all(unfollowed.map((each) => a.jobs.find(each.job.id)))).every((job) => job?.status === "COMPLETED"));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      // 300 changes (created, claimed, completed) that nobody on another instance follows: none sent.
+      expect(sent).toEqual([]);
+
+      const followed = await a.enqueue({ type: "quick", runAt: new Date(Date.now() + 1000) });
+      const heard: string[] = [];
+      const unsubscribe = b.subscribe(followed.job.id, (change) => heard.push(change.status));
+      await unsubscribe.listening;
+      await eventually(() => heard.at(-1) === "COMPLETED", 10_000);
+      expect(heard).toEqual(["PROCESSING", "COMPLETED"]);
+      const entries = sent.flatMap((payload) => (JSON.parse(payload) as { entries: [string[], { jobId: string }][] }).entries);
+      expect(entries.map(([topics, change]) => [topics, change.jobId])).toEqual([
+        [[`job:changed:${followed.job.id}`], followed.job.id],
+        [[`job:changed:${followed.job.id}`], followed.job.id],
+      ]);
+      unsubscribe();
+    } finally {
+      await wire.end();
+      await b.stop();
+      await a.dispose();
+      running.a = undefined;
+    }
+  });
+
   it("drops an event too large for a notification with a log line, and keeps publishing the rest", async () => {
     const a = (running.a = await startTestConveyor({ environment: { REDIS_URL: "" } }));
     expect(a.events.transport).toBe("postgres");
     const b = await startSiblingConveyor(a, { environment: { REDIS_URL: "" } });
-    // What instance B hears of A's events; this instance's own subscribers get every event at once.
+    // What instance B hears of A's events (those not about jobs, which the database sends itself);
+    // this instance's own listeners get every event at once.
     const received: { stage: string }[] = [];
-    const unsubscribe = b.subscribe(undefined, (change) => received.push(change as { stage: string }));
-    const base = { jobId: "00000000-0000-4000-8000-000000000000", type: "x", owner: "o", status: "QUEUED", previousStatus: null, stage: null, progress: 0, bytesDone: null, bytesTotal: null, retryCount: 0, errorCode: null, at: new Date().toISOString() } as const;
+    const unsubscribe = b.events.listen<{ stage: string }>("queue-health:changed", (change) => received.push(change));
+    await b.events.whenListening("queue-health:changed");
     const before = a.events.publishFailures;
-    a.events.publishJobChange({ ...base, stage: "x".repeat(9000) });
-    a.events.publishJobChange({ ...base, stage: "small" });
+    a.events.pubsub.publish("queue-health:changed", { stage: "x".repeat(9000) } as never);
+    a.events.pubsub.publish("queue-health:changed", { stage: "small" } as never);
     await eventually(() => received.length > 0);
     expect(received.map((change) => change.stage)).toEqual(["small"]);
     expect(a.events.publishFailures).toBeGreaterThan(before);

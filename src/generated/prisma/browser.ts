@@ -35,6 +35,13 @@ export type ProcessingJob = Prisma.ProcessingJobModel
  */
 export type JobOutcomeCount = Prisma.JobOutcomeCountModel
 /**
+ * Model EventListener
+ * An event topic some instance listens to (src/events/listener-registry.ts): the engine's statements
+ * notify other instances of a job change only when someone there follows it. Rows go with their
+ * instance's LISTEN connection (listener_pid); instance_id is the conveyor.instance of its connections.
+ */
+export type EventListener = Prisma.EventListenerModel
+/**
  * Model AssessmentCompletion
  * One row per (assessment, correlation id, schema version) ever completed: what makes
  * completeAssessment idempotent. It outlives job retention; jobId becomes null when the job is deleted.

@@ -11,6 +11,7 @@
 export type * from './models/Assessment.js'
 export type * from './models/ProcessingJob.js'
 export type * from './models/JobOutcomeCount.js'
+export type * from './models/EventListener.js'
 export type * from './models/AssessmentCompletion.js'
 export type * from './models/JobEvent.js'
 export type * from './models/AuditEvent.js'

@@ -92,6 +92,8 @@ function jobProgressStream(context: GraphQLContext, jobId: string): AsyncIterabl
     };
     let pending = read();
     try {
+      // Changes other instances commit after this are heard: the first read cannot miss them.
+      await events.whenListening(`job:changed:${jobId}`);
       const row = await jobs.find(jobId);
       if (!row) return;
       const snapshot = changeOf(row, null);

@@ -400,6 +400,7 @@ export const ModelName = {
   Assessment: 'Assessment',
   ProcessingJob: 'ProcessingJob',
   JobOutcomeCount: 'JobOutcomeCount',
+  EventListener: 'EventListener',
   AssessmentCompletion: 'AssessmentCompletion',
   JobEvent: 'JobEvent',
   AuditEvent: 'AuditEvent',
@@ -421,7 +422,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "assessment" | "processingJob" | "jobOutcomeCount" | "assessmentCompletion" | "jobEvent" | "auditEvent" | "validationFile" | "validationFileChunk" | "validationRun"
+    modelProps: "assessment" | "processingJob" | "jobOutcomeCount" | "eventListener" | "assessmentCompletion" | "jobEvent" | "auditEvent" | "validationFile" | "validationFileChunk" | "validationRun"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -644,6 +645,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         count: {
           args: Prisma.JobOutcomeCountCountArgs<ExtArgs>
           result: runtime.Types.Utils.Optional<Prisma.JobOutcomeCountCountAggregateOutputType> | number
+        }
+      }
+    }
+    EventListener: {
+      payload: Prisma.$EventListenerPayload<ExtArgs>
+      fields: Prisma.EventListenerFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.EventListenerFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$EventListenerPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.EventListenerFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$EventListenerPayload>
+        }
+        findFirst: {
+          args: Prisma.EventListenerFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$EventListenerPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.EventListenerFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$EventListenerPayload>
+        }
+        findMany: {
+          args: Prisma.EventListenerFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$EventListenerPayload>[]
+        }
+        create: {
+          args: Prisma.EventListenerCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$EventListenerPayload>
+        }
+        createMany: {
+          args: Prisma.EventListenerCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.EventListenerCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$EventListenerPayload>[]
+        }
+        delete: {
+          args: Prisma.EventListenerDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$EventListenerPayload>
+        }
+        update: {
+          args: Prisma.EventListenerUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$EventListenerPayload>
+        }
+        deleteMany: {
+          args: Prisma.EventListenerDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.EventListenerUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.EventListenerUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$EventListenerPayload>[]
+        }
+        upsert: {
+          args: Prisma.EventListenerUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$EventListenerPayload>
+        }
+        aggregate: {
+          args: Prisma.EventListenerAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateEventListener>
+        }
+        groupBy: {
+          args: Prisma.EventListenerGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.EventListenerGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.EventListenerCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.EventListenerCountAggregateOutputType> | number
         }
       }
     }
@@ -1201,6 +1276,16 @@ export const JobOutcomeCountScalarFieldEnum = {
 export type JobOutcomeCountScalarFieldEnum = (typeof JobOutcomeCountScalarFieldEnum)[keyof typeof JobOutcomeCountScalarFieldEnum]
 
 
+export const EventListenerScalarFieldEnum = {
+  topic: 'topic',
+  listenerPid: 'listenerPid',
+  instanceId: 'instanceId',
+  registeredAt: 'registeredAt'
+} as const
+
+export type EventListenerScalarFieldEnum = (typeof EventListenerScalarFieldEnum)[keyof typeof EventListenerScalarFieldEnum]
+
+
 export const AssessmentCompletionScalarFieldEnum = {
   assessmentId: 'assessmentId',
   correlationId: 'correlationId',
@@ -1629,6 +1714,7 @@ export type GlobalOmitConfig = {
   assessment?: Prisma.AssessmentOmit
   processingJob?: Prisma.ProcessingJobOmit
   jobOutcomeCount?: Prisma.JobOutcomeCountOmit
+  eventListener?: Prisma.EventListenerOmit
   assessmentCompletion?: Prisma.AssessmentCompletionOmit
   jobEvent?: Prisma.JobEventOmit
   auditEvent?: Prisma.AuditEventOmit

@@ -54,6 +54,7 @@ export const ModelName = {
   Assessment: 'Assessment',
   ProcessingJob: 'ProcessingJob',
   JobOutcomeCount: 'JobOutcomeCount',
+  EventListener: 'EventListener',
   AssessmentCompletion: 'AssessmentCompletion',
   JobEvent: 'JobEvent',
   AuditEvent: 'AuditEvent',
@@ -147,6 +148,16 @@ export const JobOutcomeCountScalarFieldEnum = {
 } as const
 
 export type JobOutcomeCountScalarFieldEnum = (typeof JobOutcomeCountScalarFieldEnum)[keyof typeof JobOutcomeCountScalarFieldEnum]
+
+
+export const EventListenerScalarFieldEnum = {
+  topic: 'topic',
+  listenerPid: 'listenerPid',
+  instanceId: 'instanceId',
+  registeredAt: 'registeredAt'
+} as const
+
+export type EventListenerScalarFieldEnum = (typeof EventListenerScalarFieldEnum)[keyof typeof EventListenerScalarFieldEnum]
 
 
 export const AssessmentCompletionScalarFieldEnum = {

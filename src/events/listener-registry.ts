@@ -1,0 +1,198 @@
+import type pg from "pg";
+import type { Logger } from "../logger.js";
+
+const JOB_TOPIC_PREFIX = "job:changed:";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// How long a new listener on a topic of every job waits for the transactions that may have missed
+// its registration; past this, a transaction left open elsewhere on the server must not hold it.
+const IN_FLIGHT_WAIT_MS = 2000;
+const IN_FLIGHT_POLL_MS = 2;
+const RETRY_DELAY_MS = 1000;
+const DEAD_ROWS_SWEEP_MS = 60_000;
+
+/**
+ * Adds and removes `added` and `removed` for the LISTEN connection $1 of instance $5. Registering a job's topic
+ * takes a share lock on the job's row until it commits: a statement changing that job either
+ * committed before (so the subscriber's first read of the job, made after this, sees its change)
+ * or locks the row after, and then finds this registration (sql.ts, announceChanges).
+ */
+const REGISTER = `WITH removed AS (DELETE FROM event_listeners WHERE listener_pid = $1 AND topic = ANY($3::text[])),
+added AS (INSERT INTO event_listeners (topic, listener_pid, instance_id) SELECT unnest($2::text[]), $1, $5 ON CONFLICT DO NOTHING),
+locked AS (SELECT id FROM processing_jobs WHERE id = ANY($4::uuid[]) FOR SHARE)
+SELECT (SELECT count(*) FROM locked) AS locked`;
+
+/** Transactions open now: a statement that began before a registration committed may not have seen it. */
+const IN_FLIGHT = `SELECT pg_current_snapshot()::text AS snapshot`;
+const STILL_IN_FLIGHT = `SELECT count(*)::int AS open FROM pg_snapshot_xip($1::pg_snapshot) AS x WHERE pg_xact_status(x) = 'in progress'`;
+
+/** Rows of LISTEN connections that are gone (their instance stopped or lost its connection). */
+const DELETE_DEAD = `DELETE FROM event_listeners WHERE listener_pid NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)`;
+
+/**
+ * Keeps event_listeners in step with the topics this instance listens to, so that the statements
+ * that change jobs notify it of the changes it follows, and only of those (sql.ts,
+ * announceChanges). Topics are added and removed in batches, one statement at a time, keyed by the
+ * backend pid of the instance's LISTEN connection: when that connection is replaced, every topic is
+ * registered again under the new one, and rows of connections that are gone are swept away by
+ * whichever instance looks next.
+ *
+ * `whenListening(topic)` settles once a change committed from then on reaches this instance: for a
+ * job's own topic, once the registration (which locks the job's row) has committed; for a topic of
+ * every job (jobs:changed), once the transactions open at that moment have ended too.
+ */
+export class ListenerRegistry {
+  private listenerPid: number | null = null;
+  /** Topics this instance listens to. */
+  private readonly wanted = new Set<string>();
+  /** Topics registered under `listenerPid`, as committed. */
+  private readonly registered = new Set<string>();
+  /** What the next statement adds and removes: kept as listeners come and go, never recomputed. */
+  private toAdd = new Set<string>();
+  private toRemove = new Set<string>();
+  private readonly waiters = new Map<string, { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void }>();
+  private flushing: Promise<void> | null = null;
+  private again = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly instanceId: string,
+    private readonly logger: Logger,
+  ) {
+    this.sweepTimer = setInterval(() => void this.sweep(), DEAD_ROWS_SWEEP_MS);
+    this.sweepTimer.unref();
+  }
+
+  /** The LISTEN connection is (again) up as backend `pid`: everything is registered under it. */
+  connected(pid: number): void {
+    const previous = this.listenerPid;
+    this.listenerPid = pid;
+    this.registered.clear();
+    this.toRemove.clear();
+    this.toAdd = new Set(this.wanted);
+    void this.sweep().then(() => {
+      if (previous !== null && previous !== pid) return this.pool.query(`DELETE FROM event_listeners WHERE listener_pid = $1`, [previous]);
+    }).catch((error: unknown) => this.logger.warn({ err: error }, "removing an old listener's topics failed"));
+    this.schedule();
+  }
+
+  add(topic: string): void {
+    this.wanted.add(topic);
+    if (this.registered.has(topic)) this.toRemove.delete(topic);
+    else this.toAdd.add(topic);
+    this.schedule();
+  }
+
+  remove(topic: string): void {
+    this.wanted.delete(topic);
+    if (this.registered.has(topic)) this.toRemove.add(topic);
+    else this.toAdd.delete(topic);
+    this.schedule();
+  }
+
+  whenListening(topic: string): Promise<void> {
+    if (this.registered.has(topic) || !this.wanted.has(topic)) return Promise.resolve();
+    let waiter = this.waiters.get(topic);
+    if (!waiter) {
+      let resolve!: () => void;
+      let reject!: (error: unknown) => void;
+      const promise = new Promise<void>((ok, fail) => ((resolve = ok), (reject = fail)));
+      promise.catch(() => {});
+      waiter = { promise, resolve, reject };
+      this.waiters.set(topic, waiter);
+    }
+    return waiter.promise;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    clearTimeout(this.retryTimer);
+    await this.flushing;
+    if (this.listenerPid !== null) {
+      await this.pool.query(`DELETE FROM event_listeners WHERE listener_pid = $1`, [this.listenerPid]).catch(() => undefined);
+    }
+    for (const waiter of this.waiters.values()) waiter.reject(new Error("the event bus closed"));
+    this.waiters.clear();
+  }
+
+  private schedule(): void {
+    if (this.closed || this.listenerPid === null) return;
+    if (this.flushing) {
+      this.again = true;
+      return;
+    }
+    this.flushing = this.flush().finally(() => {
+      this.flushing = null;
+      if (this.again) {
+        this.again = false;
+        this.schedule();
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    // Let the listeners added in this tick (a burst of subscriptions) share one statement.
+    await new Promise((resolve) => setImmediate(resolve));
+    const pid = this.listenerPid;
+    if (pid === null || this.closed || (this.toAdd.size === 0 && this.toRemove.size === 0)) return;
+    const added = [...this.toAdd];
+    const removed = [...this.toRemove];
+    this.toAdd = new Set();
+    this.toRemove = new Set();
+    const jobIds = added.flatMap((topic) => (topic.startsWith(JOB_TOPIC_PREFIX) && UUID.test(topic.slice(JOB_TOPIC_PREFIX.length)) ? [topic.slice(JOB_TOPIC_PREFIX.length)] : []));
+    try {
+      await this.pool.query(REGISTER, [pid, added, removed, jobIds, this.instanceId]);
+      if (added.some((topic) => !topic.startsWith(JOB_TOPIC_PREFIX))) await this.waitForOpenTransactions();
+    } catch (error) {
+      this.logger.warn({ err: error, retryInMs: RETRY_DELAY_MS }, "registering the event topics listened to failed; retrying");
+      for (const topic of added) {
+        this.waiters.get(topic)?.reject(error);
+        this.waiters.delete(topic);
+        if (this.wanted.has(topic) && !this.registered.has(topic)) this.toAdd.add(topic);
+      }
+      for (const topic of removed) if (!this.wanted.has(topic) && this.registered.has(topic)) this.toRemove.add(topic);
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.schedule(), RETRY_DELAY_MS);
+      this.retryTimer.unref();
+      return;
+    }
+    // A reconnection meanwhile registered everything again under its own pid.
+    if (pid !== this.listenerPid) return;
+    // Listeners that came or went while the statement ran are caught up by the next one.
+    for (const topic of removed) {
+      this.registered.delete(topic);
+      if (this.wanted.has(topic)) this.toAdd.add(topic);
+    }
+    for (const topic of added) {
+      this.registered.add(topic);
+      if (!this.wanted.has(topic)) this.toRemove.add(topic);
+      this.waiters.get(topic)?.resolve();
+      this.waiters.delete(topic);
+    }
+    if (this.toAdd.size > 0 || this.toRemove.size > 0) this.again = true;
+  }
+
+  /**
+   * A statement that changes jobs reads event_listeners once its rows are locked; one that began
+   * before the registration committed may have read it already. Waiting for the transactions open
+   * now to end means none of them can still commit a change this instance was not told of.
+   */
+  private async waitForOpenTransactions(): Promise<void> {
+    const { rows } = await this.pool.query<{ snapshot: string }>(IN_FLIGHT);
+    const deadline = Date.now() + IN_FLIGHT_WAIT_MS;
+    while (Date.now() < deadline) {
+      const open = await this.pool.query<{ open: number }>(STILL_IN_FLIGHT, [rows[0]!.snapshot]);
+      if (open.rows[0]!.open === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_POLL_MS));
+    }
+    this.logger.debug("transactions still open after a new listener registered; not waiting longer");
+  }
+
+  private async sweep(): Promise<void> {
+    if (this.closed) return;
+    await this.pool.query(DELETE_DEAD).catch((error: unknown) => this.logger.warn({ err: error }, "sweeping the topics of gone listeners failed"));
+  }
+}
