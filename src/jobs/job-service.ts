@@ -84,6 +84,11 @@ export class JobService {
     return findJob(db, id);
   }
 
+  /** The latest progress this instance published of a job it runs (JobLifecycle.publishedProgress). */
+  publishedProgress(id: string) {
+    return this.deps.lifecycle.publishedProgress(id);
+  }
+
   queuePosition(id: string) {
     return queuePosition(this.deps.pool, id);
   }

@@ -109,6 +109,8 @@ export class JobLifecycle {
   private readonly completions = new WriteBatcher<Completion, boolean>((items) => this.writeCompletions(items));
   private readonly failures = new WriteBatcher<Failure, JobStatus | null>((items) => this.writeFailures(items));
   private readonly progressWriter = new ProgressWriter((batch) => this.writeProgress(batch));
+  /** The latest progress published of each job running here, until its attempt's outcome is written. */
+  private readonly latestProgress = new Map<string, JobChange>();
 
   constructor(options: LifecycleOptions) {
     this.pool = options.pool;
@@ -151,24 +153,33 @@ export class JobLifecycle {
     const at = options.at ?? this.now() ?? new Date();
     const written = this.progressWriter.report(claim, report, at);
     if (options.job) {
-      this.announce([
-        {
-          id: claim.id,
-          type: options.job.type,
-          owner: options.job.owner,
-          status: "PROCESSING",
-          from_status: "PROCESSING",
-          stage: report.stage.slice(0, 200),
-          progress: Math.max(0, Math.min(100, Number.isFinite(report.percent) ? Math.round(report.percent) : 0)),
-          bytes_done: report.bytesDone ?? null,
-          bytes_total: report.bytesTotal ?? null,
-          retry_count: options.job.retryCount,
-          error_code: null,
-          updated_at: at,
-        },
-      ]);
+      const row = {
+        id: claim.id,
+        type: options.job.type,
+        owner: options.job.owner,
+        status: "PROCESSING",
+        from_status: "PROCESSING",
+        stage: report.stage.slice(0, 200),
+        progress: Math.max(0, Math.min(100, Number.isFinite(report.percent) ? Math.round(report.percent) : 0)),
+        bytes_done: report.bytesDone ?? null,
+        bytes_total: report.bytesTotal ?? null,
+        retry_count: options.job.retryCount,
+        error_code: null,
+        updated_at: at,
+      };
+      this.announce([row]);
+      this.latestProgress.set(claim.id, toChange(row));
     }
     return written;
+  }
+
+  /**
+   * The latest progress published of a job running here. Published before it is written, it may be
+   * newer than the job as read: a subscriber that started listening just after it was published,
+   * and read the job before it was written, would otherwise not see it until the job's next change.
+   */
+  publishedProgress(jobId: string): JobChange | null {
+    return this.latestProgress.get(jobId) ?? null;
   }
 
   private async writeProgress(batch: ProgressBatch): Promise<Set<string>> {
@@ -206,7 +217,7 @@ export class JobLifecycle {
   private async writeCompletions(items: Completion[]): Promise<boolean[]> {
     // A job's progress is written before its outcome, so its timeline keeps every stage.
     await this.progressWriter.drain();
-    for (const item of items) this.progressWriter.forget(item.token);
+    this.forgetProgress(items);
     const { rows } = await this.outcomePool.query({
       name: "conveyor-complete",
       text: sql.COMPLETE_MANY,
@@ -239,7 +250,7 @@ export class JobLifecycle {
 
   private async writeFailures(items: Failure[]): Promise<(JobStatus | null)[]> {
     await this.progressWriter.drain();
-    for (const item of items) this.progressWriter.forget(item.token);
+    this.forgetProgress(items);
     const { rows } = await this.outcomePool.query({
       name: "conveyor-fail",
       text: sql.FAIL_MANY,
@@ -320,7 +331,7 @@ export class JobLifecycle {
   async release(claims: Claim[]): Promise<number> {
     if (claims.length === 0) return 0;
     await this.progressWriter.drain();
-    for (const claim of claims) this.progressWriter.forget(claim.token);
+    this.forgetProgress(claims);
     const { rows } = await this.pool.query(sql.RELEASE, [this.now(), claims.map((claim) => claim.id), claims.map((claim) => claim.token)]);
     this.announce(rows);
     if (rows.length) await this.pool.query(sql.WAKE_POOLS);
@@ -350,6 +361,14 @@ export class JobLifecycle {
       if (recovered.some((change) => change.status === "RETRYING")) await this.pool.query(sql.WAKE_POOLS);
     }
     return recovered;
+  }
+
+  /** These attempts are over: nothing more will be reported under their claims. */
+  private forgetProgress(claims: readonly Claim[]): void {
+    for (const claim of claims) {
+      this.progressWriter.forget(claim.token);
+      this.latestProgress.delete(claim.id);
+    }
   }
 
   private announce(rows: Record<string, unknown>[]): void {

@@ -177,6 +177,39 @@ describe("item 6: two instances on one database", () => {
     }
   });
 
+  it("misses no change of a job followed from another instance while it runs: registration, then first read", async () => {
+    const handlers = [{ type: "short", run: async (payload: { ms: number }) => new Promise((resolve) => setTimeout(() => resolve(null), payload.ms)) }];
+    const a = (running.a = await startTestConveyor({ handlers, environment: { REDIS_URL: "", WORKER_ENABLED: "true", WORKER_CONCURRENCY: "20" } }));
+    const b = await startSiblingConveyor(a, { handlers, environment: { REDIS_URL: "" } });
+    try {
+      // Each job is followed from B at a random moment of its life, as a jobProgress subscriber
+      // does: listen, wait until registered, read the job, then take changes newer than that read.
+      const follow = async (jobId: string): Promise<string> => {
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 30));
+        let finished!: (status: string) => void;
+        const ended = new Promise<string>((resolve) => (finished = resolve));
+        const unsubscribe = b.subscribe(jobId, (change) => {
+          if (change.status === "COMPLETED") finished(change.status);
+        });
+        try {
+          await unsubscribe.listening;
+          const job = await b.jobs.find(jobId);
+          if (job?.status === "COMPLETED") return job.status;
+          return await Promise.race([ended, new Promise<string>((resolve) => setTimeout(() => resolve(`stuck at ${job?.status}`), 10_000))]);
+        } finally {
+          unsubscribe();
+        }
+      };
+      const jobs = await Promise.all(Array.from({ length: 300 }, (_, index) => a.enqueue({ type: "short", payload: { ms: 5 + (index % 20) } })));
+      const outcomes = await Promise.all(jobs.map(({ job }) => follow(job.id)));
+      expect(outcomes.filter((outcome) => outcome !== "COMPLETED")).toEqual([]);
+    } finally {
+      await b.stop();
+      await a.dispose();
+      running.a = undefined;
+    }
+  }, 60_000);
+
   it("drops an event too large for a notification with a log line, and keeps publishing the rest", async () => {
     const a = (running.a = await startTestConveyor({ environment: { REDIS_URL: "" } }));
     expect(a.events.transport).toBe("postgres");

@@ -100,6 +100,13 @@ function jobProgressStream(context: GraphQLContext, jobId: string): AsyncIterabl
       await push(snapshot);
       if (isTerminal(snapshot.status)) return;
       let latest = snapshot;
+      // Progress is published before it is written: one published just before this stream
+      // listened may be newer than the job as read.
+      const published = jobs.publishedProgress(jobId);
+      if (published && !isStale(published, latest)) {
+        await push(published);
+        latest = published;
+      }
       for (;;) {
         const next: IteratorResult<JobChange> = await pending;
         if (next.done) return;
