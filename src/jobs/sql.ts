@@ -1,5 +1,4 @@
 import { CANCEL_CHANNEL, JOBS_CHANNEL } from "./notification-listener.js";
-import { EVENTS_CHANNEL, MAX_NOTIFY_BYTES } from "../events/pg-event-target.js";
 
 /**
  * Every statement the job engine runs, in plain SQL, in one place. Each transition is a single
@@ -52,10 +51,6 @@ function countOutcomes(source: string): string {
 )`;
 }
 
-// A notification's entries are grouped by their running byte count in steps of half the limit,
-// so a group holds at most half the limit plus one entry: an entry may take up to that half.
-const ANNOUNCE_STEP_BYTES = Math.floor(MAX_NOTIFY_BYTES / 2);
-
 /**
  * CTEs that tell other instances of the job changes in `source` (rows of processing_jobs with
  * `previousStatus` the expression given), in the notifications src/events/pg-event-target.ts reads:
@@ -63,48 +58,26 @@ const ANNOUNCE_STEP_BYTES = Math.floor(MAX_NOTIFY_BYTES / 2);
  * id when it left a final state, but only to topics another instance listens to (event_listeners,
  * kept by src/events/listener-registry.ts): the instance whose connection runs the statement (its
  * conveyor.instance, which signs the notification) tells its own subscribers itself. Nobody
- * listening elsewhere, as with a lone instance, costs one lookup per statement and sends nothing.
+ * listening elsewhere, as with a lone instance, costs one lookup per statement: the changes are
+ * turned into JSON, and packed into notifications (conveyor_announce), only when someone listens.
  * The notifications go out when the transaction commits, after its outcome is durable, and not at
  * all if it rolls back. conveyor_listened_topics is VOLATILE: called once the rows are updated (and
  * locked), it sees a registration committed meanwhile (migration 20261126120000_event_listeners).
- * A change too large for a notification (an owner of kilobytes) is not sent to other instances.
  * The statement must read `(SELECT count(*) FROM announced)` for these to run.
  */
 function announceChanges(source: string, previousStatus: string, options: { mayReopen?: boolean } = {}): string {
-  const reopened = options.mayReopen
-    ? `
-  UNION ALL
-  SELECT json_build_array(ARRAY['jobs:reopened'], u.id)::text, u.id
-  FROM ${source} u, listened l
-  WHERE 'jobs:reopened' = ANY(l.topics) AND ${previousStatus} IN ('COMPLETED', 'FAILED', 'VALIDATION_FAILED', 'CANCELLED')`
-    : "";
   return `listened AS (
   SELECT conveyor_listened_topics(ARRAY['jobs:changed'${options.mayReopen ? ", 'jobs:reopened'" : ""}] || ARRAY(SELECT 'job:changed:' || id FROM ${source})) AS topics
 ),
-announced_entries AS (
-  SELECT entry, row_number() OVER () AS n FROM (
-  SELECT json_build_array(
-      array_remove(ARRAY[CASE WHEN 'job:changed:' || u.id = ANY(l.topics) THEN 'job:changed:' || u.id END,
-        CASE WHEN 'jobs:changed' = ANY(l.topics) THEN 'jobs:changed' END], NULL),
-      json_build_object('jobId', u.id, 'type', u.type, 'owner', u.owner, 'status', u.status, 'previousStatus', ${previousStatus},
-        'stage', u.stage, 'progress', u.progress, 'bytesDone', u.bytes_done, 'bytesTotal', u.bytes_total,
-        'retryCount', u.retry_count, 'errorCode', u.error_code,
-        'at', to_char(u.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))::text AS entry, u.id
-  FROM ${source} u, listened l
-  WHERE 'jobs:changed' = ANY(l.topics) OR 'job:changed:' || u.id = ANY(l.topics)${reopened}
-  ) e
-),
 announced AS (
-  SELECT pg_notify('${EVENTS_CHANNEL}', payload) FROM (
-    SELECT step, '{"from":' || coalesce(to_json(current_setting('conveyor.instance', true))::text, 'null')
-      || ',"entries":[' || string_agg(entry, ',' ORDER BY n) || ']}' AS payload
-    FROM (
-      SELECT entry, n, sum(octet_length(entry) + 1) OVER (ORDER BY n) / ${ANNOUNCE_STEP_BYTES} AS step
-      FROM announced_entries WHERE octet_length(entry) < ${ANNOUNCE_STEP_BYTES}
-    ) sized
-    GROUP BY step
-    ORDER BY step
-  ) payloads
+  SELECT conveyor_announce(l.topics, (
+    SELECT json_agg(json_build_object('jobId', u.id, 'type', u.type, 'owner', u.owner, 'status', u.status, 'previousStatus', ${previousStatus},
+      'stage', u.stage, 'progress', u.progress, 'bytesDone', u.bytes_done, 'bytesTotal', u.bytes_total,
+      'retryCount', u.retry_count, 'errorCode', u.error_code,
+      'at', to_char(u.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+    FROM ${source} u WHERE l.topics IS NOT NULL
+  ), ${options.mayReopen ? "true" : "false"}, current_setting('conveyor.instance', true))
+  FROM listened l
 )`;
 }
 

@@ -169,6 +169,17 @@ describe("item 6: two instances on one database", () => {
         [[`job:changed:${followed.job.id}`], followed.job.id],
       ]);
       unsubscribe();
+
+      // Packing: under PostgreSQL's 8,000-byte limit per notification, a change too large for one left out.
+      sent.length = 0;
+      const changes = [{ jobId: "huge", owner: "x".repeat(9000) }, ...Array.from({ length: 100 }, (_, index) => ({ jobId: `small-${index}`, owner: "o".repeat(100) }))];
+      await wire.query(`SELECT conveyor_announce(ARRAY['jobs:changed'], $1::json, false, 'elsewhere')`, [JSON.stringify(changes)]);
+      await eventually(() => sent.flatMap((payload) => (JSON.parse(payload) as { entries: unknown[] }).entries).length === 100);
+      expect(sent.length).toBeGreaterThan(1);
+      for (const payload of sent) expect(Buffer.byteLength(payload)).toBeLessThan(8000);
+      const packed = sent.map((payload) => JSON.parse(payload) as { from: string; entries: [string[], { jobId: string }][] });
+      expect(packed.every((notification) => notification.from === "elsewhere")).toBe(true);
+      expect(packed.flatMap((notification) => notification.entries.map(([, change]) => change.jobId))).toEqual(changes.slice(1).map((change) => change.jobId));
     } finally {
       await wire.end();
       await b.stop();

@@ -21,8 +21,61 @@ CREATE TABLE "event_listeners" (
 CREATE FUNCTION "conveyor_listened_topics"(topics TEXT[]) RETURNS TEXT[] LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
   RETURN (
-    SELECT array_agg(DISTINCT "topic") FROM "event_listeners"
+    SELECT array_agg("topic") FROM "event_listeners"
     WHERE "topic" = ANY(topics) AND "instance_id" IS DISTINCT FROM current_setting('conveyor.instance', true)
   );
+END
+$$;
+
+-- Sends `changes` (a JSON array of job changes, as src/events/messages.ts's JobChange) on the
+-- topics among `topics` they belong to: each change on its job's topic and on jobs:changed, and a
+-- change out of a final state (`reopens`) on jobs:reopened with its id; packed into as few
+-- notifications as fit under PostgreSQL's 8,000-byte limit, each signed with `sender` (the sending
+-- instance). An entry too large for one notification is left out. Returns how many were sent.
+-- Called only when some topic is listened to (src/jobs/sql.ts, announceChanges), so a change that
+-- nobody follows costs no JSON at all.
+CREATE FUNCTION "conveyor_announce"(topics TEXT[], changes JSON, reopens BOOLEAN, sender TEXT) RETURNS INTEGER LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  limit_bytes CONSTANT INTEGER := 7900;
+  opening TEXT := '{"from":' || coalesce(to_json(sender)::text, 'null') || ',"entries":[';
+  change JSON;
+  job_topic TEXT;
+  entry_topics TEXT[];
+  entries TEXT[];
+  entry TEXT;
+  payload TEXT := '';
+  sent INTEGER := 0;
+BEGIN
+  IF topics IS NULL OR changes IS NULL THEN
+    RETURN 0;
+  END IF;
+  FOR change IN SELECT * FROM json_array_elements(changes) LOOP
+    job_topic := 'job:changed:' || (change->>'jobId');
+    entry_topics := array_remove(ARRAY[
+      CASE WHEN job_topic = ANY(topics) THEN job_topic END,
+      CASE WHEN 'jobs:changed' = ANY(topics) THEN 'jobs:changed' END], NULL);
+    entries := '{}';
+    IF cardinality(entry_topics) > 0 THEN
+      entries := entries || json_build_array(entry_topics, change)::text;
+    END IF;
+    IF reopens AND 'jobs:reopened' = ANY(topics)
+      AND change->>'previousStatus' IN ('COMPLETED', 'FAILED', 'VALIDATION_FAILED', 'CANCELLED') THEN
+      entries := entries || json_build_array(ARRAY['jobs:reopened'], change->'jobId')::text;
+    END IF;
+    FOREACH entry IN ARRAY entries LOOP
+      CONTINUE WHEN octet_length(opening) + octet_length(entry) + 2 > limit_bytes;
+      IF payload <> '' AND octet_length(opening) + octet_length(payload) + octet_length(entry) + 3 > limit_bytes THEN
+        PERFORM pg_notify('conveyor_events', opening || payload || ']}');
+        sent := sent + 1;
+        payload := '';
+      END IF;
+      payload := CASE WHEN payload = '' THEN entry ELSE payload || ',' || entry END;
+    END LOOP;
+  END LOOP;
+  IF payload <> '' THEN
+    PERFORM pg_notify('conveyor_events', opening || payload || ']}');
+    sent := sent + 1;
+  END IF;
+  RETURN sent;
 END
 $$;
