@@ -141,7 +141,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       concurrency: env.WORKER_CONCURRENCY,
       // Enough that a claim serves several jobs even with one slot (refilled at half); more made
       // claims slower at high concurrency (bench/throughput.ts: 100 ahead of 50 slots lost a third).
-      prefetch: env.WORKER_PREFETCH ?? 20,
+      prefetch: env.WORKER_PREFETCH ?? ("auto" as const),
       durableCommits: env.WORKER_DURABLE_COMMITS,
       asyncOutcomes: env.WORKER_ASYNC_OUTCOMES,
       pollIntervalMs: env.WORKER_POLL_INTERVAL_MS,

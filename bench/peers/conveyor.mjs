@@ -82,7 +82,7 @@ export default async function create({ pgUrl }) {
     hasBatchEnqueue: true, // conveyor.jobs.enqueueMany: one INSERT statement per call
     settings: {
       'instances': 'two Conveyor instances in the benchmark process, like an API instance and a worker instance: a producer (WORKER_ENABLED=false) created and started in reset(), which enqueues; a worker (WORKER_ENABLED=true) created and started in startWorker(), stopped in stop()',
-      'WORKER_CONCURRENCY': 'concurrency (default 10): slots of the worker instance; it claims its free slots plus WORKER_PREFETCH (default 20, left as is) in one statement',
+      'WORKER_CONCURRENCY': 'concurrency (default 10): slots of the worker instance; it claims its free slots plus WORKER_PREFETCH (left unset: sized automatically from recent run and claim times, at most 10 per slot and at least up to 20) in one statement',
       'RETRY_INITIAL_DELAY_MS / RETRY_JITTER': '0 / 0 (defaults 1000 ms / 0.1): the smallest backoff, set for every test but only used by the retry test',
       'maxAttempts (retry test only)': '2, per job at enqueue (default JOB_MAX_ATTEMPTS 3)',
       'jobs': `one registered handler type "${TYPE}", owner "${OWNER}", actor "${OWNER}"; payload stored as jsonb; the handler returns null`,

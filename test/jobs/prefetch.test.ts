@@ -68,6 +68,50 @@ describe("jobs claimed ahead of free slots", () => {
     expect([(await find(left[0]!)).retryCount, started.includes(left[0]!), started.includes(cancelled)]).toEqual([0, false, false]);
     expect((await find(next)).status).toBe("COMPLETED");
   });
+
+  it("automatic: jobs of seconds are claimed for free slots alone, jobs of a millisecond many at a time", async () => {
+    const slow = await startTestConveyor({
+      handlers: [
+        { type: "slow", run: () => new Promise((resolve) => setTimeout(() => resolve(null), 300)) },
+        { type: "instant", run: async () => null },
+      ],
+      start: false,
+    });
+    const pool = new WorkerPool({
+      lifecycle: slow.lifecycle,
+      registry: slow.registry,
+      logger: slow.logger,
+      connectionString: slow.databaseUrl,
+      concurrency: 2,
+      prefetch: "auto",
+      pollIntervalMs: 50,
+      heartbeatIntervalMs: 60_000,
+      jobTimeoutMs: 60_000,
+      shutdownGraceMs: 1000,
+    });
+    // How many jobs each claim asked for: the free slots plus what the pool chose to hold.
+    const asked: number[] = [];
+    const claim = slow.lifecycle.claim.bind(slow.lifecycle);
+    slow.lifecycle.claim = (workerId, types, limit, excluded) => {
+      asked.push(limit);
+      return claim(workerId, types, limit, excluded);
+    };
+    try {
+      await slow.jobs.enqueueMany(Array.from({ length: 8 }, () => ({ type: "slow", owner: "alice" })), "alice");
+      await pool.start();
+      await eventually(async () => (await slow.jobs.stats(3_600_000)).counts.completed === 8, 20_000);
+      expect(Math.max(...asked)).toBeLessThanOrEqual(2);
+
+      asked.length = 0;
+      await slow.jobs.enqueueMany(Array.from({ length: 3000 }, () => ({ type: "instant", owner: "alice" })), "alice");
+      await eventually(async () => (await slow.jobs.stats(3_600_000)).counts.completed === 3008, 30_000);
+      // At most 10 per slot, and at least 20, ahead of the 2 free slots.
+      expect(Math.max(...asked)).toBe(22);
+    } finally {
+      await pool.stop();
+      await slow.dispose();
+    }
+  });
 });
 
 describe("progress reports", () => {
@@ -111,4 +155,5 @@ describe("progress reports", () => {
       await conveyor.dispose();
     }
   });
+
 });
