@@ -11,10 +11,10 @@ const RETRY_DELAY_MS = 1000;
 const DEAD_ROWS_SWEEP_MS = 60_000;
 
 /**
- * Adds and removes `added` and `removed` for the LISTEN connection $1 of instance $5. Registering a job's topic
- * takes a share lock on the job's row until it commits: a statement changing that job either
- * committed before (so the subscriber's first read of the job, made after this, sees its change)
- * or locks the row after, and then finds this registration (sql.ts, announceChanges).
+ * Adds and removes the topics $2 and $3 for the LISTEN connection $1 of instance $5. Registering a
+ * job's topic takes a share lock on the job's row ($4) until it commits: a statement changing that
+ * job either committed before (so the subscriber's first read of the job, made after this, sees its
+ * change) or locks the row after, and then finds this registration (sql.ts, announceChanges).
  */
 const REGISTER = `WITH removed AS (DELETE FROM event_listeners WHERE listener_pid = $1 AND topic = ANY($3::text[])),
 added AS (INSERT INTO event_listeners (topic, listener_pid, instance_id) SELECT unnest($2::text[]), $1, $5 ON CONFLICT DO NOTHING),
@@ -89,6 +89,9 @@ export class ListenerRegistry {
     this.wanted.delete(topic);
     if (this.registered.has(topic)) this.toRemove.add(topic);
     else this.toAdd.delete(topic);
+    // Nobody here waits for it any more.
+    this.waiters.get(topic)?.resolve();
+    this.waiters.delete(topic);
     this.schedule();
   }
 
