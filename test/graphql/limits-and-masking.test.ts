@@ -1,6 +1,6 @@
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestConveyor, type TestConveyor } from "../support/conveyor.js";
+import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 import { collect, tokenFor, wsClient } from "../support/graphql-client.js";
 import { codeOf, createAssessment, errorCodes, expectNoInternals, gql, ok, PARKED, readSse } from "./helpers.js";
 
@@ -113,6 +113,8 @@ describe("limits and masking (production settings)", () => {
       const client = wsClient(conveyor, alice);
       try {
         const alive = collect(client, `subscription($id: ID!) { jobProgress(jobId: $id) { status } }`, { id: jobId });
+        // Running before the refused ones arrive: its first state is read before the cancel below.
+        await eventually(() => alive.events.length === 1);
         const deep = await collect(client, `subscription($id: ID!) { jobProgress(jobId: $id) { ${deepSelection("job", 14)} } }`, { id: jobId }).done;
         expect(deep.events).toEqual([]);
         expect(errorCodes(deep.error)).toEqual(["QUERY_TOO_COMPLEX"]);
