@@ -99,10 +99,13 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
   const logger = options.logger ?? createLogger(config.logLevel);
   // Before anything opens: a broken rule set definition stops start-up with its problems named.
   const ruleSets = loadRuleSets();
+  // Without a URL the database is the embedded one, which belongs to this process alone.
+  const transport = eventsTransport(config, !config.database.url);
   const instanceId = randomUUID();
   const database = await openDatabase({
     ...config.database,
-    instanceId,
+    // Only events through PostgreSQL need it; PgBouncer may refuse the startup option it takes.
+    instanceId: transport === "postgres" ? instanceId : undefined,
     logger,
     // Claims, completions and heartbeats run concurrently up to one per slot, plus a claim.
     workerConnections: Math.min(config.worker.concurrency + 2, config.database.poolSize),
@@ -110,7 +113,6 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     asyncOutcomeCommits: config.worker.asyncOutcomes,
     signal: options.signal,
   });
-  const transport = eventsTransport(config, database.embedded);
   const events = createEventBus(transport === "redis" ? config.redisUrl : undefined, {
     logger,
     postgres: transport === "postgres" ? { connectionString: database.url, instanceId } : undefined,
