@@ -25,7 +25,7 @@ import type { JobRequest } from "./handlers/define-handler.js";
 import { changeOf } from "./jobs/lifecycle.js";
 import type { EnqueueResult, Queryable } from "./jobs/queue.js";
 import type { Job } from "./jobs/types.js";
-import type { JobChange } from "./events/messages.js";
+import { jobTopic, type JobChange } from "./events/messages.js";
 import { createValidationRunHandler } from "./handlers/validation-run-handler.js";
 import { FileStore } from "./validation-runs/file-store.js";
 import { loadRuleSets } from "./validation-runs/rule-sets.js";
@@ -340,7 +340,7 @@ function libraryApi(jobs: JobService, events: EventBus, logger: Logger) {
       }
     },
     subscribe(jobId: string | undefined, listener: (change: JobChange) => void) {
-      const topic = jobId === undefined ? "jobs:changed" : `job:changed:${jobId}`;
+      const topic = jobId === undefined ? "jobs:changed" : jobTopic(jobId);
       const unsubscribe = forEachEvent(events, topic, listener, logger);
       return Object.assign(unsubscribe, { listening: events.whenListening(topic) });
     },

@@ -4,7 +4,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import { environmentValue } from "../config.js";
 import { createLogger, type Logger } from "../logger.js";
 import { TERMINAL_STATUSES } from "../jobs/types.js";
-import type { JobChange, QueueHealthChange } from "./messages.js";
+import { JOB_TOPIC_PREFIX, type JobChange, type QueueHealthChange } from "./messages.js";
 import { createPgEventTarget } from "./pg-event-target.js";
 import { createRedisEventTarget } from "./redis-event-target.js";
 
@@ -140,7 +140,7 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
       onPublishError: (error, events) => report.failed(error, events),
       onReconnect: () => resync(),
       // Job changes travel from the statements that make them (src/jobs/sql.ts, announceChanges).
-      sentByStatements: (topic) => topic.startsWith("job:changed:") || topic === "jobs:changed" || topic === "jobs:reopened",
+      sentByStatements: (topic) => topic.startsWith(JOB_TOPIC_PREFIX) || topic === "jobs:changed" || topic === "jobs:reopened",
       instanceId: options.postgres.instanceId,
     });
     target = pgTarget.target;
@@ -155,7 +155,7 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
   const counted = countListeners(target);
   const pubsub = createPubSub<EventTopics>({ eventTarget: counted.target as never });
   function resync(): void {
-    const jobIds = counted.topics().flatMap((topic) => (topic.startsWith("job:changed:") ? [topic.slice("job:changed:".length)] : []));
+    const jobIds = counted.topics().flatMap((topic) => (topic.startsWith(JOB_TOPIC_PREFIX) ? [topic.slice(JOB_TOPIC_PREFIX.length)] : []));
     if (jobIds.length === 0 || !options.currentState) return;
     options.currentState(jobIds).then(
       // Only to the job's own topic: jobUpdates subscribers did not ask for a replay.

@@ -1,8 +1,6 @@
 import type pg from "pg";
 import type { Logger } from "../logger.js";
-
-const JOB_TOPIC_PREFIX = "job:changed:";
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { JOB_TOPIC_PREFIX, UUID } from "./messages.js";
 // How long a new listener on a topic of every job waits for the transactions that may have missed
 // its registration; past this, a transaction left open elsewhere on the server must not hold it.
 const IN_FLIGHT_WAIT_MS = 2000;
@@ -24,6 +22,9 @@ SELECT (SELECT count(*) FROM locked) AS locked`;
 /** Transactions open now: a statement that began before a registration committed may not have seen it. */
 const IN_FLIGHT = `SELECT pg_current_snapshot()::text AS snapshot`;
 const STILL_IN_FLIGHT = `SELECT count(*)::int AS open FROM pg_snapshot_xip($1::pg_snapshot) AS x WHERE pg_xact_status(x) = 'in progress'`;
+
+/** $1: the rows of a LISTEN connection this instance has replaced or is closing. */
+const FORGET_LISTENER = `DELETE FROM event_listeners WHERE listener_pid = $1`;
 
 /** Rows of LISTEN connections that are gone (their instance stopped or lost its connection). */
 const DELETE_DEAD = `DELETE FROM event_listeners WHERE listener_pid NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)`;
@@ -73,7 +74,7 @@ export class ListenerRegistry {
     this.toRemove.clear();
     this.toAdd = new Set(this.wanted);
     void this.sweep().then(() => {
-      if (previous !== null && previous !== pid) return this.pool.query(`DELETE FROM event_listeners WHERE listener_pid = $1`, [previous]);
+      if (previous !== null && previous !== pid) return this.pool.query(FORGET_LISTENER, [previous]);
     }).catch((error: unknown) => this.logger.warn({ err: error }, "removing an old listener's topics failed"));
     this.schedule();
   }
@@ -115,7 +116,7 @@ export class ListenerRegistry {
     clearTimeout(this.retryTimer);
     await this.flushing;
     if (this.listenerPid !== null) {
-      await this.pool.query(`DELETE FROM event_listeners WHERE listener_pid = $1`, [this.listenerPid]).catch(() => undefined);
+      await this.pool.query(FORGET_LISTENER, [this.listenerPid]).catch(() => undefined);
     }
     for (const waiter of this.waiters.values()) waiter.reject(new Error("the event bus closed"));
     this.waiters.clear();

@@ -1,5 +1,14 @@
 import type { JobStatus } from "../generated/prisma/enums.js";
 
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The topic of one job's changes is this prefix and the job's id; jobs:changed has every job's. */
+export const JOB_TOPIC_PREFIX = "job:changed:";
+
+export function jobTopic(jobId: string): string {
+  return `${JOB_TOPIC_PREFIX}${jobId}`;
+}
+
 /** What every job transition and progress report publishes: ids and the fields that changed. */
 export interface JobChange {
   jobId: string;

@@ -1,8 +1,7 @@
 import type { Viewer } from "./auth.js";
 import type { GraphQLContext } from "./context.js";
 import { badInput, forbidden, notFound, unauthenticated } from "./errors.js";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { UUID } from "../events/messages.js";
 
 export function requireViewer(context: GraphQLContext): Viewer {
   if (!context.viewer) throw unauthenticated();

@@ -109,8 +109,11 @@ export class JobLifecycle {
   private readonly completions = new WriteBatcher<Completion, boolean>((items) => this.writeCompletions(items));
   private readonly failures = new WriteBatcher<Failure, JobStatus | null>((items) => this.writeFailures(items));
   private readonly progressWriter = new ProgressWriter((batch) => this.writeProgress(batch));
-  /** The latest progress published of each job running here, until its attempt's outcome is written. */
-  private readonly latestProgress = new Map<string, JobChange>();
+  /**
+   * The latest progress published of each job running here (its row, made a JobChange only when a
+   * subscriber asks), until its attempt's outcome is written.
+   */
+  private readonly latestProgress = new Map<string, Record<string, unknown>>();
 
   constructor(options: LifecycleOptions) {
     this.pool = options.pool;
@@ -168,7 +171,7 @@ export class JobLifecycle {
         updated_at: at,
       };
       this.announce([row]);
-      this.latestProgress.set(claim.id, toChange(row));
+      this.latestProgress.set(claim.id, row);
     }
     return written;
   }
@@ -179,7 +182,8 @@ export class JobLifecycle {
    * and read the job before it was written, would otherwise not see it until the job's next change.
    */
   publishedProgress(jobId: string): JobChange | null {
-    return this.latestProgress.get(jobId) ?? null;
+    const row = this.latestProgress.get(jobId);
+    return row ? toChange(row) : null;
   }
 
   private async writeProgress(batch: ProgressBatch): Promise<Set<string>> {

@@ -1,4 +1,5 @@
 import { CANCEL_CHANNEL, JOBS_CHANNEL } from "./notification-listener.js";
+import { EVENTS_CHANNEL, MAX_NOTIFY_BYTES } from "../events/pg-event-target.js";
 
 /**
  * Every statement the job engine runs, in plain SQL, in one place. Each transition is a single
@@ -76,7 +77,7 @@ announced AS (
       'retryCount', u.retry_count, 'errorCode', u.error_code,
       'at', to_char(u.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
     FROM ${source} u WHERE l.topics IS NOT NULL
-  ), ${options.mayReopen ? "true" : "false"}, current_setting('conveyor.instance', true))
+  ), ${options.mayReopen ? "true" : "false"}, current_setting('conveyor.instance', true), '${EVENTS_CHANNEL}', ${MAX_NOTIFY_BYTES})
   FROM listened l
 )`;
 }

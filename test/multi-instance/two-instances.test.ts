@@ -5,7 +5,7 @@ import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Conveyor } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
-import { EVENTS_CHANNEL } from "../../src/events/pg-event-target.js";
+import { EVENTS_CHANNEL, MAX_NOTIFY_BYTES } from "../../src/events/pg-event-target.js";
 import type { JobHandler } from "../../src/handlers/registry.js";
 import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 import { collect, tokenFor, wsClient } from "../support/graphql-client.js";
@@ -173,7 +173,7 @@ describe("item 6: two instances on one database", () => {
       // Packing: under PostgreSQL's 8,000-byte limit per notification, a change too large for one left out.
       sent.length = 0;
       const changes = [{ jobId: "huge", owner: "x".repeat(9000) }, ...Array.from({ length: 100 }, (_, index) => ({ jobId: `small-${index}`, owner: "o".repeat(100) }))];
-      await wire.query(`SELECT conveyor_announce(ARRAY['jobs:changed'], $1::json, false, 'elsewhere')`, [JSON.stringify(changes)]);
+      await wire.query(`SELECT conveyor_announce(ARRAY['jobs:changed'], $1::json, false, 'elsewhere', $2, $3)`, [JSON.stringify(changes), EVENTS_CHANNEL, MAX_NOTIFY_BYTES]);
       await eventually(() => sent.flatMap((payload) => (JSON.parse(payload) as { entries: unknown[] }).entries).length === 100);
       expect(sent.length).toBeGreaterThan(1);
       for (const payload of sent) expect(Buffer.byteLength(payload)).toBeLessThan(8000);

@@ -27,16 +27,16 @@ BEGIN
 END
 $$;
 
--- Sends `changes` (a JSON array of job changes, as src/events/messages.ts's JobChange) on the
--- topics among `topics` they belong to: each change on its job's topic and on jobs:changed, and a
--- change out of a final state (`reopens`) on jobs:reopened with its id; packed into as few
--- notifications as fit under PostgreSQL's 8,000-byte limit, each signed with `sender` (the sending
--- instance). An entry too large for one notification is left out. Returns how many were sent.
+-- Sends `changes` (a JSON array of job changes, as src/events/messages.ts's JobChange) on
+-- `channel`, on the topics among `topics` they belong to: each change on its job's topic and on
+-- jobs:changed, and a change out of a final state (`reopens`) on jobs:reopened with its id; packed
+-- into as few notifications of at most `limit_bytes` as they fit in (PostgreSQL refuses 8,000), each
+-- signed with `sender` (the sending instance). An entry too large for one notification is left out. Returns how many were sent.
 -- Called only when some topic is listened to (src/jobs/sql.ts, announceChanges), so a change that
 -- nobody follows costs no JSON at all.
-CREATE FUNCTION "conveyor_announce"(topics TEXT[], changes JSON, reopens BOOLEAN, sender TEXT) RETURNS INTEGER LANGUAGE plpgsql VOLATILE AS $$
+CREATE FUNCTION "conveyor_announce"(topics TEXT[], changes JSON, reopens BOOLEAN, sender TEXT, channel TEXT, limit_bytes INTEGER)
+RETURNS INTEGER LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-  limit_bytes CONSTANT INTEGER := 7900;
   opening TEXT := '{"from":' || coalesce(to_json(sender)::text, 'null') || ',"entries":[';
   change JSON;
   job_topic TEXT;
@@ -65,7 +65,7 @@ BEGIN
     FOREACH entry IN ARRAY entries LOOP
       CONTINUE WHEN octet_length(opening) + octet_length(entry) + 2 > limit_bytes;
       IF payload <> '' AND octet_length(opening) + octet_length(payload) + octet_length(entry) + 3 > limit_bytes THEN
-        PERFORM pg_notify('conveyor_events', opening || payload || ']}');
+        PERFORM pg_notify(channel, opening || payload || ']}');
         sent := sent + 1;
         payload := '';
       END IF;
@@ -73,7 +73,7 @@ BEGIN
     END LOOP;
   END LOOP;
   IF payload <> '' THEN
-    PERFORM pg_notify('conveyor_events', opening || payload || ']}');
+    PERFORM pg_notify(channel, opening || payload || ']}');
     sent := sent + 1;
   END IF;
   RETURN sent;

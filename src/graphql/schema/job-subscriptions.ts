@@ -1,5 +1,5 @@
 import { Repeater } from "@graphql-yoga/subscription";
-import type { JobChange } from "../../events/messages.js";
+import { jobTopic, type JobChange } from "../../events/messages.js";
 import { changeOf } from "../../jobs/lifecycle.js";
 import { TERMINAL_STATUSES } from "../../jobs/types.js";
 import { loadAccessible, requireViewer } from "../access.js";
@@ -76,7 +76,7 @@ function jobProgressStream(context: GraphQLContext, jobId: string): AsyncIterabl
     // While the client is still reading, a newer percent of the same status and stage replaces the
     // one waiting (every status and stage still reaches it): a slow client skips to the latest
     // percent instead of backing up the bus.
-    const changes = readEagerly<JobChange>((listener) => events.listen(`job:changed:${jobId}`, listener), {
+    const changes = readEagerly<JobChange>((listener) => events.listen(jobTopic(jobId), listener), {
       limit: 1000,
       merge: (waiting, change) => (waiting.status === change.status && waiting.stage === change.stage ? change : null),
       tooSlow: "This subscriber fell too far behind",
@@ -93,7 +93,7 @@ function jobProgressStream(context: GraphQLContext, jobId: string): AsyncIterabl
     let pending = read();
     try {
       // Changes other instances commit after this are heard: the first read cannot miss them.
-      await events.whenListening(`job:changed:${jobId}`);
+      await events.whenListening(jobTopic(jobId));
       const row = await jobs.find(jobId);
       if (!row) return;
       const snapshot = changeOf(row, null);
