@@ -4,6 +4,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import { environmentValue } from "../config.js";
 import { createLogger, type Logger } from "../logger.js";
 import { TERMINAL_STATUSES } from "../jobs/types.js";
+import { ChangeOrder } from "./change-order.js";
 import { JOB_TOPIC_PREFIX, type JobChange, type QueueHealthChange } from "./messages.js";
 import { createPgEventTarget } from "./pg-event-target.js";
 import { createRedisEventTarget } from "./redis-event-target.js";
@@ -38,6 +39,13 @@ export interface EventBus {
   whenListening(topic: string): Promise<void>;
   /** On the job's topic and on jobs:changed; on jobs:reopened too when it left a final state. */
   publishJobChange(change: JobChange): void;
+  /**
+   * These jobs are being created here, and publishJobChange will announce them: until it does,
+   * listeners here get none of their later changes (a worker's claim can overtake the creation).
+   */
+  expectCreations(jobIds: readonly string[]): void;
+  /** Expected creations that did not happen (a duplicate key, a failed statement). */
+  abandonCreations(jobIds: readonly string[]): void;
   publishJobsDeleted(count: number): void;
   /**
    * Live listeners in this process on one topic (`"job:changed:<job id>"`, `"jobs:changed"`…), or
@@ -152,7 +160,8 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
     target = new EventTarget();
     setMaxListeners(0, target);
   }
-  const counted = countListeners(target);
+  const order = new ChangeOrder();
+  const counted = countListeners(target, order);
   const pubsub = createPubSub<EventTopics>({ eventTarget: counted.target as never });
   function resync(): void {
     const jobIds = counted.topics().flatMap((topic) => (topic.startsWith(JOB_TOPIC_PREFIX) ? [topic.slice(JOB_TOPIC_PREFIX.length)] : []));
@@ -175,6 +184,13 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
       pubsub.publish("job:changed", change.jobId, change);
       pubsub.publish("jobs:changed", change);
       if (change.previousStatus && TERMINAL_STATUSES.includes(change.previousStatus)) pubsub.publish("jobs:reopened", change.jobId);
+    },
+    expectCreations(jobIds) {
+      // Only jobs:changed can have listeners for a job not created yet.
+      if (counted.count("jobs:changed") > 0) order.expect(jobIds);
+    },
+    abandonCreations(jobIds) {
+      order.abandon(jobIds);
     },
     publishJobsDeleted(count) {
       pubsub.publish("jobs:deleted", count);
@@ -210,32 +226,40 @@ export function forEachEvent<T>(bus: Pick<EventBus, "listen">, topic: string, li
   });
 }
 
-/** Wraps an event target to keep the live listeners of each topic. */
-function countListeners(inner: EventTarget): { target: EventTarget; count: (topic?: string) => number; topics: () => string[] } {
-  const listeners = new Map<string, Set<EventListenerOrEventListenerObject>>();
+/**
+ * Wraps an event target to keep the live listeners of each topic, and to drop a job change that a
+ * later one of the same job overtook on its way here (ChangeOrder), whichever instance sent it.
+ */
+function countListeners(inner: EventTarget, order: ChangeOrder): { target: EventTarget; count: (topic?: string) => number; topics: () => string[] } {
+  const listeners = new Map<string, Map<EventListenerOrEventListenerObject, EventListener>>();
+  const ordered = (topic: string, listener: EventListenerOrEventListenerObject): EventListener => {
+    const call = (event: Event) => (typeof listener === "function" ? listener(event) : listener.handleEvent(event));
+    return topic.startsWith(JOB_TOPIC_PREFIX) || topic === "jobs:changed" ? order.listener(topic, call) : call;
+  };
   const target: EventTarget = {
     addEventListener(topic, listener, options) {
-      if (listener) {
-        let set = listeners.get(topic);
-        if (!set) listeners.set(topic, (set = new Set()));
-        set.add(listener);
-      }
-      inner.addEventListener(topic, listener, options);
+      if (!listener) return;
+      let byListener = listeners.get(topic);
+      if (!byListener) listeners.set(topic, (byListener = new Map()));
+      if (byListener.has(listener)) return;
+      const wrapped = ordered(topic, listener);
+      byListener.set(listener, wrapped);
+      inner.addEventListener(topic, wrapped, options);
     },
     removeEventListener(topic, listener, options) {
-      const set = listeners.get(topic);
-      if (set && listener) {
-        set.delete(listener);
-        if (set.size === 0) listeners.delete(topic);
-      }
-      inner.removeEventListener(topic, listener, options);
+      const byListener = listeners.get(topic);
+      const wrapped = listener ? byListener?.get(listener) : undefined;
+      if (!byListener || !listener || !wrapped) return;
+      byListener.delete(listener);
+      if (byListener.size === 0) listeners.delete(topic);
+      inner.removeEventListener(topic, wrapped, options);
     },
     dispatchEvent: (event) => inner.dispatchEvent(event),
   };
   const count = (topic?: string) => {
     if (topic !== undefined) return listeners.get(topic)?.size ?? 0;
     let total = 0;
-    for (const set of listeners.values()) total += set.size;
+    for (const byListener of listeners.values()) total += byListener.size;
     return total;
   };
   return { target, count, topics: () => [...listeners.keys()] };

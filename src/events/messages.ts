@@ -22,6 +22,11 @@ export interface JobChange {
   bytesTotal: number | null;
   retryCount: number;
   errorCode: string | null;
+  /**
+   * The job's revision with this change: one more with each state change, the same for progress
+   * within an attempt. A change older than one already shown is stale (change-order.ts).
+   */
+  revision: number;
   /** ISO time of the change, from the database clock. */
   at: string;
 }

@@ -57,12 +57,28 @@ export class JobService {
    */
   async enqueueMany(inputs: EnqueueInput[], actor: string, db: Queryable = this.deps.pool, publish = true) {
     const checked = inputs.map((input) => this.checked(input));
-    return enqueueJobs(db, checked, {
-      actor,
-      defaultMaxAttempts: this.deps.defaultMaxAttempts,
-      clock: this.deps.clock,
-      publish: publish ? (change) => this.deps.events.publishJobChange(change) : undefined,
-    });
+    const { events } = this.deps;
+    const expected: string[] = [];
+    try {
+      const results = await enqueueJobs(db, checked, {
+        actor,
+        defaultMaxAttempts: this.deps.defaultMaxAttempts,
+        clock: this.deps.clock,
+        publish: publish ? (change) => events.publishJobChange(change) : undefined,
+        beforeInsert: publish
+          ? (jobIds) => {
+              expected.push(...jobIds);
+              events.expectCreations(jobIds);
+            }
+          : undefined,
+      });
+      const created = new Set(results.flatMap((result) => (result.created ? [result.job.id] : [])));
+      if (created.size < expected.length) events.abandonCreations(expected.filter((jobId) => !created.has(jobId)));
+      return results;
+    } catch (error) {
+      events.abandonCreations(expected);
+      throw error;
+    }
   }
 
   private checked(input: EnqueueInput): EnqueueInput {

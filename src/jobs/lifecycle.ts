@@ -152,7 +152,7 @@ export class JobLifecycle {
    * still valid. `at` places the report on the database's timeline (the claim's start time plus the
    * time since, on the worker's clock).
    */
-  progress(claim: Claim, report: ProgressReport, options: { job?: Pick<Job, "type" | "owner" | "retryCount">; at?: Date } = {}): Promise<boolean> {
+  progress(claim: Claim, report: ProgressReport, options: { job?: Pick<Job, "type" | "owner" | "retryCount" | "revision">; at?: Date } = {}): Promise<boolean> {
     const at = options.at ?? this.now() ?? new Date();
     const written = this.progressWriter.report(claim, report, at);
     if (options.job) {
@@ -168,6 +168,7 @@ export class JobLifecycle {
         bytes_total: report.bytesTotal ?? null,
         retry_count: options.job.retryCount,
         error_code: null,
+        revision: options.job.revision,
         updated_at: at,
       };
       this.announce([row]);
@@ -430,6 +431,7 @@ export function toChange(row: Record<string, unknown>): JobChange {
     bytesTotal: (row.bytes_total as number | null) ?? null,
     retryCount: row.retry_count as number,
     errorCode: (row.error_code as string | null) ?? null,
+    revision: row.revision as number,
     at: (row.updated_at as Date).toISOString(),
   };
 }
@@ -448,6 +450,7 @@ export function changeOf(job: Job, previousStatus: JobStatus | null): JobChange 
     bytesTotal: job.bytesTotal,
     retryCount: job.retryCount,
     errorCode: job.errorCode,
+    revision: job.revision,
     at: job.updatedAt.toISOString(),
   };
 }

@@ -38,6 +38,8 @@ export interface EnqueueOptions {
   clock?: Clock;
   /** Called for each job actually created, after the statement (or the caller's transaction) commits. */
   publish?: (change: JobChange) => void;
+  /** Called with the new jobs' ids just before they are inserted (the statement may create fewer). */
+  beforeInsert?: (jobIds: string[]) => void;
 }
 
 /**
@@ -48,6 +50,7 @@ export interface EnqueueOptions {
 export async function enqueueJobs(db: Queryable, inputs: EnqueueInput[], options: EnqueueOptions): Promise<EnqueueResult[]> {
   if (inputs.length === 0) return [];
   const rows = inputs.map((input) => normalize(input, options.defaultMaxAttempts ?? 3));
+  options.beforeInsert?.(rows.map((row) => row.id));
   // Named, so each connection parses and plans this large statement once.
   const inserted = await db.query({ name: "conveyor-enqueue", text: sql.ENQUEUE_MANY, values: [
     options.clock ? options.clock() : null,

@@ -13,7 +13,7 @@ import { EVENTS_CHANNEL, MAX_NOTIFY_BYTES } from "../events/pg-event-target.js";
 const CLOCK = `clock AS (SELECT COALESCE($1::timestamptz, now()) AS now)`;
 
 /** Columns every transition returns: enough for the published change and for the caller. */
-export const CHANGE_COLUMNS = `id, type, owner, status, stage, progress, bytes_done, bytes_total, retry_count, error_code, updated_at, processing_time_ms`;
+export const CHANGE_COLUMNS = `id, type, owner, status, stage, progress, bytes_done, bytes_total, retry_count, error_code, updated_at, processing_time_ms, revision`;
 
 /** Milliseconds from a start time to now; NULL (never negative, never NaN) when there is no start. */
 const DURATION_MS = `CASE WHEN j.started_at IS NULL THEN NULL
@@ -74,7 +74,7 @@ announced AS (
   SELECT conveyor_announce(l.topics, (
     SELECT json_agg(json_build_object('jobId', u.id, 'type', u.type, 'owner', u.owner, 'status', u.status, 'previousStatus', ${previousStatus},
       'stage', u.stage, 'progress', u.progress, 'bytesDone', u.bytes_done, 'bytesTotal', u.bytes_total,
-      'retryCount', u.retry_count, 'errorCode', u.error_code,
+      'retryCount', u.retry_count, 'errorCode', u.error_code, 'revision', u.revision,
       'at', to_char(u.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
     FROM ${source} u WHERE l.topics IS NOT NULL
   ), ${options.mayReopen ? "true" : "false"}, current_setting('conveyor.instance', true), '${EVENTS_CHANNEL}', ${MAX_NOTIFY_BYTES})
@@ -140,7 +140,7 @@ target AS (
   FOR UPDATE${parts.skipLocked ? " SKIP LOCKED" : ""}
 ),
 updated AS (
-  UPDATE processing_jobs j SET ${parts.set}, updated_at = clock.now
+  UPDATE processing_jobs j SET ${parts.set}, revision = j.revision + 1, updated_at = clock.now
   FROM target t, clock
   WHERE j.id = t.id
   RETURNING j.*, t.from_status
@@ -197,7 +197,7 @@ input AS (SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::jsonb[]) AS i(id, tok
 target AS (SELECT i.id, i.result FROM ${claimedRows("input")}),
 updated AS (
   UPDATE processing_jobs j SET status = 'COMPLETED', result = t.result, progress = 100, completed_at = clock.now,
-    processing_time_ms = ${DURATION_MS}, locked_by = NULL, lock_token = NULL, heartbeat_at = NULL, ${CLEAR_ERROR}, updated_at = clock.now
+    processing_time_ms = ${DURATION_MS}, locked_by = NULL, lock_token = NULL, heartbeat_at = NULL, ${CLEAR_ERROR}, revision = j.revision + 1, updated_at = clock.now
   FROM target t, clock
   WHERE j.id = t.id
   RETURNING j.*
@@ -241,7 +241,7 @@ updated AS (
     error_details = CASE WHEN t.next = 'CANCELLED' AND t.asked <> 'CANCELLED'
       THEN jsonb_build_object('category', 'CANCELLED', 'reason', 'cancel requested', 'attempt', t.details) ELSE t.details END,
     error_recoverable = CASE WHEN t.next = 'CANCELLED' THEN false ELSE t.recoverable END,
-    updated_at = clock.now
+    revision = j.revision + 1, updated_at = clock.now
   FROM target t, clock
   WHERE j.id = t.id
   RETURNING j.*, t.from_status

@@ -23,6 +23,8 @@ export interface Job {
   bytesTotal: number | null;
   priority: JobPriority;
   retryCount: number;
+  /** One more with each state change (not with progress): orders changes that arrive out of order. */
+  revision: number;
   maxAttempts: number;
   runAt: Date;
   lastRetryAt: Date | null;
@@ -65,6 +67,7 @@ export function jobFromRow(row: Record<string, unknown>): Job {
     bytesTotal: (row.bytes_total as number | null) ?? null,
     priority: row.priority as JobPriority,
     retryCount: row.retry_count as number,
+    revision: row.revision as number,
     maxAttempts: row.max_attempts as number,
     runAt: row.run_at as Date,
     lastRetryAt: (row.last_retry_at as Date | null) ?? null,

@@ -1,4 +1,5 @@
 import { Repeater } from "@graphql-yoga/subscription";
+import { isStale } from "../../events/change-order.js";
 import { jobTopic, type JobChange } from "../../events/messages.js";
 import { changeOf } from "../../jobs/lifecycle.js";
 import { TERMINAL_STATUSES } from "../../jobs/types.js";
@@ -125,21 +126,6 @@ function jobProgressStream(context: GraphQLContext, jobId: string): AsyncIterabl
       await close();
     }
   });
-}
-
-/**
- * Whether `change` is already covered by `latest`, the last state this subscriber was shown:
- * committed before it (changes made before the snapshot are in the snapshot), the same state again,
- * or the state `latest` moved on from. Different actors publish one job's changes (the enqueuer its
- * creation, a worker its claim), and under load one can overtake another: a late "QUEUED" must not
- * make a running job look queued again.
- */
-function isStale(change: JobChange, latest: JobChange): boolean {
-  if (change.at < latest.at) return true;
-  if (change.at > latest.at) return false;
-  const sameState = change.status === latest.status && change.progress === latest.progress && change.stage === latest.stage;
-  // At the same instant, a change back to the status `latest` left is the older of the two.
-  return sameState || (change.status !== latest.status && latest.previousStatus === change.status);
 }
 
 /** Ends a source; a source that fails to end has nothing left to tell its subscriber. */

@@ -109,6 +109,7 @@ export const ProcessingJobScalarFieldEnum = {
   priority: 'priority',
   priorityRank: 'priorityRank',
   retryCount: 'retryCount',
+  revision: 'revision',
   maxAttempts: 'maxAttempts',
   runAt: 'runAt',
   lastRetryAt: 'lastRetryAt',

@@ -32,6 +32,7 @@ export type ProcessingJobAvgAggregateOutputType = {
   bytesTotal: number | null
   priorityRank: number | null
   retryCount: number | null
+  revision: number | null
   maxAttempts: number | null
   processingTimeMs: number | null
   timeoutMs: number | null
@@ -43,6 +44,7 @@ export type ProcessingJobSumAggregateOutputType = {
   bytesTotal: bigint | null
   priorityRank: number | null
   retryCount: number | null
+  revision: number | null
   maxAttempts: number | null
   processingTimeMs: number | null
   timeoutMs: number | null
@@ -64,6 +66,7 @@ export type ProcessingJobMinAggregateOutputType = {
   priority: $Enums.JobPriority | null
   priorityRank: number | null
   retryCount: number | null
+  revision: number | null
   maxAttempts: number | null
   runAt: Date | null
   lastRetryAt: Date | null
@@ -98,6 +101,7 @@ export type ProcessingJobMaxAggregateOutputType = {
   priority: $Enums.JobPriority | null
   priorityRank: number | null
   retryCount: number | null
+  revision: number | null
   maxAttempts: number | null
   runAt: Date | null
   lastRetryAt: Date | null
@@ -132,6 +136,7 @@ export type ProcessingJobCountAggregateOutputType = {
   priority: number
   priorityRank: number
   retryCount: number
+  revision: number
   maxAttempts: number
   runAt: number
   lastRetryAt: number
@@ -162,6 +167,7 @@ export type ProcessingJobAvgAggregateInputType = {
   bytesTotal?: true
   priorityRank?: true
   retryCount?: true
+  revision?: true
   maxAttempts?: true
   processingTimeMs?: true
   timeoutMs?: true
@@ -173,6 +179,7 @@ export type ProcessingJobSumAggregateInputType = {
   bytesTotal?: true
   priorityRank?: true
   retryCount?: true
+  revision?: true
   maxAttempts?: true
   processingTimeMs?: true
   timeoutMs?: true
@@ -194,6 +201,7 @@ export type ProcessingJobMinAggregateInputType = {
   priority?: true
   priorityRank?: true
   retryCount?: true
+  revision?: true
   maxAttempts?: true
   runAt?: true
   lastRetryAt?: true
@@ -228,6 +236,7 @@ export type ProcessingJobMaxAggregateInputType = {
   priority?: true
   priorityRank?: true
   retryCount?: true
+  revision?: true
   maxAttempts?: true
   runAt?: true
   lastRetryAt?: true
@@ -262,6 +271,7 @@ export type ProcessingJobCountAggregateInputType = {
   priority?: true
   priorityRank?: true
   retryCount?: true
+  revision?: true
   maxAttempts?: true
   runAt?: true
   lastRetryAt?: true
@@ -387,6 +397,7 @@ export type ProcessingJobGroupByOutputType = {
   priority: $Enums.JobPriority
   priorityRank: number
   retryCount: number
+  revision: number
   maxAttempts: number
   runAt: Date
   lastRetryAt: Date | null
@@ -448,6 +459,7 @@ export type ProcessingJobWhereInput = {
   priority?: Prisma.EnumJobPriorityFilter<"ProcessingJob"> | $Enums.JobPriority
   priorityRank?: Prisma.IntFilter<"ProcessingJob"> | number
   retryCount?: Prisma.IntFilter<"ProcessingJob"> | number
+  revision?: Prisma.IntFilter<"ProcessingJob"> | number
   maxAttempts?: Prisma.IntFilter<"ProcessingJob"> | number
   runAt?: Prisma.DateTimeFilter<"ProcessingJob"> | Date | string
   lastRetryAt?: Prisma.DateTimeNullableFilter<"ProcessingJob"> | Date | string | null
@@ -490,6 +502,7 @@ export type ProcessingJobOrderByWithRelationInput = {
   priority?: Prisma.SortOrder
   priorityRank?: Prisma.SortOrder
   retryCount?: Prisma.SortOrder
+  revision?: Prisma.SortOrder
   maxAttempts?: Prisma.SortOrder
   runAt?: Prisma.SortOrder
   lastRetryAt?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -537,6 +550,7 @@ export type ProcessingJobWhereUniqueInput = Prisma.AtLeast<{
   priority?: Prisma.EnumJobPriorityFilter<"ProcessingJob"> | $Enums.JobPriority
   priorityRank?: Prisma.IntFilter<"ProcessingJob"> | number
   retryCount?: Prisma.IntFilter<"ProcessingJob"> | number
+  revision?: Prisma.IntFilter<"ProcessingJob"> | number
   maxAttempts?: Prisma.IntFilter<"ProcessingJob"> | number
   runAt?: Prisma.DateTimeFilter<"ProcessingJob"> | Date | string
   lastRetryAt?: Prisma.DateTimeNullableFilter<"ProcessingJob"> | Date | string | null
@@ -579,6 +593,7 @@ export type ProcessingJobOrderByWithAggregationInput = {
   priority?: Prisma.SortOrder
   priorityRank?: Prisma.SortOrder
   retryCount?: Prisma.SortOrder
+  revision?: Prisma.SortOrder
   maxAttempts?: Prisma.SortOrder
   runAt?: Prisma.SortOrder
   lastRetryAt?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -625,6 +640,7 @@ export type ProcessingJobScalarWhereWithAggregatesInput = {
   priority?: Prisma.EnumJobPriorityWithAggregatesFilter<"ProcessingJob"> | $Enums.JobPriority
   priorityRank?: Prisma.IntWithAggregatesFilter<"ProcessingJob"> | number
   retryCount?: Prisma.IntWithAggregatesFilter<"ProcessingJob"> | number
+  revision?: Prisma.IntWithAggregatesFilter<"ProcessingJob"> | number
   maxAttempts?: Prisma.IntWithAggregatesFilter<"ProcessingJob"> | number
   runAt?: Prisma.DateTimeWithAggregatesFilter<"ProcessingJob"> | Date | string
   lastRetryAt?: Prisma.DateTimeNullableWithAggregatesFilter<"ProcessingJob"> | Date | string | null
@@ -662,6 +678,7 @@ export type ProcessingJobCreateInput = {
   priority?: $Enums.JobPriority
   priorityRank?: number
   retryCount?: number
+  revision?: number
   maxAttempts?: number
   runAt?: Date | string
   lastRetryAt?: Date | string | null
@@ -704,6 +721,7 @@ export type ProcessingJobUncheckedCreateInput = {
   priority?: $Enums.JobPriority
   priorityRank?: number
   retryCount?: number
+  revision?: number
   maxAttempts?: number
   runAt?: Date | string
   lastRetryAt?: Date | string | null
@@ -744,6 +762,7 @@ export type ProcessingJobUpdateInput = {
   priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
   priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
   retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  revision?: Prisma.IntFieldUpdateOperationsInput | number
   maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
   runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -786,6 +805,7 @@ export type ProcessingJobUncheckedUpdateInput = {
   priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
   priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
   retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  revision?: Prisma.IntFieldUpdateOperationsInput | number
   maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
   runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -827,6 +847,7 @@ export type ProcessingJobCreateManyInput = {
   priority?: $Enums.JobPriority
   priorityRank?: number
   retryCount?: number
+  revision?: number
   maxAttempts?: number
   runAt?: Date | string
   lastRetryAt?: Date | string | null
@@ -864,6 +885,7 @@ export type ProcessingJobUpdateManyMutationInput = {
   priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
   priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
   retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  revision?: Prisma.IntFieldUpdateOperationsInput | number
   maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
   runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -902,6 +924,7 @@ export type ProcessingJobUncheckedUpdateManyInput = {
   priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
   priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
   retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  revision?: Prisma.IntFieldUpdateOperationsInput | number
   maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
   runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -961,6 +984,7 @@ export type ProcessingJobCountOrderByAggregateInput = {
   priority?: Prisma.SortOrder
   priorityRank?: Prisma.SortOrder
   retryCount?: Prisma.SortOrder
+  revision?: Prisma.SortOrder
   maxAttempts?: Prisma.SortOrder
   runAt?: Prisma.SortOrder
   lastRetryAt?: Prisma.SortOrder
@@ -989,6 +1013,7 @@ export type ProcessingJobAvgOrderByAggregateInput = {
   bytesTotal?: Prisma.SortOrder
   priorityRank?: Prisma.SortOrder
   retryCount?: Prisma.SortOrder
+  revision?: Prisma.SortOrder
   maxAttempts?: Prisma.SortOrder
   processingTimeMs?: Prisma.SortOrder
   timeoutMs?: Prisma.SortOrder
@@ -1010,6 +1035,7 @@ export type ProcessingJobMaxOrderByAggregateInput = {
   priority?: Prisma.SortOrder
   priorityRank?: Prisma.SortOrder
   retryCount?: Prisma.SortOrder
+  revision?: Prisma.SortOrder
   maxAttempts?: Prisma.SortOrder
   runAt?: Prisma.SortOrder
   lastRetryAt?: Prisma.SortOrder
@@ -1044,6 +1070,7 @@ export type ProcessingJobMinOrderByAggregateInput = {
   priority?: Prisma.SortOrder
   priorityRank?: Prisma.SortOrder
   retryCount?: Prisma.SortOrder
+  revision?: Prisma.SortOrder
   maxAttempts?: Prisma.SortOrder
   runAt?: Prisma.SortOrder
   lastRetryAt?: Prisma.SortOrder
@@ -1068,6 +1095,7 @@ export type ProcessingJobSumOrderByAggregateInput = {
   bytesTotal?: Prisma.SortOrder
   priorityRank?: Prisma.SortOrder
   retryCount?: Prisma.SortOrder
+  revision?: Prisma.SortOrder
   maxAttempts?: Prisma.SortOrder
   processingTimeMs?: Prisma.SortOrder
   timeoutMs?: Prisma.SortOrder
@@ -1226,6 +1254,7 @@ export type ProcessingJobCreateWithoutAssessmentInput = {
   priority?: $Enums.JobPriority
   priorityRank?: number
   retryCount?: number
+  revision?: number
   maxAttempts?: number
   runAt?: Date | string
   lastRetryAt?: Date | string | null
@@ -1266,6 +1295,7 @@ export type ProcessingJobUncheckedCreateWithoutAssessmentInput = {
   priority?: $Enums.JobPriority
   priorityRank?: number
   retryCount?: number
+  revision?: number
   maxAttempts?: number
   runAt?: Date | string
   lastRetryAt?: Date | string | null
@@ -1336,6 +1366,7 @@ export type ProcessingJobScalarWhereInput = {
   priority?: Prisma.EnumJobPriorityFilter<"ProcessingJob"> | $Enums.JobPriority
   priorityRank?: Prisma.IntFilter<"ProcessingJob"> | number
   retryCount?: Prisma.IntFilter<"ProcessingJob"> | number
+  revision?: Prisma.IntFilter<"ProcessingJob"> | number
   maxAttempts?: Prisma.IntFilter<"ProcessingJob"> | number
   runAt?: Prisma.DateTimeFilter<"ProcessingJob"> | Date | string
   lastRetryAt?: Prisma.DateTimeNullableFilter<"ProcessingJob"> | Date | string | null
@@ -1373,6 +1404,7 @@ export type ProcessingJobCreateWithoutCompletionsInput = {
   priority?: $Enums.JobPriority
   priorityRank?: number
   retryCount?: number
+  revision?: number
   maxAttempts?: number
   runAt?: Date | string
   lastRetryAt?: Date | string | null
@@ -1414,6 +1446,7 @@ export type ProcessingJobUncheckedCreateWithoutCompletionsInput = {
   priority?: $Enums.JobPriority
   priorityRank?: number
   retryCount?: number
+  revision?: number
   maxAttempts?: number
   runAt?: Date | string
   lastRetryAt?: Date | string | null
@@ -1469,6 +1502,7 @@ export type ProcessingJobUpdateWithoutCompletionsInput = {
   priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
   priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
   retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  revision?: Prisma.IntFieldUpdateOperationsInput | number
   maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
   runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1510,6 +1544,7 @@ export type ProcessingJobUncheckedUpdateWithoutCompletionsInput = {
   priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
   priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
   retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  revision?: Prisma.IntFieldUpdateOperationsInput | number
   maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
   runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1549,6 +1584,7 @@ export type ProcessingJobCreateWithoutEventsInput = {
   priority?: $Enums.JobPriority
   priorityRank?: number
   retryCount?: number
+  revision?: number
   maxAttempts?: number
   runAt?: Date | string
   lastRetryAt?: Date | string | null
@@ -1590,6 +1626,7 @@ export type ProcessingJobUncheckedCreateWithoutEventsInput = {
   priority?: $Enums.JobPriority
   priorityRank?: number
   retryCount?: number
+  revision?: number
   maxAttempts?: number
   runAt?: Date | string
   lastRetryAt?: Date | string | null
@@ -1645,6 +1682,7 @@ export type ProcessingJobUpdateWithoutEventsInput = {
   priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
   priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
   retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  revision?: Prisma.IntFieldUpdateOperationsInput | number
   maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
   runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1686,6 +1724,7 @@ export type ProcessingJobUncheckedUpdateWithoutEventsInput = {
   priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
   priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
   retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  revision?: Prisma.IntFieldUpdateOperationsInput | number
   maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
   runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1725,6 +1764,7 @@ export type ProcessingJobCreateWithoutValidationRunInput = {
   priority?: $Enums.JobPriority
   priorityRank?: number
   retryCount?: number
+  revision?: number
   maxAttempts?: number
   runAt?: Date | string
   lastRetryAt?: Date | string | null
@@ -1766,6 +1806,7 @@ export type ProcessingJobUncheckedCreateWithoutValidationRunInput = {
   priority?: $Enums.JobPriority
   priorityRank?: number
   retryCount?: number
+  revision?: number
   maxAttempts?: number
   runAt?: Date | string
   lastRetryAt?: Date | string | null
@@ -1821,6 +1862,7 @@ export type ProcessingJobUpdateWithoutValidationRunInput = {
   priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
   priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
   retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  revision?: Prisma.IntFieldUpdateOperationsInput | number
   maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
   runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1862,6 +1904,7 @@ export type ProcessingJobUncheckedUpdateWithoutValidationRunInput = {
   priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
   priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
   retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  revision?: Prisma.IntFieldUpdateOperationsInput | number
   maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
   runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1901,6 +1944,7 @@ export type ProcessingJobCreateManyAssessmentInput = {
   priority?: $Enums.JobPriority
   priorityRank?: number
   retryCount?: number
+  revision?: number
   maxAttempts?: number
   runAt?: Date | string
   lastRetryAt?: Date | string | null
@@ -1938,6 +1982,7 @@ export type ProcessingJobUpdateWithoutAssessmentInput = {
   priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
   priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
   retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  revision?: Prisma.IntFieldUpdateOperationsInput | number
   maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
   runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1978,6 +2023,7 @@ export type ProcessingJobUncheckedUpdateWithoutAssessmentInput = {
   priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
   priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
   retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  revision?: Prisma.IntFieldUpdateOperationsInput | number
   maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
   runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2018,6 +2064,7 @@ export type ProcessingJobUncheckedUpdateManyWithoutAssessmentInput = {
   priority?: Prisma.EnumJobPriorityFieldUpdateOperationsInput | $Enums.JobPriority
   priorityRank?: Prisma.IntFieldUpdateOperationsInput | number
   retryCount?: Prisma.IntFieldUpdateOperationsInput | number
+  revision?: Prisma.IntFieldUpdateOperationsInput | number
   maxAttempts?: Prisma.IntFieldUpdateOperationsInput | number
   runAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastRetryAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2096,6 +2143,7 @@ export type ProcessingJobSelect<ExtArgs extends runtime.Types.Extensions.Interna
   priority?: boolean
   priorityRank?: boolean
   retryCount?: boolean
+  revision?: boolean
   maxAttempts?: boolean
   runAt?: boolean
   lastRetryAt?: boolean
@@ -2139,6 +2187,7 @@ export type ProcessingJobSelectCreateManyAndReturn<ExtArgs extends runtime.Types
   priority?: boolean
   priorityRank?: boolean
   retryCount?: boolean
+  revision?: boolean
   maxAttempts?: boolean
   runAt?: boolean
   lastRetryAt?: boolean
@@ -2178,6 +2227,7 @@ export type ProcessingJobSelectUpdateManyAndReturn<ExtArgs extends runtime.Types
   priority?: boolean
   priorityRank?: boolean
   retryCount?: boolean
+  revision?: boolean
   maxAttempts?: boolean
   runAt?: boolean
   lastRetryAt?: boolean
@@ -2217,6 +2267,7 @@ export type ProcessingJobSelectScalar = {
   priority?: boolean
   priorityRank?: boolean
   retryCount?: boolean
+  revision?: boolean
   maxAttempts?: boolean
   runAt?: boolean
   lastRetryAt?: boolean
@@ -2239,7 +2290,7 @@ export type ProcessingJobSelectScalar = {
   cancelRequestedAt?: boolean
 }
 
-export type ProcessingJobOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "type" | "owner" | "assessmentId" | "correlationId" | "schemaVersion" | "idempotencyKey" | "status" | "stage" | "progress" | "bytesDone" | "bytesTotal" | "priority" | "priorityRank" | "retryCount" | "maxAttempts" | "runAt" | "lastRetryAt" | "createdAt" | "updatedAt" | "startedAt" | "completedAt" | "processingTimeMs" | "heartbeatAt" | "lockedBy" | "lockToken" | "timeoutMs" | "payload" | "result" | "metadata" | "errorCode" | "errorMessage" | "errorDetails" | "errorRecoverable" | "cancelRequestedAt", ExtArgs["result"]["processingJob"]>
+export type ProcessingJobOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "type" | "owner" | "assessmentId" | "correlationId" | "schemaVersion" | "idempotencyKey" | "status" | "stage" | "progress" | "bytesDone" | "bytesTotal" | "priority" | "priorityRank" | "retryCount" | "revision" | "maxAttempts" | "runAt" | "lastRetryAt" | "createdAt" | "updatedAt" | "startedAt" | "completedAt" | "processingTimeMs" | "heartbeatAt" | "lockedBy" | "lockToken" | "timeoutMs" | "payload" | "result" | "metadata" | "errorCode" | "errorMessage" | "errorDetails" | "errorRecoverable" | "cancelRequestedAt", ExtArgs["result"]["processingJob"]>
 export type ProcessingJobInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   assessment?: boolean | Prisma.ProcessingJob$assessmentArgs<ExtArgs>
   events?: boolean | Prisma.ProcessingJob$eventsArgs<ExtArgs>
@@ -2278,6 +2329,7 @@ export type $ProcessingJobPayload<ExtArgs extends runtime.Types.Extensions.Inter
     priority: $Enums.JobPriority
     priorityRank: number
     retryCount: number
+    revision: number
     maxAttempts: number
     runAt: Date
     lastRetryAt: Date | null
@@ -2740,6 +2792,7 @@ export interface ProcessingJobFieldRefs {
   readonly priority: Prisma.FieldRef<"ProcessingJob", 'JobPriority'>
   readonly priorityRank: Prisma.FieldRef<"ProcessingJob", 'Int'>
   readonly retryCount: Prisma.FieldRef<"ProcessingJob", 'Int'>
+  readonly revision: Prisma.FieldRef<"ProcessingJob", 'Int'>
   readonly maxAttempts: Prisma.FieldRef<"ProcessingJob", 'Int'>
   readonly runAt: Prisma.FieldRef<"ProcessingJob", 'DateTime'>
   readonly lastRetryAt: Prisma.FieldRef<"ProcessingJob", 'DateTime'>
