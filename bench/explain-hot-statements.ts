@@ -72,22 +72,13 @@ async function explainAll() {
   };
   const ids = (n: number) => sample.slice(0, n).map((row) => row.id);
 
+  const newJob = (owner: string, idempotencyKey: string | null) => ({
+    id: randomUUID(), type: "noop", owner, assessment_id: null, correlation_id: randomUUID(), schema_version: "v1", idempotency_key: idempotencyKey,
+    priority: "NORMAL", priority_rank: 1, max_attempts: 3, run_at: null, timeout_ms: null, payload: {}, metadata: {},
+  });
   await explain("enqueue, one new job and one whose idempotency key exists", plain, sql.ENQUEUE_MANY, [
     null,
-    [randomUUID(), randomUUID()],
-    ["noop", "noop"],
-    ["user-1", "user-2"],
-    [null, null],
-    [randomUUID(), randomUUID()],
-    ["v1", "v1"],
-    [null, "key-2"],
-    ["NORMAL", "NORMAL"],
-    [1, 1],
-    [3, 3],
-    [null, null],
-    [null, null],
-    ["{}", "{}"],
-    ["{}", "{}"],
+    JSON.stringify([newJob("user-1", null), newJob("user-2", "key-2")]),
     "bench",
   ]);
   await explain("enqueue's re-read of existing keys", plain, sql.FIND_EXISTING, [["key-2"], [null], ["x"], ["v1"], ["user-2"]]);

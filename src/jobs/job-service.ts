@@ -88,6 +88,9 @@ export class JobService {
     if (input.maxAttempts !== undefined && (!Number.isInteger(input.maxAttempts) || input.maxAttempts < 1 || input.maxAttempts > 100)) {
       problems.push("maxAttempts must be a whole number from 1 to 100");
     }
+    if (input.runAt !== undefined && input.runAt !== null && !(input.runAt instanceof Date && Number.isFinite(input.runAt.getTime()))) {
+      problems.push("runAt must be a valid date");
+    }
     if (input.idempotencyKey !== undefined && input.idempotencyKey !== null && (input.idempotencyKey.length === 0 || input.idempotencyKey.length > 200)) {
       problems.push("idempotencyKey must be 1 to 200 characters");
     }

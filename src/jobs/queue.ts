@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { JobChange } from "../events/messages.js";
-import { toChange } from "./lifecycle.js";
+import { changeOf } from "./lifecycle.js";
 import * as sql from "./sql.js";
 import { jobFromRow, PRIORITY_RANK, type Clock, type Job, type JobPriority } from "./types.js";
 
@@ -52,26 +52,18 @@ export async function enqueueJobs(db: Queryable, inputs: EnqueueInput[], options
   const rows = inputs.map((input) => normalize(input, options.defaultMaxAttempts ?? 3));
   options.beforeInsert?.(rows.map((row) => row.id));
   // Named, so each connection parses and plans this large statement once.
-  const inserted = await db.query({ name: "conveyor-enqueue", text: sql.ENQUEUE_MANY, values: [
-    options.clock ? options.clock() : null,
-    rows.map((row) => row.id),
-    rows.map((row) => row.type),
-    rows.map((row) => row.owner),
-    rows.map((row) => row.assessmentId),
-    rows.map((row) => row.correlationId),
-    rows.map((row) => row.schemaVersion),
-    rows.map((row) => row.idempotencyKey),
-    rows.map((row) => row.priority),
-    rows.map((row) => PRIORITY_RANK[row.priority]),
-    rows.map((row) => row.maxAttempts),
-    rows.map((row) => row.runAt),
-    rows.map((row) => row.timeoutMs),
-    rows.map((row) => JSON.stringify(row.payload ?? {})),
-    rows.map((row) => JSON.stringify(row.metadata)),
-    options.actor,
-  ] });
-  for (const row of inserted.rows) options.publish?.(toChange(row));
-  const created = new Map(inserted.rows.map((row) => [row.id as string, jobFromRow(row)]));
+  const inserted = await db.query<InsertedRow>({
+    name: "conveyor-enqueue",
+    text: sql.ENQUEUE_MANY,
+    values: [options.clock ? options.clock() : null, JSON.stringify(rows.map(insertRow)), options.actor],
+  });
+  const byId = new Map<string, NormalizedInput>(rows.map((row) => [row.id, row]));
+  const created = new Map<string, Job>();
+  for (const returned of inserted.rows) {
+    const job = createdJob(byId.get(returned.id)!, returned);
+    created.set(job.id, job);
+    options.publish?.(changeOf(job, null));
+  }
 
   const results: EnqueueResult[] = [];
   const missing: { index: number; row: ReturnType<typeof normalize> }[] = [];
@@ -142,6 +134,79 @@ function normalize(input: EnqueueInput, defaultMaxAttempts: number) {
     schemaVersion: input.schemaVersion ?? "v1",
     timeoutMs: input.timeoutMs ?? null,
     metadata: input.metadata ?? {},
+  };
+}
+
+/** What ENQUEUE_MANY returns of each job it created: what the database decided. */
+interface InsertedRow {
+  id: string;
+  created_at_ms: number;
+  run_at_ms: number;
+  payload: unknown;
+  metadata: Record<string, unknown>;
+}
+
+type NormalizedInput = ReturnType<typeof normalize>;
+
+/** One job of ENQUEUE_MANY's JSON input: its keys are the statement's column names. */
+function insertRow(row: NormalizedInput) {
+  return {
+    id: row.id,
+    type: row.type,
+    owner: row.owner,
+    assessment_id: row.assessmentId,
+    correlation_id: row.correlationId,
+    schema_version: row.schemaVersion,
+    idempotency_key: row.idempotencyKey,
+    priority: row.priority,
+    priority_rank: PRIORITY_RANK[row.priority],
+    max_attempts: row.maxAttempts,
+    run_at: row.runAt,
+    timeout_ms: row.timeoutMs,
+    payload: row.payload ?? {},
+    metadata: row.metadata,
+  };
+}
+
+/** A job just created, as findJob would read it: the input, the database's decisions, the columns' defaults. */
+function createdJob(row: NormalizedInput, returned: InsertedRow): Job {
+  const createdAt = new Date(returned.created_at_ms);
+  return {
+    id: row.id,
+    type: row.type,
+    owner: row.owner,
+    assessmentId: row.assessmentId,
+    correlationId: row.correlationId,
+    schemaVersion: row.schemaVersion,
+    idempotencyKey: row.idempotencyKey,
+    status: "QUEUED",
+    stage: null,
+    progress: 0,
+    bytesDone: null,
+    bytesTotal: null,
+    priority: row.priority,
+    retryCount: 0,
+    revision: 1,
+    maxAttempts: row.maxAttempts,
+    runAt: new Date(returned.run_at_ms),
+    lastRetryAt: null,
+    createdAt,
+    updatedAt: createdAt,
+    startedAt: null,
+    completedAt: null,
+    processingTimeMs: null,
+    heartbeatAt: null,
+    lockedBy: null,
+    lockToken: null,
+    timeoutMs: row.timeoutMs,
+    payload: returned.payload,
+    result: null,
+    metadata: returned.metadata,
+    errorCode: null,
+    errorMessage: null,
+    errorDetails: null,
+    errorRecoverable: null,
+    cancelRequestedAt: null,
   };
 }
 

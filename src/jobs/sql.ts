@@ -427,25 +427,28 @@ export const RECOVER_STALLED = transitionSql({
   finishes: true,
 });
 
-/** Insert columns for one job; the statement inserts from parallel arrays so a batch is one round trip. */
-const INSERT_COLUMNS = `type, owner, assessment_id, correlation_id, schema_version, idempotency_key, priority,
-  priority_rank, max_attempts, run_at, timeout_ms, payload, metadata`;
+/** Insert columns for one job, with their types in the JSON input (ENQUEUE_MANY). */
+const INSERT_COLUMNS = `type text, owner text, assessment_id uuid, correlation_id text, schema_version text, idempotency_key text,
+  priority "JobPriority", priority_rank smallint, max_attempts int, run_at timestamptz, timeout_ms int, payload jsonb, metadata jsonb`;
+const INSERT_COLUMN_NAMES = INSERT_COLUMNS.split(",").map((column) => column.trim().split(" ")[0]).join(", ");
 
 /**
- * Parallel arrays $2..$15 (ids chosen by the caller, then INSERT_COLUMNS), $16 actor. Conflicts on
- * either unique key insert nothing; the caller re-reads the existing job. One NOTIFY per statement
- * wakes idle pools.
+ * $2 the jobs as one JSON array of objects (`id`, chosen by the caller, then INSERT_COLUMNS by
+ * name), $3 actor. One JSON document rather than an array per column: pg escapes every element of
+ * a string array with regular expressions, which for 14 arrays of 1,000 cost more than the JSON.
+ * Conflicts on either unique key insert nothing; the caller re-reads the existing job. One NOTIFY
+ * per statement wakes idle pools. Returns only what the database decided (the caller knows the
+ * rest): times as epoch milliseconds, which cost nothing to parse, and the stored JSON.
  */
 export const ENQUEUE_MANY = `WITH ${CLOCK},
 input AS (
-  SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::text[],
-    $9::"JobPriority"[], $10::smallint[], $11::int[], $12::timestamptz[], $13::int[], $14::jsonb[], $15::jsonb[])
-    AS i(id, ${INSERT_COLUMNS})
+  SELECT * FROM json_to_recordset($2::json) AS i(id uuid, ${INSERT_COLUMNS})
 ),
 inserted AS (
-  INSERT INTO processing_jobs (id, ${INSERT_COLUMNS}, created_at, updated_at)
+  INSERT INTO processing_jobs (id, ${INSERT_COLUMN_NAMES}, created_at, updated_at)
   SELECT id, type, owner, assessment_id, correlation_id, schema_version, idempotency_key, priority,
-    priority_rank, max_attempts, GREATEST(COALESCE(run_at, clock.now), clock.now), timeout_ms, payload, metadata, clock.now, clock.now
+    priority_rank, max_attempts, GREATEST(COALESCE(run_at, clock.now), clock.now), timeout_ms, COALESCE(payload, '{}'), COALESCE(metadata, '{}'),
+    clock.now, clock.now
   FROM input, clock
   ON CONFLICT DO NOTHING
   RETURNING *
@@ -456,11 +459,17 @@ events AS (
 ),
 audit AS (
   INSERT INTO audit_events (actor, action, entity_type, entity_id, correlation_id, metadata, at)
-  SELECT $16, 'job.created', 'ProcessingJob', id::text, correlation_id, jsonb_build_object('type', type), created_at FROM inserted
+  SELECT $3, 'job.created', 'ProcessingJob', id::text, correlation_id, jsonb_build_object('type', type), created_at FROM inserted
 ),
 wake AS (SELECT pg_notify('${JOBS_CHANNEL}', '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted),
 ${announceChanges("inserted", "NULL::text")}
-SELECT inserted.*, (SELECT count(*) FROM wake) AS notified, (SELECT count(*) FROM announced) AS announced FROM inserted`;
+SELECT id, ${epochMilliseconds("created_at")} AS created_at_ms, ${epochMilliseconds("run_at")} AS run_at_ms, payload, metadata,
+  (SELECT count(*) FROM wake) AS notified, (SELECT count(*) FROM announced) AS announced FROM inserted`;
+
+/** A timestamptz(3) column as exact epoch milliseconds (a float8 below 2^53). */
+function epochMilliseconds(column: string): string {
+  return `round(EXTRACT(EPOCH FROM ${column}) * 1000)::float8`;
+}
 
 /** $1 idempotency keys, $2 assessment ids, $3 correlation ids, $4 schema versions, $5 owners. */
 export const FIND_EXISTING = `SELECT j.* FROM processing_jobs j

@@ -179,3 +179,30 @@ describe("graceful shutdown", () => {
     }
   });
 });
+
+describe("enqueue's answer", () => {
+  let conveyor: TestConveyor;
+  beforeAll(async () => {
+    conveyor = await startTestConveyor({ handlers: [{ type: "quick", run: async () => null }], environment: { WORKER_ENABLED: "false" } });
+  });
+  afterAll(() => conveyor?.dispose());
+
+  it("is each created job exactly as stored: the database's times and normalized JSON, the columns' defaults", async () => {
+    const inputs = [
+      { type: "quick", owner: "alice" },
+      { type: "quick", owner: "alice", payload: { b: 1.5, a: [1, "two", null], nested: { z: true, é: "ü\n\"" } }, priority: "HIGH" as const, maxAttempts: 7 },
+      { type: "quick", owner: "bob", payload: "text", runAt: new Date(Date.now() + 3_600_000), idempotencyKey: "k-1", timeoutMs: 1500, metadata: { source: "import" } },
+      { type: "quick", owner: "bob", payload: null, runAt: new Date(Date.now() - 3_600_000), correlationId: "c-1", schemaVersion: "v2" },
+    ];
+    const results = await conveyor.jobs.enqueueMany(inputs, "alice");
+    expect(results.map((result) => result.created)).toEqual([true, true, true, true]);
+    for (const { job } of results) expect(job).toEqual(await conveyor.jobs.find(job.id));
+    // A job whose key exists comes back as stored too.
+    const [again] = await conveyor.jobs.enqueueMany([{ type: "quick", owner: "bob", idempotencyKey: "k-1" }], "bob");
+    expect(again!.created).toBe(false);
+    expect(again!.job).toEqual(results[2]!.job);
+    await expect(conveyor.jobs.enqueue({ type: "quick", owner: "alice", runAt: new Date(Number.NaN) }, "alice")).rejects.toMatchObject({
+      problems: ["runAt must be a valid date"],
+    });
+  });
+});
