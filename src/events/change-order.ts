@@ -1,4 +1,4 @@
-import { jobTopic, type JobChange } from "./messages.js";
+import type { JobChange } from "./messages.js";
 
 /**
  * Whether `change` is already covered by `latest`, the last state shown of the same job: an older
@@ -24,32 +24,34 @@ const CREATION_WAIT_MS = 1_000;
  * instance its outcome. Under load one overtakes another: the creation's commit wakes a worker
  * whose claim is published before the enqueuer has even heard back from its own commit. Two rules:
  * - a creation this instance is about to publish is expected (`expect`): a later change of that job
- *   waits for it, per topic and listener, so an operator sees QUEUED, PROCESSING, COMPLETED in that
- *   order; it waits at most CREATION_WAIT_MS, or until the enqueue says the job was not created;
+ *   waits for it on jobs:changed, so an operator sees QUEUED, PROCESSING, COMPLETED in that order;
+ *   it waits at most CREATION_WAIT_MS, or until the enqueue says the job was not created;
  * - anything else older than a revision already delivered is dropped: a late "QUEUED" must not make
  *   a running job look queued again.
  */
 export class ChangeOrder {
   /** Latest revision delivered, by topic and job. */
   private readonly revisions = new Map<string, number>();
-  /** Changes waiting for their job's creation, by topic and job. */
+  /** Deliveries on jobs:changed waiting for their job's creation, by job. */
   private readonly waiting = new Map<string, (() => void)[]>();
 
   constructor(private readonly capacity = REMEMBERED_KEYS) {}
 
   /**
    * These jobs are being created here and their creation is about to be published: until it is
-   * delivered, their later changes wait.
+   * delivered, their later changes wait on jobs:changed. (Not on a job's own topic: nobody can
+   * follow a job before its id is known, and a jobProgress subscriber reads the job first, then drops
+   * what is older. Held there, a claim would wait for a creation delivered to nobody.)
    */
   expect(jobIds: readonly string[]): void {
-    const keys = jobIds.flatMap(keysOf);
+    const keys = jobIds.map((jobId) => keyOf("jobs:changed", jobId));
     for (const key of keys) if (!this.waiting.has(key)) this.waiting.set(key, []);
     setTimeout(() => keys.forEach((key) => this.release(key)), CREATION_WAIT_MS).unref();
   }
 
   /** These expected jobs were not created after all (a duplicate key, a failed statement). */
   abandon(jobIds: readonly string[]): void {
-    for (const key of jobIds.flatMap(keysOf)) this.release(key);
+    for (const jobId of jobIds) this.release(keyOf("jobs:changed", jobId));
   }
 
   /** Wraps one listener of `topic` (a job's topic or jobs:changed) to receive its changes in order. */
@@ -57,20 +59,16 @@ export class ChangeOrder {
     return (event: Event) => {
       const change = (event as CustomEvent<JobChange>).detail;
       const key = keyOf(topic, change.jobId);
-      const deliver = () => {
-        if (this.accepts(key, change)) call(event);
-      };
-      const held = this.waiting.get(key);
-      if (!held) return deliver();
-      if (change.revision > 1) {
-        held.push(deliver);
+      const held = this.waiting.size > 0 ? this.waiting.get(key) : undefined;
+      if (held && change.revision > 1) {
+        held.push(() => this.accepts(key, change) && call(event));
         return;
       }
-      deliver();
+      if (this.accepts(key, change)) call(event);
       // Every listener of the topic gets the creation in this same dispatch; what waited for it
       // follows once the dispatch is over (released earlier, a later revision delivered to the first
       // listener would make the creation look stale to the next).
-      queueMicrotask(() => this.release(key));
+      if (held) queueMicrotask(() => this.release(key));
     };
   }
 
@@ -84,21 +82,19 @@ export class ChangeOrder {
   /** False when a later revision of this job was delivered on this topic already. */
   private accepts(key: string, change: JobChange): boolean {
     const known = this.revisions.get(key);
-    if (known !== undefined && change.revision < known) return false;
-    if (known !== change.revision) {
-      // Re-inserted, so the Map's order stays that of the latest change.
-      this.revisions.delete(key);
+    if (known === undefined) {
       this.revisions.set(key, change.revision);
+      // The first heard of is forgotten first.
       if (this.revisions.size > this.capacity) this.revisions.delete(this.revisions.keys().next().value!);
+      return true;
     }
+    if (change.revision < known) return false;
+    if (change.revision > known) this.revisions.set(key, change.revision);
     return true;
   }
 }
 
-function keysOf(jobId: string): string[] {
-  return [jobTopic(jobId), keyOf("jobs:changed", jobId)];
-}
-
+/** A job's own topic, or its bare id on jobs:changed (no job topic is a bare id). */
 function keyOf(topic: string, jobId: string): string {
-  return topic === "jobs:changed" ? `${topic} ${jobId}` : topic;
+  return topic === "jobs:changed" ? jobId : topic;
 }

@@ -1,5 +1,6 @@
 import { Repeater } from "@graphql-yoga/subscription";
 import { isStale } from "../../events/change-order.js";
+import { forEachEvent } from "../../events/event-bus.js";
 import { jobTopic, type JobChange } from "../../events/messages.js";
 import { changeOf } from "../../jobs/lifecycle.js";
 import { TERMINAL_STATUSES } from "../../jobs/types.js";
@@ -174,18 +175,29 @@ builder.subscriptionField("jobUpdates", (t) =>
   }),
 );
 
+type JobUpdatesSelection = { status?: readonly string[] | null; type?: string | null; owner?: string | null };
+
 /** Every job change that `filter` lets through. */
-export function jobUpdatesStream(
-  context: GraphQLContext,
-  filter: { status?: readonly string[] | null; type?: string | null; owner?: string | null },
-): AsyncIterableIterator<JobChange> {
-  const { events } = context.services;
-  const source = (listener: (change: JobChange) => void) => events.listen("jobs:changed", listener);
-  const matches = (change: JobChange) =>
+function jobUpdatesStream(context: GraphQLContext, filter: JobUpdatesSelection): AsyncIterableIterator<JobChange> {
+  const matches = changeFilter(filter);
+  const source = (listener: (change: JobChange) => void) => context.services.events.listen("jobs:changed", listener);
+  return filterStream(source, matches, context.services.logger);
+}
+
+/**
+ * Calls `listener` with every job change that `filter` lets through, as it is published; returns
+ * what stops it. For readers that gather changes themselves (jobUpdateBatches).
+ */
+export function listenToJobUpdates(context: GraphQLContext, filter: JobUpdatesSelection, listener: (change: JobChange) => void): () => void {
+  const matches = changeFilter(filter);
+  return forEachEvent<JobChange>(context.services.events, "jobs:changed", (change) => matches(change) && listener(change), context.services.logger);
+}
+
+function changeFilter(filter: JobUpdatesSelection): (change: JobChange) => boolean {
+  return (change) =>
     (!filter.status?.length || filter.status.includes(change.status)) &&
     (!filter.type || change.type === filter.type) &&
     (!filter.owner || change.owner === filter.owner);
-  return filterStream(source, matches, context.services.logger);
 }
 
 /** Changes are kept for a slow client up to this many; then its subscription ends. */
