@@ -44,8 +44,11 @@ export interface EventBus {
    * listeners here get none of their later changes (a worker's claim can overtake the creation).
    */
   expectCreations(jobIds: readonly string[]): void;
-  /** Expected creations that did not happen (a duplicate key, a failed statement). */
-  abandonCreations(jobIds: readonly string[]): void;
+  /**
+   * The statement is over: `notCreated` will never be announced (a duplicate key, a failure); the
+   * creation of `created` is awaited at most a second longer.
+   */
+  settleCreations(created: readonly string[], notCreated: readonly string[]): void;
   publishJobsDeleted(count: number): void;
   /**
    * Live listeners in this process on one topic (`"job:changed:<job id>"`, `"jobs:changed"`…), or
@@ -160,7 +163,9 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
     target = new EventTarget();
     setMaxListeners(0, target);
   }
-  const order = new ChangeOrder();
+  const order = new ChangeOrder((error) =>
+    (options.logger ?? createLogger(environmentValue("LOG_LEVEL"))).error({ err: error }, "an event listener threw"),
+  );
   const counted = countListeners(target, order);
   const pubsub = createPubSub<EventTopics>({ eventTarget: counted.target as never });
   function resync(): void {
@@ -189,8 +194,8 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
       // Only jobs:changed can have listeners for a job not created yet.
       if (counted.count("jobs:changed") > 0) order.expect(jobIds);
     },
-    abandonCreations(jobIds) {
-      order.abandon(jobIds);
+    settleCreations(created, notCreated) {
+      order.settle(created, notCreated);
     },
     publishJobsDeleted(count) {
       pubsub.publish("jobs:deleted", count);
@@ -231,10 +236,10 @@ export function forEachEvent<T>(bus: Pick<EventBus, "listen">, topic: string, li
  * later one of the same job overtook on its way here (ChangeOrder), whichever instance sent it.
  */
 function countListeners(inner: EventTarget, order: ChangeOrder): { target: EventTarget; count: (topic?: string) => number; topics: () => string[] } {
-  const listeners = new Map<string, Map<EventListenerOrEventListenerObject, EventListener>>();
-  const ordered = (topic: string, listener: EventListenerOrEventListenerObject): EventListener => {
+  const listeners = new Map<string, Map<EventListenerOrEventListenerObject, { wrapped: EventListener; stop: () => void }>>();
+  const ordered = (topic: string, listener: EventListenerOrEventListenerObject): { wrapped: EventListener; stop: () => void } => {
     const call = (event: Event) => (typeof listener === "function" ? listener(event) : listener.handleEvent(event));
-    return topic.startsWith(JOB_TOPIC_PREFIX) || topic === "jobs:changed" ? order.listener(topic, call) : call;
+    return topic.startsWith(JOB_TOPIC_PREFIX) || topic === "jobs:changed" ? order.listener(topic, call) : { wrapped: call, stop: () => {} };
   };
   const target: EventTarget = {
     addEventListener(topic, listener, options) {
@@ -242,17 +247,18 @@ function countListeners(inner: EventTarget, order: ChangeOrder): { target: Event
       let byListener = listeners.get(topic);
       if (!byListener) listeners.set(topic, (byListener = new Map()));
       if (byListener.has(listener)) return;
-      const wrapped = ordered(topic, listener);
-      byListener.set(listener, wrapped);
-      inner.addEventListener(topic, wrapped, options);
+      const entry = ordered(topic, listener);
+      byListener.set(listener, entry);
+      inner.addEventListener(topic, entry.wrapped, options);
     },
     removeEventListener(topic, listener, options) {
       const byListener = listeners.get(topic);
-      const wrapped = listener ? byListener?.get(listener) : undefined;
-      if (!byListener || !listener || !wrapped) return;
+      const entry = listener ? byListener?.get(listener) : undefined;
+      if (!byListener || !listener || !entry) return;
       byListener.delete(listener);
       if (byListener.size === 0) listeners.delete(topic);
-      inner.removeEventListener(topic, wrapped, options);
+      entry.stop();
+      inner.removeEventListener(topic, entry.wrapped, options);
     },
     dispatchEvent: (event) => inner.dispatchEvent(event),
   };

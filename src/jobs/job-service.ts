@@ -8,6 +8,7 @@ import type { JobLifecycle, JobSelection } from "./lifecycle.js";
 import type { Maintenance } from "./maintenance.js";
 import { enqueueJobs, findJob, queuePosition, queuePositions, type EnqueueInput, type Queryable } from "./queue.js";
 import type { Clock } from "./types.js";
+import { UUID } from "../events/messages.js";
 
 export class UnknownJobTypeError extends Error {
   override name = "UnknownJobTypeError";
@@ -65,18 +66,18 @@ export class JobService {
         defaultMaxAttempts: this.deps.defaultMaxAttempts,
         clock: this.deps.clock,
         publish: publish ? (change) => events.publishJobChange(change) : undefined,
-        beforeInsert: publish
-          ? (jobIds) => {
-              expected.push(...jobIds);
-              events.expectCreations(jobIds);
-            }
-          : undefined,
+        // Also when the caller publishes, after its transaction commits: a worker can claim the
+        // job as soon as it commits, before the caller's publish.
+        beforeInsert: (jobIds) => {
+          expected.push(...jobIds);
+          events.expectCreations(jobIds);
+        },
       });
       const created = new Set(results.flatMap((result) => (result.created ? [result.job.id] : [])));
-      if (created.size < expected.length) events.abandonCreations(expected.filter((jobId) => !created.has(jobId)));
+      events.settleCreations([...created], expected.filter((jobId) => !created.has(jobId)));
       return results;
     } catch (error) {
-      events.abandonCreations(expected);
+      events.settleCreations([], expected);
       throw error;
     }
   }
@@ -88,15 +89,19 @@ export class JobService {
     if (input.maxAttempts !== undefined && (!Number.isInteger(input.maxAttempts) || input.maxAttempts < 1 || input.maxAttempts > 100)) {
       problems.push("maxAttempts must be a whole number from 1 to 100");
     }
-    if (input.runAt !== undefined && input.runAt !== null && !(input.runAt instanceof Date && Number.isFinite(input.runAt.getTime()))) {
-      problems.push("runAt must be a valid date");
+    if (input.runAt !== undefined && input.runAt !== null && !isStorableDate(input.runAt)) {
+      problems.push("runAt must be a valid date between the years 1 and 9999");
+    }
+    if (input.assessmentId !== undefined && input.assessmentId !== null && !UUID.test(input.assessmentId)) {
+      problems.push("assessmentId must be a UUID");
     }
     if (input.idempotencyKey !== undefined && input.idempotencyKey !== null && (input.idempotencyKey.length === 0 || input.idempotencyKey.length > 200)) {
       problems.push("idempotencyKey must be 1 to 200 characters");
     }
     if (problems.length > 0) throw new InvalidJobInputError(problems);
     // The handler's own default holds unless the caller set a value (an `undefined` must not wipe it).
-    return { ...input, maxAttempts: input.maxAttempts ?? handler.maxAttempts };
+    // An assessment id in the form PostgreSQL stores: its duplicates are found by comparing it.
+    return { ...input, maxAttempts: input.maxAttempts ?? handler.maxAttempts, assessmentId: input.assessmentId?.toLowerCase() ?? input.assessmentId };
   }
 
   find(id: string, db: Queryable = this.deps.pool) {
@@ -162,4 +167,11 @@ export class JobService {
   recoverStalled() {
     return this.deps.maintenance.recoverStalled();
   }
+}
+
+/** A Date PostgreSQL takes from its ISO form: years 1 to 9999 (JSON writes others as ±YYYYYY). */
+function isStorableDate(value: unknown): boolean {
+  if (!(value instanceof Date) || !Number.isFinite(value.getTime())) return false;
+  const year = value.getUTCFullYear();
+  return year >= 1 && year <= 9999;
 }

@@ -47,7 +47,7 @@ export interface EnqueueOptions {
  * the existing job is returned instead, so any number of concurrent callers with one key all get
  * the same job. Pass a transaction's client to enqueue atomically with other writes.
  */
-export async function enqueueJobs(db: Queryable, inputs: EnqueueInput[], options: EnqueueOptions): Promise<EnqueueResult[]> {
+export async function enqueueJobs(db: Queryable, inputs: EnqueueInput[], options: EnqueueOptions, retriesLeft = 3): Promise<EnqueueResult[]> {
   if (inputs.length === 0) return [];
   const rows = inputs.map((input) => normalize(input, options.defaultMaxAttempts ?? 3));
   options.beforeInsert?.(rows.map((row) => row.id));
@@ -85,7 +85,9 @@ export async function enqueueJobs(db: Queryable, inputs: EnqueueInput[], options
       const job = found.find((candidate) => sameKey(candidate, row));
       // Only possible if the conflicting job was deleted in between (retention): try once more.
       if (!job) {
-        const [again] = await enqueueJobs(db, [inputs[index]!], options);
+        // Never in a loop: a key this cannot find again is a bug, not a race.
+        if (retriesLeft === 0) throw new Error("enqueue conflicted with a job it cannot find by its key");
+        const [again] = await enqueueJobs(db, [inputs[index]!], options, retriesLeft - 1);
         results[index] = again!;
       } else {
         results[index] = { job, created: false };
@@ -122,19 +124,29 @@ export async function queuePositions(db: Queryable, ids: readonly string[]): Pro
 function normalize(input: EnqueueInput, defaultMaxAttempts: number) {
   return {
     id: randomUUID(),
-    type: input.type,
-    owner: input.owner,
+    type: wellFormed(input.type),
+    owner: wellFormed(input.owner),
     payload: input.payload,
     priority: input.priority ?? "NORMAL",
     runAt: input.runAt ?? null,
-    idempotencyKey: input.idempotencyKey ?? null,
+    idempotencyKey: input.idempotencyKey == null ? null : wellFormed(input.idempotencyKey),
     maxAttempts: input.maxAttempts ?? defaultMaxAttempts,
     assessmentId: input.assessmentId ?? null,
-    correlationId: input.correlationId ?? randomUUID(),
-    schemaVersion: input.schemaVersion ?? "v1",
+    correlationId: input.correlationId == null ? randomUUID() : wellFormed(input.correlationId),
+    schemaVersion: input.schemaVersion == null ? "v1" : wellFormed(input.schemaVersion),
     timeoutMs: input.timeoutMs ?? null,
     metadata: input.metadata ?? {},
   };
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * A string with each lone UTF-16 surrogate replaced by U+FFFD, as PostgreSQL stores text sent as
+ * UTF-8; in the JSON ENQUEUE_MANY reads, a lone surrogate would fail the whole statement.
+ */
+function wellFormed(text: string): string {
+  return text.replace(LONE_SURROGATE, "\uFFFD");
 }
 
 /** What ENQUEUE_MANY returns of each job it created: what the database decided. */

@@ -201,8 +201,30 @@ describe("enqueue's answer", () => {
     const [again] = await conveyor.jobs.enqueueMany([{ type: "quick", owner: "bob", idempotencyKey: "k-1" }], "bob");
     expect(again!.created).toBe(false);
     expect(again!.job).toEqual(results[2]!.job);
-    await expect(conveyor.jobs.enqueue({ type: "quick", owner: "alice", runAt: new Date(Number.NaN) }, "alice")).rejects.toMatchObject({
-      problems: ["runAt must be a valid date"],
+    for (const runAt of [new Date(Number.NaN), new Date("+010000-01-01T00:00:00Z")]) {
+      await expect(conveyor.jobs.enqueue({ type: "quick", owner: "alice", runAt }, "alice")).rejects.toMatchObject({
+        problems: ["runAt must be a valid date between the years 1 and 9999"],
+      });
+    }
+    await expect(conveyor.jobs.enqueue({ type: "quick", owner: "alice", assessmentId: "not-a-uuid" }, "alice")).rejects.toMatchObject({
+      problems: ["assessmentId must be a UUID"],
     });
+  });
+
+  it("stores an assessment id as PostgreSQL spells it, and finds its duplicate whatever the case", async () => {
+    const assessmentId = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+    await conveyor.database.pool.query("INSERT INTO assessments (id, owner, kind) VALUES ($1, 'alice', 'quiz') ON CONFLICT DO NOTHING", [assessmentId]);
+    const key = { type: "quick", owner: "alice", assessmentId: assessmentId.toUpperCase(), correlationId: "c-case" };
+    const [first] = await conveyor.jobs.enqueueMany([key], "alice");
+    expect(first!.job.assessmentId).toBe(assessmentId);
+    expect(first!.job).toEqual(await conveyor.jobs.find(first!.job.id));
+    const [again] = await conveyor.jobs.enqueueMany([key], "alice");
+    expect(again).toMatchObject({ created: false, job: { id: first!.job.id } });
+  });
+
+  it("stores text with a lone UTF-16 surrogate as PostgreSQL does, with U+FFFD in its place", async () => {
+    const [result] = await conveyor.jobs.enqueueMany([{ type: "quick", owner: "carol\uD800", idempotencyKey: "key-\uDC00-end" }], "carol");
+    expect(result!.job).toMatchObject({ owner: "carol\uFFFD", idempotencyKey: "key-\uFFFD-end" });
+    expect(result!.job).toEqual(await conveyor.jobs.find(result!.job.id));
   });
 });
