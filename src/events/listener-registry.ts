@@ -13,11 +13,16 @@ const DEAD_ROWS_SWEEP_MS = 60_000;
  * job's topic takes a share lock on the job's row ($4) until it commits: a statement changing that
  * job either committed before (so the subscriber's first read of the job, made after this, sees its
  * change) or locks the row after, and then finds this registration (sql.ts, announceChanges).
+ * Rows are locked in id order, as every batch that writes jobs locks them: in the order a scan
+ * happened to meet them, a registration of several jobs deadlocked with a batch of their progress.
  */
 const REGISTER = `WITH removed AS (DELETE FROM event_listeners WHERE listener_pid = $1 AND topic = ANY($3::text[])),
 added AS (INSERT INTO event_listeners (topic, listener_pid, instance_id) SELECT unnest($2::text[]), $1, $5 ON CONFLICT DO NOTHING),
-locked AS (SELECT id FROM processing_jobs WHERE id = ANY($4::uuid[]) FOR SHARE)
+locked AS (SELECT id FROM processing_jobs WHERE id = ANY($4::uuid[]) ORDER BY id FOR SHARE)
 SELECT (SELECT count(*) FROM locked) AS locked`;
+
+/** deadlock_detected, serialization_failure: the statement can simply run again. */
+const TRANSIENT_CODES = new Set(["40P01", "40001"]);
 
 /** Transactions open now: a statement that began before a registration committed may not have seen it. */
 const IN_FLIGHT = `SELECT pg_current_snapshot()::text AS snapshot`;
@@ -151,15 +156,20 @@ export class ListenerRegistry {
       await this.pool.query(REGISTER, [pid, added, removed, jobIds, this.instanceId]);
       if (added.some((topic) => !topic.startsWith(JOB_TOPIC_PREFIX))) await this.waitForOpenTransactions();
     } catch (error) {
-      this.logger.warn({ err: error, retryInMs: RETRY_DELAY_MS }, "registering the event topics listened to failed; retrying");
+      // A deadlock or serialization failure is the database asking for another try: the waiters
+      // keep waiting for it. Anything else fails them, and is retried later for whoever listens.
+      const transient = TRANSIENT_CODES.has((error as { code?: string }).code ?? "");
+      this.logger.warn({ err: error, retryInMs: transient ? 0 : RETRY_DELAY_MS }, "registering the event topics listened to failed; retrying");
       for (const topic of added) {
-        this.waiters.get(topic)?.reject(error);
-        this.waiters.delete(topic);
+        if (!transient) {
+          this.waiters.get(topic)?.reject(error);
+          this.waiters.delete(topic);
+        }
         if (this.wanted.has(topic) && !this.registered.has(topic)) this.toAdd.add(topic);
       }
       for (const topic of removed) if (!this.wanted.has(topic) && this.registered.has(topic)) this.toRemove.add(topic);
       clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => this.schedule(), RETRY_DELAY_MS);
+      this.retryTimer = setTimeout(() => this.schedule(), transient ? 0 : RETRY_DELAY_MS);
       this.retryTimer.unref();
       return;
     }
