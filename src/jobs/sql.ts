@@ -386,9 +386,14 @@ export const REQUEST_CANCEL_SELECTED = requestCancelSql(
   "$2",
 );
 
-/** $2 ids, $3 their claim tokens: on shutdown, stopped jobs go back to the queue; the attempt does not count. */
+/**
+ * $2 ids, $3 their claim tokens: on shutdown, stopped jobs go back to the queue; the attempt does
+ * not count. Locked in id order, as the progress and outcome batches that may still be writing
+ * these jobs lock them (claimedRows): in scan order the two could deadlock.
+ */
 export const RELEASE = transitionSql({
   where: `id = ANY($2::uuid[]) AND (id, lock_token) IN (SELECT * FROM unnest($2::uuid[], $3::uuid[])) AND status = 'PROCESSING'`,
+  tail: `ORDER BY id`,
   set: `status = 'QUEUED', locked_by = NULL, lock_token = NULL, heartbeat_at = NULL, started_at = NULL, run_at = clock.now,
     stage = NULL, progress = 0`,
   message: `'released on shutdown'`,
