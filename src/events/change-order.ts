@@ -60,8 +60,11 @@ export class ChangeOrder {
    * ends when their creation arrives, or CREATION_WAIT_MS from now if it is lost on the way.
    */
   settle(created: readonly string[], notCreated: readonly string[]): void {
+    // Nobody followed every job when these were expected (the usual case): nothing to time.
+    if (this.waiting.size === 0) return;
     for (const jobId of notCreated) this.release(jobId);
-    if (created.length > 0) setTimeout(() => created.forEach((jobId) => this.release(jobId)), CREATION_WAIT_MS).unref();
+    const awaited = created.filter((jobId) => this.waiting.has(jobId));
+    if (awaited.length > 0) setTimeout(() => awaited.forEach((jobId) => this.release(jobId)), CREATION_WAIT_MS).unref();
   }
 
   /**

@@ -107,8 +107,8 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
   let ready: Promise<void> = Promise.resolve();
   let whenListening: (topic: string) => Promise<void> = () => Promise.resolve();
   const transport = redisUrl ? "redis" : options.postgres ? "postgres" : "memory";
+  const logger = (options.logger ?? createLogger(environmentValue("LOG_LEVEL"))).child({ component: "events" });
   if (redisUrl) {
-    const logger = (options.logger ?? createLogger(environmentValue("LOG_LEVEL"))).child({ component: "events" });
     const connection: RedisOptions = {
       lazyConnect: false,
       // Reconnect for ever, backing off to one attempt every 2 s.
@@ -142,7 +142,6 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
       onSubscribeError: (error, topic) => logger.error({ err: error, topic }, "Redis subscribe or unsubscribe failed"),
     }));
   } else if (options.postgres) {
-    const logger = (options.logger ?? createLogger(environmentValue("LOG_LEVEL"))).child({ component: "events" });
     const report = reportPublishing(logger, "event notification", (count) => (publishFailures += count));
     const pgTarget = createPgEventTarget({
       connectionString: options.postgres.connectionString,
@@ -163,9 +162,7 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
     target = new EventTarget();
     setMaxListeners(0, target);
   }
-  const order = new ChangeOrder((error) =>
-    (options.logger ?? createLogger(environmentValue("LOG_LEVEL"))).error({ err: error }, "an event listener threw"),
-  );
+  const order = new ChangeOrder((error) => logger.error({ err: error }, "an event listener threw"));
   const counted = countListeners(target, order);
   const pubsub = createPubSub<EventTopics>({ eventTarget: counted.target as never });
   function resync(): void {
@@ -174,7 +171,7 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
     options.currentState(jobIds).then(
       // Only to the job's own topic: jobUpdates subscribers did not ask for a replay.
       (changes) => changes.forEach((change) => pubsub.publish("job:changed", change.jobId, change)),
-      (error: unknown) => (options.logger ?? createLogger(environmentValue("LOG_LEVEL"))).warn({ err: error }, "could not re-read followed jobs after reconnecting"),
+      (error: unknown) => logger.warn({ err: error }, "could not re-read followed jobs after reconnecting"),
     );
   }
   return {

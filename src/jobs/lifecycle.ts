@@ -6,7 +6,7 @@ import { UnrepresentableResultError } from "./job-errors.js";
 import { hasAttemptsLeft, retryDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.js";
 import * as sql from "./sql.js";
 import { WriteBatcher } from "./write-batcher.js";
-import { ProgressWriter, type ProgressBatch, type ProgressReport } from "./progress-writer.js";
+import { ProgressWriter, storedReport, type ProgressBatch, type ProgressReport } from "./progress-writer.js";
 import { jobFromRow, type Clock, type Job, type JobStatus } from "./types.js";
 
 export interface LifecycleOptions {
@@ -154,7 +154,8 @@ export class JobLifecycle {
    */
   progress(claim: Claim, report: ProgressReport, options: { job?: Pick<Job, "type" | "owner" | "retryCount" | "revision">; at?: Date } = {}): Promise<boolean> {
     const at = options.at ?? this.now() ?? new Date();
-    const written = this.progressWriter.report(claim, report, at);
+    const stored = storedReport(report);
+    const written = this.progressWriter.report(claim, stored, at);
     if (options.job) {
       const row = {
         id: claim.id,
@@ -162,10 +163,10 @@ export class JobLifecycle {
         owner: options.job.owner,
         status: "PROCESSING",
         from_status: "PROCESSING",
-        stage: report.stage.slice(0, 200),
-        progress: Math.max(0, Math.min(100, Number.isFinite(report.percent) ? Math.round(report.percent) : 0)),
-        bytes_done: report.bytesDone ?? null,
-        bytes_total: report.bytesTotal ?? null,
+        stage: stored.stage,
+        progress: stored.percent,
+        bytes_done: stored.bytesDone,
+        bytes_total: stored.bytesTotal,
         retry_count: options.job.retryCount,
         error_code: null,
         revision: options.job.revision,

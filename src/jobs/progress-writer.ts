@@ -7,6 +7,16 @@ export interface ProgressReport {
   bytesTotal?: number | null;
 }
 
+/** A report as it is stored and published: the stage cut to 200 characters, a whole percent from 0 to 100. */
+export function storedReport(report: ProgressReport): Required<ProgressReport> {
+  return {
+    stage: report.stage.slice(0, 200),
+    percent: Math.max(0, Math.min(100, Number.isFinite(report.percent) ? Math.round(report.percent) : 0)),
+    bytesDone: report.bytesDone ?? null,
+    bytesTotal: report.bytesTotal ?? null,
+  };
+}
+
 /** What one write sends: each job's latest report, and each stage it entered since the last write. */
 export interface ProgressBatch {
   latest: (Claim & Required<ProgressReport>)[];
@@ -37,13 +47,8 @@ export class ProgressWriter {
 
   constructor(private readonly write: (batch: ProgressBatch) => Promise<Set<string>>) {}
 
-  report(claim: Claim, report: ProgressReport, at: Date): Promise<boolean> {
-    const latest = {
-      stage: report.stage.slice(0, 200),
-      percent: Number.isFinite(report.percent) ? Math.round(report.percent) : 0,
-      bytesDone: report.bytesDone ?? null,
-      bytesTotal: report.bytesTotal ?? null,
-    } as Required<ProgressReport>;
+  /** `latest` as storedReport makes it. */
+  report(claim: Claim, latest: Required<ProgressReport>, at: Date): Promise<boolean> {
     let entry = this.pending.get(claim.token);
     if (!entry) {
       let settle!: (valid: boolean) => void;

@@ -121,32 +121,26 @@ export async function queuePositions(db: Queryable, ids: readonly string[]): Pro
   return positions;
 }
 
+/**
+ * Text has each lone UTF-16 surrogate replaced by U+FFFD (toWellFormed), as PostgreSQL stores text
+ * sent as UTF-8: in the JSON ENQUEUE_MANY reads, a lone surrogate would fail the whole statement.
+ */
 function normalize(input: EnqueueInput, defaultMaxAttempts: number) {
   return {
     id: randomUUID(),
-    type: wellFormed(input.type),
-    owner: wellFormed(input.owner),
+    type: input.type.toWellFormed(),
+    owner: input.owner.toWellFormed(),
     payload: input.payload,
     priority: input.priority ?? "NORMAL",
     runAt: input.runAt ?? null,
-    idempotencyKey: input.idempotencyKey == null ? null : wellFormed(input.idempotencyKey),
+    idempotencyKey: input.idempotencyKey?.toWellFormed() ?? null,
     maxAttempts: input.maxAttempts ?? defaultMaxAttempts,
     assessmentId: input.assessmentId ?? null,
-    correlationId: input.correlationId == null ? randomUUID() : wellFormed(input.correlationId),
-    schemaVersion: input.schemaVersion == null ? "v1" : wellFormed(input.schemaVersion),
+    correlationId: input.correlationId?.toWellFormed() ?? randomUUID(),
+    schemaVersion: input.schemaVersion?.toWellFormed() ?? "v1",
     timeoutMs: input.timeoutMs ?? null,
     metadata: input.metadata ?? {},
   };
-}
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
-/**
- * A string with each lone UTF-16 surrogate replaced by U+FFFD, as PostgreSQL stores text sent as
- * UTF-8; in the JSON ENQUEUE_MANY reads, a lone surrogate would fail the whole statement.
- */
-function wellFormed(text: string): string {
-  return text.replace(LONE_SURROGATE, "\uFFFD");
 }
 
 /** What ENQUEUE_MANY returns of each job it created: what the database decided. */

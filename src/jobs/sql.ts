@@ -1,4 +1,5 @@
 import { CANCEL_CHANNEL, JOBS_CHANNEL } from "./notification-listener.js";
+import { JOB_TOPIC_PREFIX } from "../events/messages.js";
 import { EVENTS_CHANNEL, MAX_NOTIFY_BYTES } from "../events/pg-event-target.js";
 
 /**
@@ -68,7 +69,7 @@ function countOutcomes(source: string): string {
  */
 function announceChanges(source: string, previousStatus: string, options: { mayReopen?: boolean } = {}): string {
   return `listened AS (
-  SELECT conveyor_listened_topics(ARRAY['jobs:changed'${options.mayReopen ? ", 'jobs:reopened'" : ""}] || ARRAY(SELECT 'job:changed:' || id FROM ${source})) AS topics
+  SELECT conveyor_listened_topics(ARRAY['jobs:changed'${options.mayReopen ? ", 'jobs:reopened'" : ""}] || ARRAY(SELECT '${JOB_TOPIC_PREFIX}' || id FROM ${source})) AS topics
 ),
 announced AS (
   SELECT conveyor_announce(l.topics, (
