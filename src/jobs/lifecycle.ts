@@ -5,7 +5,7 @@ import { classifyError, type ClassifiedError } from "./error-categories.js";
 import { UnrepresentableResultError } from "./job-errors.js";
 import { hasAttemptsLeft, retryDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.js";
 import * as sql from "./sql.js";
-import { WriteBatcher } from "./write-batcher.js";
+import { StatementBatcher } from "./statement-batcher.js";
 import { ProgressWriter, storedReport, type ProgressBatch, type ProgressReport } from "./progress-writer.js";
 import { jobFromRow, type Clock, type Job, type JobStatus } from "./types.js";
 
@@ -106,8 +106,8 @@ export class JobLifecycle {
   private readonly clock?: Clock;
   private readonly random: () => number;
   // Outcomes arriving together are written in one statement and one durable commit each way.
-  private readonly completions = new WriteBatcher<Completion, boolean>((items) => this.writeCompletions(items));
-  private readonly failures = new WriteBatcher<Failure, JobStatus | null>((items) => this.writeFailures(items));
+  private readonly completions = new StatementBatcher<Completion, boolean>((items) => this.writeCompletions(items));
+  private readonly failures = new StatementBatcher<Failure, JobStatus | null>((items) => this.writeFailures(items));
   private readonly progressWriter = new ProgressWriter((batch) => this.writeProgress(batch));
   /**
    * The latest progress published of each job running here (its row, made a JobChange only when a

@@ -3,7 +3,8 @@ import type pg from "pg";
 import type { JobChange } from "../events/messages.js";
 import { changeOf } from "./lifecycle.js";
 import * as sql from "./sql.js";
-import { jobFromRow, PRIORITY_RANK, type Clock, type Job, type JobPriority } from "./types.js";
+import type { ProcessingJob } from "../generated/prisma/client.js";
+import { jobFromRow, processingJobFromDocument, PRIORITY_RANK, type Clock, type Job, type JobPriority } from "./types.js";
 
 export type Queryable = Pick<pg.Pool | pg.PoolClient, "query">;
 
@@ -105,6 +106,15 @@ export async function enqueueJob(db: Queryable, input: EnqueueInput, options: En
 export async function findJob(db: Queryable, id: string): Promise<Job | null> {
   const { rows } = await db.query(sql.SELECT_JOB, [id]);
   return rows[0] ? jobFromRow(rows[0]) : null;
+}
+
+/**
+ * Jobs' rows in the shape Prisma gives them (the API's `Job`), keyed by id, read with one prepared
+ * statement (sql.SELECT_JOB_DOCUMENTS); test/jobs/job-record.test.ts holds them equal to Prisma's.
+ */
+export async function findJobRecords(db: Queryable, ids: readonly string[]): Promise<Map<string, ProcessingJob>> {
+  const { rows } = await db.query<{ id: string; job: Record<string, unknown> }>({ name: "conveyor-select-job-documents", text: sql.SELECT_JOB_DOCUMENTS, values: [ids] });
+  return new Map(rows.map((row) => [row.id, processingJobFromDocument(row.job)]));
 }
 
 /** 1-based position among runnable jobs in claim order; null once the job is no longer waiting. */

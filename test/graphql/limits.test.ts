@@ -83,15 +83,15 @@ describe("limits, masking and transport checks", () => {
   it("masks unexpected errors: no stack, no internal message", async () => {
     // A JSON literal with a variable inside is a parse-level surprise the scalar rejects with a code;
     // a broken database call is the real unexpected case.
-    const spy = conveyor.services.prisma.processingJob.findUnique;
-    conveyor.services.prisma.processingJob.findUnique = (() => Promise.reject(new Error("relation \"secret_table\" does not exist at /srv/app.ts:1"))) as never;
+    const spy = conveyor.services.jobs.findRecord;
+    conveyor.services.jobs.findRecord = (() => Promise.reject(new Error("relation \"secret_table\" does not exist at /srv/app.ts:1"))) as never;
     try {
       const response = await graphql(conveyor, `{ job(id: "00000000-0000-4000-8000-000000000000") { id } }`, {}, { token: alice });
       const text = JSON.stringify(response);
       expect(response.errors?.[0]?.message).toBe("Unexpected error.");
       expect(text).not.toMatch(/secret_table|\/srv|stack|at /);
     } finally {
-      conveyor.services.prisma.processingJob.findUnique = spy;
+      conveyor.services.jobs.findRecord = spy;
     }
   });
 

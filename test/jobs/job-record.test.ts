@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestConveyor, type TestConveyor } from "../support/conveyor.js";
+
+// The API's `job(id)` reads a job's row with a statement of its own (queue.ts, findJobRecord) rather
+// than through Prisma's client; whatever Prisma would give, it must give, column for column.
+describe("a job's record read for the API", () => {
+  let conveyor: TestConveyor;
+  beforeAll(async () => {
+    conveyor = await startTestConveyor({ handlers: [{ type: "noop", run: async () => null }], start: false });
+  });
+  afterAll(() => conveyor?.dispose());
+
+  const prismaRead = (id: string) => conveyor.database.prisma.processingJob.findUnique({ where: { id } });
+
+  it("equals Prisma's read of a row with every column set", async () => {
+    const { rows } = await conveyor.database.pool.query<{ id: string }>(
+      `INSERT INTO processing_jobs (id, type, owner, assessment_id, correlation_id, schema_version, idempotency_key, status, stage, progress,
+         bytes_done, bytes_total, priority, priority_rank, retry_count, revision, max_attempts, run_at, last_retry_at, created_at, updated_at,
+         started_at, completed_at, processing_time_ms, heartbeat_at, locked_by, lock_token, timeout_ms, payload, result, metadata,
+         error_code, error_message, error_details, error_recoverable, cancel_requested_at)
+       VALUES (gen_random_uuid(), 'report', 'alice', NULL, 'c-1', 'v2', 'key-1', 'FAILED', 'scoring', 73,
+         9007199254740991, 9007199254740991, 'HIGH', 0, 2, 7, 5, '1999-12-31 23:59:59.999+00', '2026-01-02 03:04:05.006+02', '0001-01-01 00:00:00+00', now(),
+         now() - interval '1 second', now(), 1234, now(), 'worker-1', gen_random_uuid(), 60000,
+         '{"text": "grüße \\u00e9 😀", "n": 1.5e300, "nested": [null, true, {"a": []}]}', '[1, "two", null]', '{"source": "web"}',
+         'TIMEOUT', 'took too long', '{"limitMs": 60000}', false, now())
+       RETURNING id`,
+    );
+    const id = rows[0]!.id;
+    const record = await conveyor.jobs.findRecord(id);
+    expect(record).toEqual(await prismaRead(id));
+    expect(Object.keys(record!).sort()).toEqual(Object.keys((await prismaRead(id))!).sort());
+  });
+
+  it("equals Prisma's read of a freshly enqueued job, nulls and defaults included", async () => {
+    const { job } = await conveyor.jobs.enqueue({ type: "noop", owner: "bob", payload: null }, "bob");
+    expect(await conveyor.jobs.findRecord(job.id)).toEqual(await prismaRead(job.id));
+  });
+
+  it("answers reads that arrive together each with its own row, a missing one with null", async () => {
+    const jobs = await Promise.all(["carol", "dave", "erin"].map(async (owner) => (await conveyor.jobs.enqueue({ type: "noop", owner }, owner)).job));
+    const missing = "00000000-0000-4000-8000-000000000001";
+    const ids = [jobs[2]!.id, missing, jobs[0]!.id, jobs[1]!.id, jobs[0]!.id];
+    const records = await Promise.all(ids.map((id) => conveyor.jobs.findRecord(id)));
+    expect(records.map((record) => record?.owner ?? null)).toEqual(["erin", null, "carol", "dave", "carol"]);
+    expect(records[3]).toEqual(await prismaRead(jobs[1]!.id));
+  });
+
+  it("is null for a job that does not exist", async () => {
+    expect(await conveyor.jobs.findRecord("00000000-0000-4000-8000-000000000000")).toBeNull();
+  });
+});
