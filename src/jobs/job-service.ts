@@ -121,7 +121,9 @@ export class JobService {
    * statement and one round trip.
    */
   findRecord(id: string): Promise<ProcessingJob | null> {
-    return this.recordReads.add(id);
+    // A malformed id would fail the whole statement, and with it every read sharing it.
+    if (!UUID.test(id)) return Promise.resolve(null);
+    return this.recordReads.add(id.toLowerCase());
   }
 
   /** The latest progress this instance published of a job it runs (JobLifecycle.publishedProgress). */

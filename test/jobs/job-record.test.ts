@@ -39,10 +39,11 @@ describe("a job's record read for the API", () => {
   it("answers reads that arrive together each with its own row, a missing one with null", async () => {
     const jobs = await Promise.all(["carol", "dave", "erin"].map(async (owner) => (await conveyor.jobs.enqueue({ type: "noop", owner }, owner)).job));
     const missing = "00000000-0000-4000-8000-000000000001";
-    const ids = [jobs[2]!.id, missing, jobs[0]!.id, jobs[1]!.id, jobs[0]!.id];
+    // A malformed id among them is simply not found: it must not fail the others' shared statement.
+    const ids = [jobs[2]!.id, missing, jobs[0]!.id, "not-a-uuid", jobs[1]!.id, jobs[0]!.id.toUpperCase()];
     const records = await Promise.all(ids.map((id) => conveyor.jobs.findRecord(id)));
-    expect(records.map((record) => record?.owner ?? null)).toEqual(["erin", null, "carol", "dave", "carol"]);
-    expect(records[3]).toEqual(await prismaRead(jobs[1]!.id));
+    expect(records.map((record) => record?.owner ?? null)).toEqual(["erin", null, "carol", null, "dave", "carol"]);
+    expect(records[4]).toEqual(await prismaRead(jobs[1]!.id));
   });
 
   it("is null for a job that does not exist", async () => {
