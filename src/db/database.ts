@@ -65,6 +65,14 @@ export interface DatabaseOptions {
  * jit_above_cost, and PostgreSQL then JIT-compiles the statement on every execution: over a
  * second on this machine for a one-row statement. JIT is off on these connections.
  */
+/**
+ * Every connection's session runs in UTC, whatever the server's or the database's default zone (an
+ * embedded PostgreSQL takes the laptop's): @prisma/adapter-pg reads a timestamptz as printed in the
+ * session's zone but takes it for UTC, so elsewhere its times came back off by the zone's offset;
+ * and the outcome counters' minutes and hours (date_trunc) are cut the same way by every session.
+ */
+export const SESSION_SETTINGS = "-c TimeZone=UTC";
+
 export const WORKER_PLANNER_SETTINGS = "-c enable_seqscan=off -c enable_bitmapscan=off -c enable_sort=off -c jit=off";
 
 // BIGINT columns (bytes done/total, event ids) come back as strings from pg; values stay well
@@ -88,7 +96,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     await waitForDatabase(url, options.logger, options.signal);
   }
   const instance = options.instanceId ? `-c conveyor.instance=${options.instanceId}` : "";
-  const pool = new pg.Pool({ connectionString: url, max: options.poolSize, application_name: "conveyor", options: instance || undefined });
+  const pool = new pg.Pool({ connectionString: url, max: options.poolSize, application_name: "conveyor", options: [SESSION_SETTINGS, instance].join(" ").trim() });
   pool.on("error", (error) => options.logger.warn({ err: error }, "idle database connection failed"));
   try {
     if (options.migrate !== false) {
@@ -108,7 +116,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     connectionString: url,
     max: options.workerConnections ?? 4,
     application_name: "conveyor-worker",
-    options: [WORKER_PLANNER_SETTINGS, options.durableWorkerCommits ? "" : "-c synchronous_commit=off", instance].join(" ").trim(),
+    options: [SESSION_SETTINGS, WORKER_PLANNER_SETTINGS, options.durableWorkerCommits ? "" : "-c synchronous_commit=off", instance].join(" ").trim(),
   });
   workerPool.on("error", (error) => options.logger.warn({ err: error }, "idle database connection failed"));
   // Completions arrive in batches (one statement, one commit for many), so a few connections do.
@@ -116,7 +124,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     connectionString: url,
     max: 4,
     application_name: "conveyor-outcomes",
-    options: [WORKER_PLANNER_SETTINGS, options.asyncOutcomeCommits ? "-c synchronous_commit=off" : "", instance].join(" ").trim(),
+    options: [SESSION_SETTINGS, WORKER_PLANNER_SETTINGS, options.asyncOutcomeCommits ? "-c synchronous_commit=off" : "", instance].join(" ").trim(),
   });
   outcomePool.on("error", (error) => options.logger.warn({ err: error }, "idle database connection failed"));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });

@@ -27,10 +27,13 @@ export class InvalidJobInputError extends Error {
 export class JobService {
   private readonly sharedHealth: SharedComputation<QueueHealth>;
   private readonly sharedThroughput: Record<ThroughputRange, SharedComputation<ThroughputSeries>>;
-  private readonly recordReads = new StatementBatcher<string, ProcessingJob | null>(async (ids) => {
-    const found = await findJobRecords(this.deps.pool, ids);
-    return ids.map((id) => found.get(id) ?? null);
-  });
+  private readonly recordReads = new StatementBatcher<string, ProcessingJob | null>(
+    async (ids) => {
+      const found = await findJobRecords(this.deps.pool, ids);
+      return ids.map((id) => found.get(id) ?? null);
+    },
+    { oneAtATime: false },
+  );
 
   constructor(
     private readonly deps: {
@@ -118,7 +121,8 @@ export class JobService {
    * The job's row as Prisma shapes it, for the API's `job(id)`: what frontends poll while a job
    * runs. Through Prisma's client that read cost about three times the CPU of the rest of the
    * request (bench/api-throughput.ts); here the reads that arrive together share one prepared
-   * statement and one round trip.
+   * statement and one round trip (and, should that statement fail, its error, as requests sharing
+   * a broken connection would).
    */
   findRecord(id: string): Promise<ProcessingJob | null> {
     // A malformed id would fail the whole statement, and with it every read sharing it.

@@ -82,16 +82,23 @@ describe("limits, masking and transport checks", () => {
 
   it("masks unexpected errors: no stack, no internal message", async () => {
     // A JSON literal with a variable inside is a parse-level surprise the scalar rejects with a code;
-    // a broken database call is the real unexpected case.
-    const spy = conveyor.services.jobs.findRecord;
-    conveyor.services.jobs.findRecord = (() => Promise.reject(new Error("relation \"secret_table\" does not exist at /srv/app.ts:1"))) as never;
+    // a broken database call is the real unexpected case, on either of job(id)'s two paths: the
+    // jobs layer's read of the row alone, and Prisma's when a relation is asked for.
+    const failure = () => Promise.reject(new Error("relation \"secret_table\" does not exist at /srv/app.ts:1"));
+    const rowAlone = conveyor.services.jobs.findRecord;
+    const withRelations = conveyor.services.prisma.processingJob.findUnique;
+    conveyor.services.jobs.findRecord = failure as never;
+    conveyor.services.prisma.processingJob.findUnique = failure as never;
     try {
-      const response = await graphql(conveyor, `{ job(id: "00000000-0000-4000-8000-000000000000") { id } }`, {}, { token: alice });
-      const text = JSON.stringify(response);
-      expect(response.errors?.[0]?.message).toBe("Unexpected error.");
-      expect(text).not.toMatch(/secret_table|\/srv|stack|at /);
+      for (const selection of ["id", "id events { id }"]) {
+        const response = await graphql(conveyor, `{ job(id: "00000000-0000-4000-8000-000000000000") { ${selection} } }`, {}, { token: alice });
+        const text = JSON.stringify(response);
+        expect(response.errors?.[0]?.message).toBe("Unexpected error.");
+        expect(text).not.toMatch(/secret_table|\/srv|stack|at /);
+      }
     } finally {
-      conveyor.services.jobs.findRecord = spy;
+      conveyor.services.jobs.findRecord = rowAlone;
+      conveyor.services.prisma.processingJob.findUnique = withRelations;
     }
   });
 

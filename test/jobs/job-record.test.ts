@@ -1,5 +1,11 @@
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestConveyor, type TestConveyor } from "../support/conveyor.js";
+import { createConveyor, type Conveyor } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/logger.js";
+import { quoteIdentifier } from "../../src/db/embedded-postgres.js";
+import { startTestConveyor, testEnvironment, type TestConveyor } from "../support/conveyor.js";
+import { createTestDatabase } from "../support/database.js";
 
 // The API's `job(id)` reads a job's row with a statement of its own (queue.ts, findJobRecord) rather
 // than through Prisma's client; whatever Prisma would give, it must give, column for column.
@@ -48,5 +54,36 @@ describe("a job's record read for the API", () => {
 
   it("is null for a job that does not exist", async () => {
     expect(await conveyor.jobs.findRecord("00000000-0000-4000-8000-000000000000")).toBeNull();
+  });
+});
+
+// A database whose default zone is not UTC (an embedded PostgreSQL takes the laptop's): Prisma's
+// adapter read a timestamptz printed in that zone as if it were UTC.
+describe("a job's times on a database whose zone is not UTC", () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let conveyor: Conveyor;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    await admin.query(`ALTER DATABASE ${quoteIdentifier(new URL(database.url).pathname.slice(1))} SET timezone = 'Asia/Kolkata'`);
+    await admin.end();
+    const config = loadConfig({ ...testEnvironment(), DATABASE_URL: database.url });
+    conveyor = await createConveyor({ config, logger: createLogger(config.logLevel) });
+  });
+  afterAll(async () => {
+    await conveyor?.stop();
+    await database?.drop();
+  });
+
+  it("are the stored instants, through the jobs layer and through Prisma alike", async () => {
+    const { rows } = await conveyor.database.pool.query<{ id: string }>(
+      `INSERT INTO processing_jobs (id, type, owner, correlation_id, run_at, created_at) VALUES (gen_random_uuid(), 'report', 'alice', 'c', '2026-06-01 12:00:00.123+00', '2026-06-01 12:00:00.456+00') RETURNING id`,
+    );
+    const id = rows[0]!.id;
+    const viaPrisma = await conveyor.database.prisma.processingJob.findUnique({ where: { id } });
+    expect(viaPrisma!.runAt.toISOString()).toBe("2026-06-01T12:00:00.123Z");
+    expect(viaPrisma!.createdAt.toISOString()).toBe("2026-06-01T12:00:00.456Z");
+    expect(await conveyor.jobs.findRecord(id)).toEqual(viaPrisma);
   });
 });
