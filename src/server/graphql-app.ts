@@ -20,6 +20,7 @@ import { schema } from "../graphql/schema/index.js";
 import { badInput } from "../graphql/errors.js";
 import type { FinishedJobCache } from "./finished-job-cache.js";
 import type { UploadRegistry } from "../validation-runs/upload-registry.js";
+import { SerializeOnce } from "./serialize-once.js";
 import { SharedSubscriptions, SubscriptionRefused } from "./shared-subscriptions.js";
 
 export const GRAPHQL_PATH = "/graphql";
@@ -138,9 +139,11 @@ export function createGraphQLApp(options: {
   // graphql-ws's connection contexts, counted at scrape time rather than on every subscribe.
   const connections = new Set<{ subscriptions: Record<string, unknown> }>();
   const shared = new SharedSubscriptions();
+  const serializeOnce = new SerializeOnce();
   const subscriptions = useServer<Record<string, unknown> | undefined, SocketExtra>(
     {
       connectionInitWaitTimeout: 3000,
+      jsonMessageReplacer: serializeOnce.replacer,
       onClose: (context) => {
         connections.delete(context);
       },
@@ -229,6 +232,7 @@ export function createGraphQLApp(options: {
         inRequestScope(requestIdFrom(request.headers["x-request-id"]), socket, () =>
           webSocketServer.handleUpgrade(request, socket, head, (webSocket) => {
             coalesceWrites(webSocket, socket);
+            serializeOnce.attach(webSocket);
             // Its messages arrive through the TCP socket, accepted before the scope existed: its
             // events run in the scope of the upgrade instead.
             webSocket.emit = AsyncResource.bind(webSocket.emit, "conveyor.websocket", webSocket);
