@@ -40,7 +40,7 @@
 // received (its `at` to receipt; by status), changes received against 3 per job per operator
 // (QUEUED, PROCESSING, COMPLETED; batches fold changes, so for them: jobs seen COMPLETED), RSS, cores.
 // JOIN=after: the operators subscribe once the jobs are enqueued, so they follow the processing only
-// (2 changes per job).
+// (2 changes per job). Every server answers /ready once first, as a deployed one answers its probes.
 //   npm run bench:fanout -- SHAPE=operators OPERATORS=10 JOBS=20000 MODES=updates,batches JOIN=before
 //
 // Both: the clock of `at` is the database's (or the server's, for progress published before it is
@@ -538,6 +538,11 @@ async function operatorPass(
   try {
     const server = await startHeldServer(database.url, { WORKER_CONCURRENCY: options.concurrency });
     children.push(server);
+    // A deployed server answers its readiness probe before anything else. Node 20's
+    // AsyncLocalStorage (the request id on log lines) turns on a hook for every promise at the
+    // first request and keeps it: without this, the line without operators would be the only one
+    // that never pays it, and the operators' line would be charged Node 20's hook too.
+    await fetch(`${server.url}/ready`).then((response) => response.arrayBuffer());
     const tokens = await Promise.all(Array.from({ length: operators }, (_, i) => signToken(secret, { id: `operator-${i}`, role: "operator" })));
     const subscribe = async () => {
       const subscribed = operators > 0 ? await startSubscribers(server.url, tokens.map((token) => ({ token, jobIds: [] })), mode, processes, batchMs) : null;

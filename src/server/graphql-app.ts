@@ -139,7 +139,7 @@ export function createGraphQLApp(options: {
   // graphql-ws's connection contexts, counted at scrape time rather than on every subscribe.
   const connections = new Set<{ subscriptions: Record<string, unknown> }>();
   const shared = new SharedSubscriptions();
-  const serializeOnce = new SerializeOnce();
+  const serializeOnce = new SerializeOnce(formatForClient);
   const subscriptions = useServer<Record<string, unknown> | undefined, SocketExtra>(
     {
       connectionInitWaitTimeout: 3000,
@@ -214,7 +214,8 @@ export function createGraphQLApp(options: {
         const refusal = errors[0]?.originalError;
         return (refusal instanceof SubscriptionRefused ? refusal.errors : errors).map(formatForClient);
       },
-      onNext: (_context, _id, _payload, _args, result) => (result.errors?.length ? { ...result, errors: result.errors.map(formatForClient) } : undefined),
+      // One payload object per result, whichever socket it goes to, so that its text is made once.
+      onNext: (_context, _id, _payload, _args, result) => serializeOnce.payloadOf(result),
     },
     webSocketServer,
   );

@@ -1,48 +1,89 @@
+import { buildSchema, GraphQLError, type ExecutionResult } from "graphql";
+import { makeServer, type ServerOptions } from "graphql-ws";
 import { describe, expect, it } from "vitest";
 import { SerializeOnce } from "../../src/server/serialize-once.js";
 
-// What graphql-ws does with a message: stringify it with the replacer, then send the text.
-const sent = (serializer: SerializeOnce, message: object) => serializer.embed(JSON.stringify(message, serializer.replacer)) as string;
+const schema = buildSchema("type Query { a: Int } type Subscription { x: Int }");
+const formatError = (error: GraphQLError) => ({ message: error.message, extensions: { code: error.extensions.code } });
 
-describe("SerializeOnce", () => {
-  it("sends every message as plain JSON.stringify would, building a shared result's text once", () => {
-    const serializer = new SerializeOnce();
+/**
+ * graphql-ws's own server, fed the same result objects on every socket (as shared subscriptions do),
+ * with or without SerializeOnce: the texts each socket sends, by operation id.
+ */
+async function sendThrough(serializer: SerializeOnce | null, results: ExecutionResult[], ids: string[]): Promise<Map<string, string[]>> {
+  const options: ServerOptions = {
+    schema,
+    subscribe: async function* () {
+      yield* results;
+    } as never,
+    onNext: serializer ? (_context, _id, _payload, _args, result) => serializer.payloadOf(result) : (_c, _i, _p, _a, result) => (result.errors?.length ? { ...result, errors: result.errors.map(formatError) } : undefined),
+    ...(serializer ? { jsonMessageReplacer: serializer.replacer } : {}),
+  };
+  const server = makeServer(options);
+  const sent = new Map<string, string[]>();
+  for (const id of ids) {
+    let onMessage!: (data: string) => Promise<void>;
+    const texts: string[] = [];
+    sent.set(id, texts);
+    server.opened(
+      {
+        protocol: "graphql-transport-ws",
+        send: async (data) => void texts.push(serializer ? (serializer.embed(data) as string) : data),
+        close: () => {},
+        onMessage: (callback) => (onMessage = callback),
+      },
+      {},
+    );
+    await onMessage(JSON.stringify({ type: "connection_init" }));
+    await onMessage(JSON.stringify({ id, type: "subscribe", payload: { query: "subscription { x }" } }));
+  }
+  return sent;
+}
+
+describe("SerializeOnce through graphql-ws", () => {
+  it("builds a result's text once for ten sockets, each getting exactly what graphql-ws alone sends", async () => {
     let serialized = 0;
-    const data = { jobUpdateBatches: { changes: [{ jobId: "a", status: "COMPLETED" }] } };
-    const result = {
-      get data() {
-        serialized++;
-        return data;
+    const changes = [{ jobId: "a", status: "COMPLETED", note: 'quotes " and \\ and \u2028' }];
+    // Counts the times the result's data is turned into text (graphql-ws itself copies the result).
+    const shared = {
+      data: {
+        toJSON() {
+          serialized++;
+          return { jobUpdateBatches: { changes } };
+        },
       },
     };
-    for (const id of ["1", "2", "3"]) {
-      const message = { id, type: "next", payload: result };
-      expect(sent(serializer, message)).toBe(JSON.stringify(message));
-    }
-    expect(serialized).toBe(4); // once for the text kept, once for the comparison each time above
-  });
-
-  it("is not fooled by an operation id or by data that look like its token", () => {
-    const serializer = new SerializeOnce();
-    const tricky = ['"payload":"conveyor:serialized-payload:1"', "conveyor:serialized-payload:2", '","payload":"x'];
-    for (const id of tricky) {
-      const payload = { data: { note: `"payload":"conveyor:serialized-payload:${id.length}"`, payload: { nested: id } } };
-      const message = { id, type: "next", payload };
-      const text = sent(serializer, message);
-      expect(text).toBe(JSON.stringify(message));
-      expect(JSON.parse(text)).toEqual(message);
+    const ids = Array.from({ length: 10 }, (_, i) => `operator-${i}`);
+    const withSerializer = await sendThrough(new SerializeOnce(formatError), [shared], ids);
+    expect(serialized).toBe(1);
+    const plain = await sendThrough(null, [shared], ids);
+    for (const id of ids) {
+      expect(withSerializer.get(id)!.map((text) => JSON.parse(text))).toEqual(plain.get(id)!.map((text) => JSON.parse(text)));
+      expect(withSerializer.get(id)!.map((text) => JSON.parse(text).type)).toEqual(["connection_ack", "next", "complete"]);
     }
   });
 
-  it("leaves messages without an object payload as they are, and forgets messages never sent", () => {
-    const serializer = new SerializeOnce();
-    for (const message of [{ type: "pong" }, { type: "ping", payload: "hello" }, { id: "9", type: "complete" }]) {
-      expect(sent(serializer, message)).toBe(JSON.stringify(message));
+  it("formats a result's errors for clients once, and is not fooled by ids or data that look like its token", async () => {
+    const failed: ExecutionResult = { data: { x: null }, errors: [new GraphQLError("nope", { extensions: { code: "FORBIDDEN", http: { status: 403 } } })] };
+    const tricky = { data: { x: 1, note: '"payload":"conveyor:serialized-payload:1"', payload: { type: "next", payload: "conveyor:serialized-payload:2" } } };
+    const ids = ['"payload":"conveyor:serialized-payload:1"', "conveyor:serialized-payload:3", '","payload":"x'];
+    const withSerializer = await sendThrough(new SerializeOnce(formatError), [failed, tricky], ids);
+    const plain = await sendThrough(null, [failed, tricky], ids);
+    for (const id of ids) {
+      const messages = withSerializer.get(id)!.map((text) => JSON.parse(text));
+      expect(messages).toEqual(plain.get(id)!.map((text) => JSON.parse(text)));
+      expect(messages[1]).toEqual({ id, type: "next", payload: { data: { x: null }, errors: [{ message: "nope", extensions: { code: "FORBIDDEN" } }] } });
+      expect(messages[2].payload).toEqual(tricky);
     }
-    // Stringified, never sent: the tokens kept stay bounded, and a later message is still whole.
-    for (let i = 0; i < 5000; i++) JSON.stringify({ id: String(i), type: "next", payload: { data: i } }, serializer.replacer);
-    expect((serializer as unknown as { pending: Map<string, string> }).pending.size).toBeLessThanOrEqual(1000);
-    const message = { id: "last", type: "error", payload: [{ message: "nope" }] };
-    expect(sent(serializer, message)).toBe(JSON.stringify(message));
+  });
+
+  it("holds nothing for a message stringified and never sent", () => {
+    const serializer = new SerializeOnce(formatError);
+    for (let i = 0; i < 100; i++) JSON.stringify({ id: String(i), type: "next", payload: { data: { big: "x".repeat(10_000) } } }, serializer.replacer);
+    const pending = (serializer as unknown as { pending: { text: string } | null }).pending;
+    expect(pending?.text.length).toBeLessThan(20_000);
+    const message = { id: "last", type: "next", payload: { data: { x: 1 } } };
+    expect(serializer.embed(JSON.stringify(message, serializer.replacer))).toBe(JSON.stringify(message));
+    expect((serializer as unknown as { pending: unknown }).pending).toBeNull();
   });
 });
