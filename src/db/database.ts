@@ -57,6 +57,14 @@ export interface DatabaseOptions {
 }
 
 /**
+ * Every connection's session runs in UTC, whatever the server's or the database's default zone (an
+ * embedded PostgreSQL takes the laptop's): @prisma/adapter-pg reads a timestamptz as printed in the
+ * session's zone but takes it for UTC, so elsewhere its times came back off by the zone's offset;
+ * and the outcome counters' minutes and hours (date_trunc) are cut the same way by every session.
+ */
+export const SESSION_SETTINGS = "-c TimeZone=UTC";
+
+/**
  * The worker's statements (claim, progress, heartbeat, completions and failures) are index lookups
  * by design; these settings keep the planner from choosing otherwise when the jobs table's
  * statistics are missing or stale, as they are after a burst lands on a table autovacuum has not
@@ -65,14 +73,6 @@ export interface DatabaseOptions {
  * jit_above_cost, and PostgreSQL then JIT-compiles the statement on every execution: over a
  * second on this machine for a one-row statement. JIT is off on these connections.
  */
-/**
- * Every connection's session runs in UTC, whatever the server's or the database's default zone (an
- * embedded PostgreSQL takes the laptop's): @prisma/adapter-pg reads a timestamptz as printed in the
- * session's zone but takes it for UTC, so elsewhere its times came back off by the zone's offset;
- * and the outcome counters' minutes and hours (date_trunc) are cut the same way by every session.
- */
-export const SESSION_SETTINGS = "-c TimeZone=UTC";
-
 export const WORKER_PLANNER_SETTINGS = "-c enable_seqscan=off -c enable_bitmapscan=off -c enable_sort=off -c jit=off";
 
 // BIGINT columns (bytes done/total, event ids) come back as strings from pg; values stay well

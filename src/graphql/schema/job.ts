@@ -212,7 +212,7 @@ builder.queryField("job", (t) =>
     authScopes: { authenticated: true },
     resolve: async (query, _root, args, context) => {
       // Without a relation to include, the row alone answers: the jobs layer reads it with a
-      // prepared statement at a fraction of the client's CPU (queue.ts, findJobRecord).
+      // prepared statement at a fraction of the client's CPU (JobService.findRecord).
       const rowAlone = !("include" in query) && !("select" in query);
       const job = await loadAccessible(context, String(args.id), "Job", (id) =>
         rowAlone ? context.services.jobs.findRecord(id) : context.services.prisma.processingJob.findUnique({ ...query, where: { id } }),
