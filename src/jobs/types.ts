@@ -52,54 +52,21 @@ export interface Job {
 /** A source of "now" for the engine's SQL; absent means the database clock. Tests inject one. */
 export type Clock = () => Date;
 
-/** A job's row as row_to_json writes it (snake_case keys, ISO times), in Prisma's shape. */
-export function processingJobFromDocument(row: Record<string, unknown>): ProcessingJob {
-  return {
-    id: row.id as string,
-    type: row.type as string,
-    owner: row.owner as string,
-    assessmentId: row.assessment_id as string | null,
-    correlationId: row.correlation_id as string,
-    schemaVersion: row.schema_version as string,
-    idempotencyKey: row.idempotency_key as string | null,
-    status: row.status as JobStatus,
-    stage: row.stage as string | null,
-    progress: row.progress as number,
-    bytesDone: bigIntOrNull(row.bytes_done),
-    bytesTotal: bigIntOrNull(row.bytes_total),
-    priority: row.priority as JobPriority,
-    priorityRank: row.priority_rank as number,
-    retryCount: row.retry_count as number,
-    revision: row.revision as number,
-    maxAttempts: row.max_attempts as number,
-    runAt: new Date(row.run_at as string),
-    lastRetryAt: dateOrNull(row.last_retry_at),
-    createdAt: new Date(row.created_at as string),
-    updatedAt: new Date(row.updated_at as string),
-    startedAt: dateOrNull(row.started_at),
-    completedAt: dateOrNull(row.completed_at),
-    processingTimeMs: row.processing_time_ms as number | null,
-    heartbeatAt: dateOrNull(row.heartbeat_at),
-    lockedBy: row.locked_by as string | null,
-    lockToken: row.lock_token as string | null,
-    timeoutMs: row.timeout_ms as number | null,
-    payload: row.payload as ProcessingJob["payload"],
-    result: row.result as ProcessingJob["result"],
-    metadata: row.metadata as ProcessingJob["metadata"],
-    errorCode: row.error_code as string | null,
-    errorMessage: row.error_message as string | null,
-    errorDetails: row.error_details as ProcessingJob["errorDetails"],
-    errorRecoverable: row.error_recoverable as boolean | null,
-    cancelRequestedAt: dateOrNull(row.cancel_requested_at),
-  };
+/**
+ * A job's row as row_to_json writes it (snake_case keys, times in ISO form), in Prisma's shape:
+ * jobFromRow's fields once the times are Dates, plus priority_rank, and the byte counts as bigints.
+ */
+export function processingJobFromDocument(document: Record<string, unknown>): ProcessingJob {
+  for (const column of TIME_COLUMNS) if (document[column] !== null) document[column] = new Date(document[column] as string);
+  const job = jobFromRow(document);
+  const extra = { priorityRank: document.priority_rank as number, bytesDone: bigIntOrNull(job.bytesDone), bytesTotal: bigIntOrNull(job.bytesTotal) };
+  return Object.assign(job, extra) as unknown as ProcessingJob;
 }
 
-function dateOrNull(value: unknown): Date | null {
-  return value === null ? null : new Date(value as string);
-}
+const TIME_COLUMNS = ["run_at", "last_retry_at", "created_at", "updated_at", "started_at", "completed_at", "heartbeat_at", "cancel_requested_at"];
 
-function bigIntOrNull(value: unknown): bigint | null {
-  return value === null ? null : BigInt(value as number);
+function bigIntOrNull(value: number | null): bigint | null {
+  return value === null ? null : BigInt(value);
 }
 
 export function jobFromRow(row: Record<string, unknown>): Job {
