@@ -380,10 +380,16 @@ export const CANCEL_SELECTED_WAITING = transitionSql({
   audit: { actor: "$2", action: "job.cancelled" },
 });
 
-/** $2 actor, $3..$9 a selection (SELECTED): its running jobs not yet asked to stop are asked to. */
+/**
+ * $2 actor, $3..$9 a selection (SELECTED): its running jobs not yet asked to stop are asked to.
+ * A running job's row is locked for a moment whenever its progress or heartbeat is written: the
+ * statement waits for that rather than skip the job (skipped, the operator's cancel of it was lost),
+ * and locks the rows it chose in id order, as those batches lock them, so that neither can deadlock.
+ */
 export const REQUEST_CANCEL_SELECTED = requestCancelSql(
-  `id IN (SELECT id FROM processing_jobs WHERE status = 'PROCESSING' AND cancel_requested_at IS NULL AND ${SELECTED}
-    ${SELECTED_BATCH} FOR UPDATE SKIP LOCKED)`,
+  `id IN (SELECT id FROM processing_jobs WHERE id IN (
+      SELECT id FROM processing_jobs WHERE status = 'PROCESSING' AND cancel_requested_at IS NULL AND ${SELECTED} ${SELECTED_BATCH}
+    ) ORDER BY id FOR UPDATE)`,
   "$2",
 );
 

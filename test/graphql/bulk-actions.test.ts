@@ -76,6 +76,24 @@ describe("bulkJobAction", () => {
     await eventually(async () => (await statusOf(conveyor, id)) === "CANCELLED");
   });
 
+  it("asks a running job to stop even while its row is locked for a moment (its own progress being written)", async () => {
+    const id = await enqueue(conveyor, alice, { type: "endless" });
+    await eventually(async () => (await statusOf(conveyor, id)) === "PROCESSING");
+    const writer = await conveyor.database.pool.connect();
+    try {
+      // What a progress or heartbeat batch holds while it writes the job.
+      await writer.query("BEGIN");
+      await writer.query("SELECT id FROM processing_jobs WHERE id = $1 FOR UPDATE", [id]);
+      const asked = gql(conveyor, BULK, { action: "CANCEL", filter: { type: "endless", status: ["PROCESSING"] } }, { token: olga });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await writer.query("COMMIT");
+      expect(ok(await asked).bulkJobAction).toMatchObject({ changed: 0, cancelRequested: 1, jobIds: [id] });
+    } finally {
+      writer.release();
+    }
+    await eventually(async () => (await statusOf(conveyor, id)) === "CANCELLED");
+  });
+
   it("is for operators only, and refuses a limit outside 1 to 1000", async () => {
     const waiting = await parkedJobs(alice, "parked", 1);
     const asUser = await gql(conveyor, BULK, { action: "CANCEL", filter: { owner: "alice" } }, { token: alice });
