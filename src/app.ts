@@ -4,6 +4,7 @@ import { isLoopback, type Config } from "./config.js";
 import { openDatabase, type Database } from "./db/database.js";
 import { createEventBus, forEachEvent, type EventBus } from "./events/event-bus.js";
 import { createAssessmentHandler } from "./handlers/assessment-handler.js";
+import { assessmentSnapshotReader } from "./assessments/assessment-snapshots.js";
 import { HandlerRegistry, type JobHandler } from "./handlers/registry.js";
 import { JobLifecycle } from "./jobs/lifecycle.js";
 import { JobService } from "./jobs/job-service.js";
@@ -138,11 +139,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
   });
 
   const registry = new HandlerRegistry();
-  registry.register(
-    createAssessmentHandler(async (id) =>
-      database.prisma.assessment.findUnique({ where: { id }, select: { id: true, owner: true, kind: true, answers: true } }),
-    ),
-  );
+  registry.register(createAssessmentHandler(assessmentSnapshotReader(database.pool)));
   for (const handler of options.handlers ?? []) registry.register(handler);
 
   const maintenance = new Maintenance({

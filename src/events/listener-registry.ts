@@ -7,6 +7,10 @@ const IN_FLIGHT_WAIT_MS = 2000;
 const IN_FLIGHT_POLL_MS = 2;
 const RETRY_DELAY_MS = 1000;
 const DEAD_ROWS_SWEEP_MS = 60_000;
+// A topic nobody here follows any more costs only notifications this instance ignores, so its
+// removal waits to share a statement with the others: in a run of 10,000 watched jobs, one
+// statement per few subscriptions ending was a third of the server's statements.
+const REMOVAL_DELAY_MS = 250;
 
 /**
  * Adds and removes the topics $2 and $3 for the LISTEN connection $1 of instance $5. Registering a
@@ -59,6 +63,7 @@ export class ListenerRegistry {
   private flushing: Promise<void> | null = null;
   private again = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  private removalTimer: NodeJS.Timeout | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
   private closed = false;
 
@@ -98,7 +103,12 @@ export class ListenerRegistry {
     // Nobody here waits for it any more.
     this.waiters.get(topic)?.resolve();
     this.waiters.delete(topic);
-    this.schedule();
+    // The next registration takes it along; failing that, the timer.
+    this.removalTimer ??= setTimeout(() => {
+      this.removalTimer = undefined;
+      this.schedule();
+    }, REMOVAL_DELAY_MS);
+    this.removalTimer.unref();
   }
 
   whenListening(topic: string): Promise<void> {
@@ -119,6 +129,7 @@ export class ListenerRegistry {
     this.closed = true;
     clearInterval(this.sweepTimer);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.removalTimer);
     await this.flushing;
     if (this.listenerPid !== null) {
       await this.pool.query(FORGET_LISTENER, [this.listenerPid]).catch(() => undefined);
@@ -186,7 +197,8 @@ export class ListenerRegistry {
       this.waiters.get(topic)?.resolve();
       this.waiters.delete(topic);
     }
-    if (this.toAdd.size > 0 || this.toRemove.size > 0) this.again = true;
+    // Removals meanwhile have their timer.
+    if (this.toAdd.size > 0) this.again = true;
   }
 
   /**

@@ -21,6 +21,7 @@ import { badInput } from "../graphql/errors.js";
 import type { FinishedJobCache } from "./finished-job-cache.js";
 import type { UploadRegistry } from "../validation-runs/upload-registry.js";
 import { SerializeOnce } from "./serialize-once.js";
+import { coalesceWrites } from "./socket-writes.js";
 import { SharedSubscriptions, SubscriptionRefused } from "./shared-subscriptions.js";
 
 export const GRAPHQL_PATH = "/graphql";
@@ -285,26 +286,6 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult
 /** A stream that fails at once, so graphql-ws answers the Subscribe with an `error` message. */
 async function* refusedStream(result: ExecutionResult): AsyncGenerator<never> {
   throw new SubscriptionRefused(result.errors ?? []);
-}
-
-/**
- * One progress event goes to every subscription on a socket at once; holding the socket's writes
- * until the end of the tick sends them in one system call instead of one each.
- */
-function coalesceWrites(webSocket: WebSocket, socket: Duplex): void {
-  let corked = false;
-  const send = webSocket.send.bind(webSocket);
-  webSocket.send = ((...args: Parameters<WebSocket["send"]>) => {
-    if (!corked) {
-      corked = true;
-      socket.cork();
-      setImmediate(() => {
-        corked = false;
-        socket.uncork();
-      });
-    }
-    return send(...args);
-  }) as WebSocket["send"];
 }
 
 /**

@@ -169,6 +169,9 @@ describe("item 6: two instances on one database", () => {
         [[`job:changed:${followed.job.id}`], followed.job.id],
       ]);
       unsubscribe();
+      // Its topic is deregistered, if not at once (a removal waits a moment to share a statement).
+      const registrations = async () => (await wire.query<{ n: number }>(`SELECT count(*)::int AS n FROM event_listeners WHERE topic = $1`, [`job:changed:${followed.job.id}`])).rows[0]!.n;
+      await eventually(async () => (await registrations()) === 0);
 
       // Packing: under PostgreSQL's 8,000-byte limit per notification, a change too large for one left out.
       sent.length = 0;

@@ -1,12 +1,9 @@
-import { Repeater } from "@graphql-yoga/subscription";
-import { isStale } from "../../events/change-order.js";
 import { forEachEvent } from "../../events/event-bus.js";
-import { jobTopic, type JobChange } from "../../events/messages.js";
-import { changeOf } from "../../jobs/lifecycle.js";
-import { TERMINAL_STATUSES } from "../../jobs/types.js";
+import type { JobChange } from "../../events/messages.js";
 import { loadAccessible, requireViewer } from "../access.js";
 import { builder } from "../builder.js";
-import { guardStream, maskStreamError } from "../streams.js";
+import { guardStream } from "../streams.js";
+import { jobProgressStream } from "../job-progress-stream.js";
 import { readEagerly } from "../eager-reader.js";
 import type { GraphQLContext } from "../context.js";
 import { JobType } from "./job.js";
@@ -60,84 +57,6 @@ export const JobChangeEvent = builder.objectRef<JobChange>("JobChangeEvent").imp
   }),
 });
 
-const isTerminal = (status: string) => (TERMINAL_STATUSES as string[]).includes(status);
-
-/**
- * The job's current state first (so a late subscriber misses nothing), then every change, ending
- * after a terminal state. Listening starts before the current state is read, so nothing falls
- * between the two.
- *
- * A Repeater rather than an async generator: a generator waiting for the next event queues
- * return() behind that event, so a client leaving a job that never changes again (scheduled for
- * later, deleted) would keep its listener and execution for good. Here leaving ends the pending
- * read at once and removes the listener.
- */
-function jobProgressStream(context: GraphQLContext, jobId: string): AsyncIterableIterator<JobChange> {
-  const { events, jobs, logger } = context.services;
-  return new Repeater<JobChange>(async (push, stop) => {
-    // While the client is still reading, a newer percent of the same status and stage replaces the
-    // one waiting (every status and stage still reaches it): a slow client skips to the latest
-    // percent instead of backing up the bus.
-    const changes = readEagerly<JobChange>((listener) => events.listen(jobTopic(jobId), listener), {
-      limit: 1000,
-      merge: (waiting, change) => (waiting.status === change.status && waiting.stage === change.stage ? change : null),
-      tooSlow: "This subscriber fell too far behind",
-    });
-    const close = () => closeQuietly(changes);
-    void stop.then(close);
-    const read = () => {
-      const next = changes.next();
-      // It may be awaited only after the snapshot; until then a failure must not count as
-      // unhandled, which would take the whole process down.
-      next.catch(() => {});
-      return next;
-    };
-    let pending = read();
-    try {
-      // Changes other instances commit after this are heard: the first read cannot miss them.
-      await events.whenListening(jobTopic(jobId));
-      const row = await jobs.find(jobId);
-      if (!row) return;
-      const snapshot = changeOf(row, null);
-      await push(snapshot);
-      if (isTerminal(snapshot.status)) return;
-      let latest = snapshot;
-      // Progress is published before it is written: one published just before this stream
-      // listened may be newer than the job as read.
-      const published = jobs.publishedProgress(jobId);
-      if (published && !isStale(published, latest)) {
-        await push(published);
-        latest = published;
-      }
-      for (;;) {
-        const next: IteratorResult<JobChange> = await pending;
-        if (next.done) return;
-        const change = next.value;
-        if (!isStale(change, latest)) {
-          await push(change);
-          latest = change;
-          if (isTerminal(change.status)) return;
-        }
-        pending = read();
-      }
-    } catch (error) {
-      throw maskStreamError(error, logger);
-    } finally {
-      stop();
-      await close();
-    }
-  });
-}
-
-/** Ends a source; a source that fails to end has nothing left to tell its subscriber. */
-async function closeQuietly(iterator: AsyncIterator<unknown>): Promise<void> {
-  try {
-    await iterator.return?.();
-  } catch {
-    // Already ending its subscription, with the error its reads gave, if any.
-  }
-}
-
 builder.subscriptionField("jobProgress", (t) =>
   t.field({
     type: JobChangeEvent,
@@ -147,7 +66,7 @@ builder.subscriptionField("jobProgress", (t) =>
     subscribe: async (_root, args, context) => {
       // Refused here, at subscribe time, before any event: not found, forbidden or malformed.
       const job = await loadAccessible(context, String(args.jobId), "Job", (id) => context.services.jobs.find(id));
-      return jobProgressStream(context, job.id);
+      return jobProgressStream(context.services, job.id);
     },
     resolve: (change) => change,
   }),
