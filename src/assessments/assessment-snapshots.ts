@@ -1,5 +1,4 @@
 import type pg from "pg";
-import { UUID } from "../events/messages.js";
 import type { AssessmentSnapshot } from "../handlers/assessment-handler.js";
 import { StatementBatcher } from "../jobs/statement-batcher.js";
 
@@ -20,6 +19,15 @@ export function assessmentSnapshotReader(pool: pg.Pool): (id: string) => Promise
     },
     { oneAtATime: false },
   );
-  // A malformed id (a payload names it) would fail the whole statement, and with it every read sharing it.
-  return (id) => (UUID.test(id) ? reads.add(id.toLowerCase()) : Promise.resolve(null));
+  return (id) => {
+    // A malformed id (a payload names it) would fail the whole statement, and with it every read sharing it.
+    const canonical = canonicalUuid(id);
+    return canonical ? reads.add(canonical) : Promise.resolve(null);
+  };
+}
+
+/** The forms of a UUID PostgreSQL reads (any case, braces, hyphens or none) written as it prints them; null for anything else. */
+function canonicalUuid(id: string): string | null {
+  const groups = /^\{?([0-9a-f]{8})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{12})\}?$/i.exec(id);
+  return groups ? groups.slice(1).join("-").toLowerCase() : null;
 }

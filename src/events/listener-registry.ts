@@ -56,6 +56,8 @@ export class ListenerRegistry {
   private readonly wanted = new Set<string>();
   /** Topics registered under `listenerPid`, as committed. */
   private readonly registered = new Set<string>();
+  /** Topics the statement in flight deletes: registered until it commits, but not to be counted on. */
+  private removing = new Set<string>();
   /** What the next statement adds and removes: kept as listeners come and go, never recomputed. */
   private toAdd = new Set<string>();
   private toRemove = new Set<string>();
@@ -91,7 +93,7 @@ export class ListenerRegistry {
 
   add(topic: string): void {
     this.wanted.add(topic);
-    if (this.registered.has(topic)) this.toRemove.delete(topic);
+    if (this.isRegistered(topic)) this.toRemove.delete(topic);
     else this.toAdd.add(topic);
     this.schedule();
   }
@@ -112,7 +114,7 @@ export class ListenerRegistry {
   }
 
   whenListening(topic: string): Promise<void> {
-    if (this.registered.has(topic) || !this.wanted.has(topic)) return Promise.resolve();
+    if (this.isRegistered(topic) || !this.wanted.has(topic)) return Promise.resolve();
     let waiter = this.waiters.get(topic);
     if (!waiter) {
       let resolve!: () => void;
@@ -136,6 +138,15 @@ export class ListenerRegistry {
     }
     for (const waiter of this.waiters.values()) waiter.reject(new Error("the event bus closed"));
     this.waiters.clear();
+  }
+
+  /**
+   * Registered and staying so: a topic the statement in flight deletes is not, even if a listener
+   * came back meanwhile (the next statement registers it again), or whenListening would settle
+   * while changes to it are not sent here.
+   */
+  private isRegistered(topic: string): boolean {
+    return this.registered.has(topic) && !this.removing.has(topic);
   }
 
   private schedule(): void {
@@ -162,11 +173,14 @@ export class ListenerRegistry {
     const removed = [...this.toRemove];
     this.toAdd = new Set();
     this.toRemove = new Set();
+    this.removing = new Set(removed);
     const jobIds = added.flatMap((topic) => (topic.startsWith(JOB_TOPIC_PREFIX) && UUID.test(topic.slice(JOB_TOPIC_PREFIX.length)) ? [topic.slice(JOB_TOPIC_PREFIX.length)] : []));
     try {
       await this.pool.query(REGISTER, [pid, added, removed, jobIds, this.instanceId]);
+      this.removing = new Set();
       if (added.some((topic) => !topic.startsWith(JOB_TOPIC_PREFIX))) await this.waitForOpenTransactions();
     } catch (error) {
+      this.removing = new Set();
       // A deadlock or serialization failure is the database asking for another try: the waiters
       // keep waiting for it. Anything else fails them, and is retried later for whoever listens.
       const transient = TRANSIENT_CODES.has((error as { code?: string }).code ?? "");

@@ -33,7 +33,8 @@ export function readEagerly<T>(
  */
 class EagerReader<T> implements AsyncIterableIterator<T> {
   private readonly waiting: T[] = [];
-  private reader: { resolve: (result: IteratorResult<T>) => void; reject: (error: unknown) => void } | null = null;
+  /** Reads made while nothing was waiting, answered in the order they were made. */
+  private readonly readers: { resolve: (result: IteratorResult<T>) => void; reject: (error: unknown) => void }[] = [];
   private ended = false;
   /** The error the stream fails with, once what was waiting is delivered; taken by the read that throws it. */
   private failure: unknown = null;
@@ -53,7 +54,7 @@ class EagerReader<T> implements AsyncIterableIterator<T> {
     if (!this.started) this.start();
     if (this.waiting.length > 0) return Promise.resolve({ value: this.waiting.shift()!, done: false });
     if (this.ended) return this.settled();
-    return new Promise((resolve, reject) => (this.reader = { resolve, reject }));
+    return new Promise((resolve, reject) => void this.readers.push({ resolve, reject }));
   }
 
   return(): Promise<IteratorResult<T>> {
@@ -89,9 +90,8 @@ class EagerReader<T> implements AsyncIterableIterator<T> {
 
   private offer(value: T): void {
     if (this.ended || (this.options.keep && !this.options.keep(value))) return;
-    const reader = this.reader;
+    const reader = this.readers.shift();
     if (reader) {
-      this.reader = null;
       reader.resolve({ value, done: false });
       return;
     }
@@ -109,10 +109,8 @@ class EagerReader<T> implements AsyncIterableIterator<T> {
     const unsubscribe = this.unsubscribe;
     this.unsubscribe = null;
     unsubscribe?.();
-    // A read waits only while nothing is waiting.
-    const reader = this.reader;
-    this.reader = null;
-    if (reader) this.settled().then(reader.resolve, reader.reject);
+    // Reads wait only while no value does: the first gets the error, if any, the others the end.
+    for (const reader of this.readers.splice(0)) this.settled().then(reader.resolve, reader.reject);
   }
 
   private settled(): Promise<IteratorResult<T>> {

@@ -54,6 +54,7 @@ class JobProgressStream implements AsyncIterableIterator<JobChange> {
   }
 
   async next(): Promise<IteratorResult<JobChange>> {
+    if (this.over && this.first.length === 0) return DONE;
     try {
       if (!this.started) {
         this.started = true;

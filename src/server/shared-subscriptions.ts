@@ -111,6 +111,8 @@ export class SharedSubscriptions {
     };
     const iterator: AsyncIterableIterator<ExecutionResult> = {
       next: async () => {
+        // Gone already (its execution was still running when it left): the others' reader took over.
+        if (!shared.leaderPresent) return { done: true, value: undefined };
         try {
           const next = await source.next();
           if (next.done) {

@@ -76,17 +76,22 @@ describe("issue 9 guarantees at the API", () => {
 
     it("item 1: assessments read together for scoring: a missing or malformed one fails its own job permanently, the others are scored", async () => {
       const alices = await createAssessment(conveyor, alice);
-      const [scored, missing, malformed] = await Promise.all(
-        [alices, "00000000-0000-4000-8000-000000000000", "not-a-uuid'); DROP TABLE assessments; --"].map(async (assessmentId) =>
-          (await conveyor.jobs.enqueue({ type: "assessment", owner: "alice", payload: { assessmentId } }, "alice")).job.id,
+      // One statement, so one claim starts them together and their reads share one batch.
+      const enqueued = await conveyor.jobs.enqueueMany(
+        [alices, "00000000-0000-4000-8000-000000000000", "not-a-uuid'); DROP TABLE assessments; --", `{${alices.toUpperCase().replace(/-/g, "")}}`].map(
+          (assessmentId) => ({ type: "assessment", owner: "alice", payload: { assessmentId } }),
         ),
+        "alice",
       );
+      const [scored, missing, malformed, otherForm] = enqueued.map((each) => each.job.id);
       const settled = (id: string) =>
         eventually(async () => {
           const found = await conveyor.jobs.find(id);
           return found && ["COMPLETED", "FAILED", "RETRYING"].includes(found.status) ? found : undefined;
         });
       expect((await settled(scored!)).result).toMatchObject({ assessmentId: alices });
+      // The same id in another form PostgreSQL reads (braces, capitals, no hyphens) is found too.
+      expect((await settled(otherForm!)).result).toMatchObject({ assessmentId: alices });
       for (const id of [missing!, malformed!]) {
         const failed = await settled(id);
         expect([failed.status, failed.retryCount, failed.errorCode]).toEqual(["FAILED", 0, "PERMANENT_ERROR"]);

@@ -57,4 +57,26 @@ describe("reading a bus subscription eagerly", () => {
     expect(bus.listenerCount("jobs:deleted")).toBe(0);
     await bus.close();
   });
+
+  it("answers reads made before any value in the order they were made, and ends every one still waiting when the reader is left", async () => {
+    let listener: ((value: number) => void) | null = null;
+    const values = readEagerly<number>((added) => ((listener = added), () => (listener = null)), { limit: 10, tooSlow: "too slow" });
+    // An AsyncIterator may be read ahead: a shared stream's pump and a leaving subscriber's last read.
+    const first = values.next();
+    const second = values.next();
+    await tick();
+    listener!(1);
+    listener!(2);
+    expect(await Promise.all([first, second])).toEqual([
+      { value: 1, done: false },
+      { value: 2, done: false },
+    ]);
+    const waiting = [values.next(), values.next()];
+    await values.return?.(undefined);
+    expect(await Promise.all(waiting)).toEqual([
+      { value: undefined, done: true },
+      { value: undefined, done: true },
+    ]);
+    expect(listener).toBeNull();
+  });
 });

@@ -1,6 +1,7 @@
 import { Repeater } from "@graphql-yoga/subscription";
 import { parse, type ExecutionArgs, type ExecutionResult } from "graphql";
 import { describe, expect, it } from "vitest";
+import { readEagerly } from "../../src/graphql/eager-reader.js";
 import { SharedSubscriptions } from "../../src/server/shared-subscriptions.js";
 
 const document = parse(`subscription { jobProgress(jobId: "job-1") { status progress } }`);
@@ -134,5 +135,47 @@ describe("shared subscriptions", () => {
     push(change(10_004));
     expect(numberOf((await leader.next()).value)).toBe(10_004);
     await leader.return?.(undefined);
+  });
+
+  it("keeps the followers going when the first subscriber leaves while its result is being executed and its loop reads once more", async () => {
+    let publish: (value: number) => void = () => {};
+    // graphql's subscribe: the source mapped through an execution that takes a moment.
+    const run = () => {
+      const source = readEagerly<number>((listener) => ((publish = listener), () => (publish = () => {})), { limit: 100, tooSlow: "too slow" });
+      const mapped: AsyncIterableIterator<ExecutionResult> = {
+        async next() {
+          const next = await source.next();
+          if (next.done) return next;
+          await sleep(20);
+          return { value: event("PROCESSING", next.value), done: false };
+        },
+        return: () => source.return!() as Promise<IteratorResult<ExecutionResult>>,
+        [Symbol.asyncIterator]: () => mapped,
+      };
+      return mapped;
+    };
+    const shared = new SharedSubscriptions();
+    const first = ((await shared.subscribe(args(), run)) as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
+    const follower = ((await shared.subscribe(args(), run)) as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
+    const seen: number[] = [];
+    void (async () => {
+      for (let next = await follower.next(); !next.done; next = await follower.next()) seen.push(progressOf(next.value).progress);
+    })();
+    const firstRead = first.next();
+    await sleep(5);
+    publish(1);
+    await sleep(5);
+    // The client completes while value 1 is being executed for it: the shared stream's pump takes over.
+    await first.return!();
+    await firstRead;
+    // graphql-ws's loop for it reads once more, then waits on its socket and never reads again.
+    void first.next();
+    await sleep(5);
+    for (let value = 2; value <= 5; value++) {
+      publish(value);
+      await sleep(40);
+    }
+    expect(seen).toEqual([1, 2, 3, 4, 5]);
+    await follower.return!();
   });
 });

@@ -1,0 +1,55 @@
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import { expect, it } from "vitest";
+import { ListenerRegistry } from "../../src/events/listener-registry.js";
+import { createLogger } from "../../src/logger.js";
+import { createTestDatabase } from "../support/database.js";
+
+const topic = (jobId: string) => `job:changed:${jobId}`;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+it("does not call a topic listened to while the statement in flight deletes its registration (a page reload of a job), and registers it again", async () => {
+  const database = await createTestDatabase();
+  const pool = new pg.Pool({ connectionString: database.url, max: 4 });
+  const listenConnection = new pg.Client({ connectionString: database.url });
+  const worker = new pg.Client({ connectionString: database.url });
+  await listenConnection.connect();
+  await worker.connect();
+  const pid = (await listenConnection.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+  const [reloaded, other] = [randomUUID(), randomUUID()];
+  for (const id of [reloaded, other]) await pool.query(`INSERT INTO processing_jobs (id, type, owner, correlation_id) VALUES ($1, 'quick', 'o', 'c')`, [id]);
+  const registry = new ListenerRegistry(pool, "instance-a", createLogger("silent"));
+  const registrations = async (id: string) =>
+    (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM event_listeners WHERE topic = $1`, [topic(id)])).rows[0]!.n;
+  try {
+    registry.connected(pid);
+    registry.add(topic(reloaded));
+    await registry.whenListening(topic(reloaded));
+    expect(await registrations(reloaded)).toBe(1);
+
+    // A worker's write holds the other job's row: the statement registering it (which takes the
+    // first job's removal along) waits for it.
+    await worker.query("BEGIN");
+    await worker.query("SELECT 1 FROM processing_jobs WHERE id = $1 FOR UPDATE", [other]);
+    registry.remove(topic(reloaded));
+    registry.add(topic(other));
+    await sleep(100);
+    // The user comes back to the first job while that statement is in flight.
+    registry.add(topic(reloaded));
+    let listening = false;
+    const whenListening = registry.whenListening(topic(reloaded)).then(() => (listening = true));
+    await sleep(50);
+    expect(listening).toBe(false);
+    await worker.query("ROLLBACK");
+    await whenListening;
+    // Once it says so, changes to the job reach this instance: the registration is there.
+    expect(await registrations(reloaded)).toBe(1);
+  } finally {
+    await worker.query("ROLLBACK");
+    await registry.close();
+    await worker.end();
+    await listenConnection.end();
+    await pool.end();
+    await database.drop();
+  }
+});
