@@ -362,20 +362,30 @@ const SELECTED = `($3::"JobStatus"[] IS NULL OR status = ANY($3::"JobStatus"[]))
   AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at < $8)`;
 const SELECTED_BATCH = `ORDER BY created_at, id LIMIT $9`;
 
+/**
+ * The jobs of a selection (SELECTED, SELECTED_BATCH) still in one of `statuses`, locked in id order.
+ * A row another statement holds (a claim taking a waiting job, a subscriber's registration holding
+ * a finished one FOR SHARE) is waited for rather than skipped: skipped, the operator's action on
+ * it was silently lost. The status is checked again once the row is locked (a claim may have
+ * started the job meanwhile), and every batch that writes several jobs locks them in id order, so
+ * none of them can deadlock with this one.
+ */
+function selectedAndLocked(statuses: string): string {
+  return `id IN (SELECT id FROM processing_jobs WHERE id IN (
+      SELECT id FROM processing_jobs WHERE status IN (${statuses}) AND ${SELECTED} ${SELECTED_BATCH}
+    ) AND status IN (${statuses}) ORDER BY id FOR UPDATE)`;
+}
+
 /** $2 actor, $3..$9 a selection (SELECTED): its failed, invalid and cancelled jobs back to the queue. */
 export const RETRY_SELECTED = transitionSql({
-  where: `status IN ('FAILED', 'VALIDATION_FAILED', 'CANCELLED') AND ${SELECTED}`,
-  tail: SELECTED_BATCH,
-  skipLocked: true,
+  where: selectedAndLocked(`'FAILED', 'VALIDATION_FAILED', 'CANCELLED'`),
   ...RETRY_BY_HAND_PARTS,
   audit: { actor: "$2", action: "job.retried" },
 });
 
 /** $2 actor, $3..$9 a selection (SELECTED): its queued and retrying jobs cancelled at once. */
 export const CANCEL_SELECTED_WAITING = transitionSql({
-  where: `status IN ('QUEUED', 'RETRYING') AND ${SELECTED}`,
-  tail: SELECTED_BATCH,
-  skipLocked: true,
+  where: selectedAndLocked(`'QUEUED', 'RETRYING'`),
   ...CANCEL_WAITING_PARTS,
   audit: { actor: "$2", action: "job.cancelled" },
 });

@@ -94,6 +94,41 @@ describe("bulkJobAction", () => {
     await eventually(async () => (await statusOf(conveyor, id)) === "CANCELLED");
   });
 
+  it("cancels and retries jobs whose rows another statement holds for a moment, and asks a job a claim started meanwhile to stop", async () => {
+    const carol = await tokenFor(conveyor, "carol");
+    const [held, claimed] = await parkedJobs(carol, "parked", 2);
+    const holder = await conveyor.database.pool.connect();
+    const holdWhile = async <T>(lock: string, ids: string[], action: () => Promise<T>, meanwhile?: () => Promise<unknown>): Promise<T> => {
+      await holder.query("BEGIN");
+      await holder.query(`SELECT id FROM processing_jobs WHERE id = ANY($1::uuid[]) ${lock}`, [ids]);
+      const result = action();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await meanwhile?.();
+      await holder.query("COMMIT");
+      return result;
+    };
+    try {
+      // A claim takes `held` and gives it up (rolled back: nothing changes); it takes `claimed` and
+      // starts it. The first is cancelled; the second is running by then, so it is asked to stop.
+      const cancel = await holdWhile("FOR UPDATE", [held!, claimed!], () => gql(conveyor, BULK, { action: "CANCEL", filter: { owner: "carol" } }, { token: olga }), () =>
+        holder.query(`UPDATE processing_jobs SET status = 'PROCESSING', locked_by = 'elsewhere', lock_token = gen_random_uuid(), started_at = now(), heartbeat_at = now() WHERE id = $1`, [claimed]),
+      );
+      expect(ok(cancel).bulkJobAction).toMatchObject({ changed: 1, cancelRequested: 1 });
+      expect(await statusOf(conveyor, held!)).toBe("CANCELLED");
+      const running = await conveyor.database.pool.query(`SELECT status, cancel_requested_at IS NOT NULL AS asked FROM processing_jobs WHERE id = $1`, [claimed]);
+      expect(running.rows[0]).toEqual({ status: "PROCESSING", asked: true });
+
+      // A subscriber's registration holds the cancelled job FOR SHARE while an operator retries it.
+      const retry = await holdWhile("FOR SHARE", [held!], () => gql(conveyor, BULK, { action: "RETRY", filter: { owner: "carol", status: ["CANCELLED"] } }, { token: olga }));
+      expect(ok(retry).bulkJobAction).toMatchObject({ changed: 1, jobIds: [held] });
+      expect(await statusOf(conveyor, held!)).toBe("QUEUED");
+    } finally {
+      await holder.query("ROLLBACK").catch(() => undefined);
+      holder.release();
+      await conveyor.database.pool.query(`UPDATE processing_jobs SET status = 'CANCELLED', locked_by = NULL, lock_token = NULL WHERE owner = 'carol'`);
+    }
+  });
+
   it("is for operators only, and refuses a limit outside 1 to 1000", async () => {
     const waiting = await parkedJobs(alice, "parked", 1);
     const asUser = await gql(conveyor, BULK, { action: "CANCEL", filter: { owner: "alice" } }, { token: alice });
