@@ -309,28 +309,54 @@ export class JobLifecycle {
   }
 
   /**
-   * FAILED/VALIDATION_FAILED/CANCELLED → QUEUED for up to `limit` jobs of `selection`, oldest first,
-   * in one statement; each change is published once it is committed.
+   * FAILED/VALIDATION_FAILED/CANCELLED → QUEUED for up to `limit` jobs of `selection`, oldest first;
+   * each change is published once it is committed. `limitReached`: `limit` jobs were chosen, so
+   * more may match.
    */
-  async retrySelected(selection: JobSelection, limit: number, actor: string): Promise<JobChange[]> {
-    const { rows } = await this.pool.query(sql.RETRY_SELECTED, [this.now(), actor, ...selectionValues(selection), limit]);
+  async retrySelected(selection: JobSelection, limit: number, actor: string): Promise<{ retried: JobChange[]; limitReached: boolean }> {
+    const values = selectionValues(selection);
+    const chosen = await this.choose(sql.CHOOSE_RETRYABLE, values, limit);
+    if (chosen.length === 0) return { retried: [], limitReached: false };
+    const { rows } = await this.pool.query(sql.RETRY_CHOSEN, [this.now(), actor, chosen, values[0]]);
     this.announce(rows);
     if (rows.length) await this.pool.query(sql.WAKE_POOLS);
-    return rows.map(toChange);
+    return { retried: rows.map(toChange), limitReached: chosen.length >= limit };
   }
 
   /**
    * Cancels up to `limit` jobs of `selection`, oldest first: waiting ones at once (published once
-   * committed), then, within what is left of `limit`, running ones are asked to stop.
+   * committed; one a claim started meanwhile is asked to stop instead), then, within what is left
+   * of `limit`, running ones are asked to stop.
    */
-  async cancelSelected(selection: JobSelection, limit: number, actor: string): Promise<{ cancelled: JobChange[]; requested: string[] }> {
+  async cancelSelected(selection: JobSelection, limit: number, actor: string): Promise<{ cancelled: JobChange[]; requested: string[]; limitReached: boolean }> {
     const values = selectionValues(selection);
-    const { rows } = await this.pool.query(sql.CANCEL_SELECTED_WAITING, [this.now(), actor, ...values, limit]);
-    this.announce(rows);
-    const cancelled = rows.map(toChange);
-    if (cancelled.length >= limit) return { cancelled, requested: [] };
-    const requested = await this.pool.query<{ id: string }>(sql.REQUEST_CANCEL_SELECTED, [this.now(), actor, ...values, limit - cancelled.length]);
-    return { cancelled, requested: requested.rows.map((row) => row.id) };
+    const waiting = await this.choose(sql.CHOOSE_WAITING, values, limit);
+    let cancelled: JobChange[] = [];
+    const requested: string[] = [];
+    if (waiting.length > 0) {
+      const { rows } = await this.pool.query(sql.CANCEL_CHOSEN_WAITING, [this.now(), actor, waiting, values[0]]);
+      this.announce(rows);
+      cancelled = rows.map(toChange);
+      const done = new Set(cancelled.map((change) => change.jobId));
+      requested.push(...(await this.requestCancel(waiting.filter((id) => !done.has(id)), actor)));
+    }
+    if (waiting.length >= limit) return { cancelled, requested, limitReached: true };
+    const running = await this.choose(sql.CHOOSE_RUNNING, values, limit - waiting.length);
+    requested.push(...(await this.requestCancel(running, actor)));
+    return { cancelled, requested, limitReached: waiting.length + running.length >= limit };
+  }
+
+  /** The ids of at most `limit` jobs of a selection (sql.CHOOSE_*), oldest first. */
+  private async choose(statement: string, values: unknown[], limit: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>(statement, [...values, limit]);
+    return rows.map((row) => row.id);
+  }
+
+  /** Asks those of `ids` that run to stop; returns them. */
+  private async requestCancel(ids: string[], actor: string): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.pool.query<{ id: string }>(sql.REQUEST_CANCEL_CHOSEN, [this.now(), actor, ids]);
+    return rows.map((row) => row.id);
   }
 
   /** PROCESSING → QUEUED for claims a worker gives back on shutdown; the attempt does not count. */

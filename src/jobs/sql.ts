@@ -353,53 +353,67 @@ export const RETRY_BY_HAND = transitionSql({
 });
 
 /**
- * A selection of jobs (the API's JobFilter): $3 statuses, $4 type, $5 owner, $6 assessment id,
- * $7 created at or after, $8 created before; each NULL when not filtered on. $9 is the most rows a
- * statement may move, oldest first: an operator's bulk action is bounded whatever it selects.
+ * A selection of jobs (the API's JobFilter), its values from $`first`: statuses, type, owner,
+ * assessment id, created at or after, created before; each NULL when not filtered on.
  */
-const SELECTED = `($3::"JobStatus"[] IS NULL OR status = ANY($3::"JobStatus"[]))
-  AND ($4::text IS NULL OR type = $4) AND ($5::text IS NULL OR owner = $5) AND ($6::uuid IS NULL OR assessment_id = $6)
-  AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at < $8)`;
-const SELECTED_BATCH = `ORDER BY created_at, id LIMIT $9`;
-
-/**
- * The jobs of a selection (SELECTED, SELECTED_BATCH) still in one of `statuses`, locked in id order.
- * A row another statement holds (a claim taking a waiting job, a subscriber's registration holding
- * a finished one FOR SHARE) is waited for rather than skipped: skipped, the operator's action on
- * it was silently lost. The status is checked again once the row is locked (a claim may have
- * started the job meanwhile), and every batch that writes several jobs locks them in id order, so
- * none of them can deadlock with this one.
- */
-function selectedAndLocked(statuses: string): string {
-  return `id IN (SELECT id FROM processing_jobs WHERE id IN (
-      SELECT id FROM processing_jobs WHERE status IN (${statuses}) AND ${SELECTED} ${SELECTED_BATCH}
-    ) AND status IN (${statuses}) ORDER BY id FOR UPDATE)`;
+function selected(first: number): string {
+  const [statuses, type, owner, assessment, from, to] = [0, 1, 2, 3, 4, 5].map((offset) => `$${first + offset}`);
+  return `(${statuses}::"JobStatus"[] IS NULL OR status = ANY(${statuses}::"JobStatus"[]))
+  AND (${type}::text IS NULL OR type = ${type}) AND (${owner}::text IS NULL OR owner = ${owner}) AND (${assessment}::uuid IS NULL OR assessment_id = ${assessment})
+  AND (${from}::timestamptz IS NULL OR created_at >= ${from}) AND (${to}::timestamptz IS NULL OR created_at < ${to})`;
 }
 
-/** $2 actor, $3..$9 a selection (SELECTED): its failed, invalid and cancelled jobs back to the queue. */
-export const RETRY_SELECTED = transitionSql({
-  where: selectedAndLocked(`'FAILED', 'VALIDATION_FAILED', 'CANCELLED'`),
+const RETRYABLE = `'FAILED', 'VALIDATION_FAILED', 'CANCELLED'`;
+const WAITING = `'QUEUED', 'RETRYING'`;
+
+/**
+ * An operator's bulk action first chooses its jobs, then acts on those it chose. $1..$6 a selection
+ * (`selected`), $7 the most jobs a call may act on: the ids of its jobs that meet `condition`,
+ * oldest first. A read only: how many it chose tells whether more may match (limitReached), whatever
+ * happens to them before the action locks them.
+ */
+function chooseSql(condition: string): string {
+  return `SELECT id FROM processing_jobs WHERE ${condition} AND ${selected(1)} ORDER BY created_at, id LIMIT $7`;
+}
+
+export const CHOOSE_RETRYABLE = chooseSql(`status IN (${RETRYABLE})`);
+export const CHOOSE_WAITING = chooseSql(`status IN (${WAITING})`);
+/** Running jobs not yet asked to stop. */
+export const CHOOSE_RUNNING = chooseSql(`status = 'PROCESSING' AND cancel_requested_at IS NULL`);
+
+/**
+ * $3 the chosen ids, $4 the selection's statuses: those still in `statuses`, locked in id order. A
+ * row another statement holds (a claim taking a waiting job, a subscriber's registration holding
+ * a finished one FOR SHARE) is waited for rather than skipped: skipped, the operator's action on
+ * it was silently lost. The status is checked again once the row is locked (a claim may have
+ * started the job meanwhile; the rest of a selection cannot change), and every batch that writes
+ * several jobs locks them in id order, so none of them can deadlock with this one.
+ */
+function chosenAndLocked(statuses: string): string {
+  return `id IN (SELECT id FROM processing_jobs WHERE id = ANY($3::uuid[]) AND status IN (${statuses})
+    AND ($4::"JobStatus"[] IS NULL OR status = ANY($4::"JobStatus"[])) ORDER BY id FOR UPDATE)`;
+}
+
+/** $2 actor, $3 chosen ids, $4 the selection's statuses: failed, invalid and cancelled jobs back to the queue. */
+export const RETRY_CHOSEN = transitionSql({
+  where: chosenAndLocked(RETRYABLE),
   ...RETRY_BY_HAND_PARTS,
   audit: { actor: "$2", action: "job.retried" },
 });
 
-/** $2 actor, $3..$9 a selection (SELECTED): its queued and retrying jobs cancelled at once. */
-export const CANCEL_SELECTED_WAITING = transitionSql({
-  where: selectedAndLocked(`'QUEUED', 'RETRYING'`),
+/** $2 actor, $3 chosen ids, $4 the selection's statuses: queued and retrying jobs cancelled at once. */
+export const CANCEL_CHOSEN_WAITING = transitionSql({
+  where: chosenAndLocked(WAITING),
   ...CANCEL_WAITING_PARTS,
   audit: { actor: "$2", action: "job.cancelled" },
 });
 
 /**
- * $2 actor, $3..$9 a selection (SELECTED): its running jobs not yet asked to stop are asked to.
- * A running job's row is locked for a moment whenever its progress or heartbeat is written: the
- * statement waits for that rather than skip the job (skipped, the operator's cancel of it was lost),
- * and locks the rows it chose in id order, as those batches lock them, so that neither can deadlock.
+ * $2 actor, $3 chosen ids: those running are asked to stop (chosen running, or chosen waiting and
+ * started by a claim since). Locked in id order and waited for, as chosenAndLocked.
  */
-export const REQUEST_CANCEL_SELECTED = requestCancelSql(
-  `id IN (SELECT id FROM processing_jobs WHERE id IN (
-      SELECT id FROM processing_jobs WHERE status = 'PROCESSING' AND cancel_requested_at IS NULL AND ${SELECTED} ${SELECTED_BATCH}
-    ) ORDER BY id FOR UPDATE)`,
+export const REQUEST_CANCEL_CHOSEN = requestCancelSql(
+  `id IN (SELECT id FROM processing_jobs WHERE id = ANY($3::uuid[]) AND status = 'PROCESSING' ORDER BY id FOR UPDATE)`,
   "$2",
 );
 

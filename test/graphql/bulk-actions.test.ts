@@ -94,38 +94,73 @@ describe("bulkJobAction", () => {
     await eventually(async () => (await statusOf(conveyor, id)) === "CANCELLED");
   });
 
-  it("cancels and retries jobs whose rows another statement holds for a moment, and asks a job a claim started meanwhile to stop", async () => {
-    const carol = await tokenFor(conveyor, "carol");
-    const [held, claimed] = await parkedJobs(carol, "parked", 2);
+  /**
+   * Runs `action` while another connection holds the rows of `ids` (`lock`), as a claim, a single
+   * retry or a subscriber's registration would; `meanwhile` runs in that transaction, which commits
+   * 200 ms later.
+   */
+  const whileHeld = async <T>(lock: "FOR UPDATE" | "FOR SHARE", ids: string[], action: () => Promise<T>, meanwhile?: string): Promise<T> => {
     const holder = await conveyor.database.pool.connect();
-    const holdWhile = async <T>(lock: string, ids: string[], action: () => Promise<T>, meanwhile?: () => Promise<unknown>): Promise<T> => {
+    try {
       await holder.query("BEGIN");
       await holder.query(`SELECT id FROM processing_jobs WHERE id = ANY($1::uuid[]) ${lock}`, [ids]);
       const result = action();
       await new Promise((resolve) => setTimeout(resolve, 200));
-      await meanwhile?.();
+      if (meanwhile) await holder.query(meanwhile, [ids[ids.length - 1]]);
       await holder.query("COMMIT");
-      return result;
-    };
+      return await result;
+    } finally {
+      await holder.query("ROLLBACK").catch(() => undefined);
+      holder.release();
+    }
+  };
+  // What a claim does to a job it takes.
+  const START = `UPDATE processing_jobs SET status = 'PROCESSING', locked_by = 'elsewhere', lock_token = gen_random_uuid(), started_at = now(), heartbeat_at = now() WHERE id = $1`;
+  const cancelOwnedBy = (owner: string, status?: string[]) =>
+    gql(conveyor, BULK, { action: "CANCEL", filter: { owner, ...(status ? { status } : {}) } }, { token: olga });
+  // Jobs started by hand here have no worker: they end CANCELLED, out of the other tests' way.
+  const settle = (owner: string) => conveyor.database.pool.query(`UPDATE processing_jobs SET status = 'CANCELLED', locked_by = NULL, lock_token = NULL WHERE owner = $1`, [owner]);
+
+  it("cancels and retries jobs whose rows another statement holds for a moment, and asks a job a claim started meanwhile to stop", async () => {
+    const [held, claimed] = await parkedJobs(await tokenFor(conveyor, "carol"), "parked", 2);
     try {
-      // A claim takes `held` and gives it up (rolled back: nothing changes); it takes `claimed` and
-      // starts it. The first is cancelled; the second is running by then, so it is asked to stop.
-      const cancel = await holdWhile("FOR UPDATE", [held!, claimed!], () => gql(conveyor, BULK, { action: "CANCEL", filter: { owner: "carol" } }, { token: olga }), () =>
-        holder.query(`UPDATE processing_jobs SET status = 'PROCESSING', locked_by = 'elsewhere', lock_token = gen_random_uuid(), started_at = now(), heartbeat_at = now() WHERE id = $1`, [claimed]),
-      );
-      expect(ok(cancel).bulkJobAction).toMatchObject({ changed: 1, cancelRequested: 1 });
+      // A claim holds both; it gives `held` up and starts `claimed`. The first is cancelled; the
+      // second is running by then, so it is asked to stop rather than marked CANCELLED under its worker.
+      const cancel = await whileHeld("FOR UPDATE", [held!, claimed!], () => cancelOwnedBy("carol"), START);
+      expect(ok(cancel).bulkJobAction).toMatchObject({ changed: 1, cancelRequested: 1, limitReached: false });
       expect(await statusOf(conveyor, held!)).toBe("CANCELLED");
       const running = await conveyor.database.pool.query(`SELECT status, cancel_requested_at IS NOT NULL AS asked FROM processing_jobs WHERE id = $1`, [claimed]);
       expect(running.rows[0]).toEqual({ status: "PROCESSING", asked: true });
 
       // A subscriber's registration holds the cancelled job FOR SHARE while an operator retries it.
-      const retry = await holdWhile("FOR SHARE", [held!], () => gql(conveyor, BULK, { action: "RETRY", filter: { owner: "carol", status: ["CANCELLED"] } }, { token: olga }));
+      const retry = await whileHeld("FOR SHARE", [held!], () => gql(conveyor, BULK, { action: "RETRY", filter: { owner: "carol", status: ["CANCELLED"] } }, { token: olga }));
       expect(ok(retry).bulkJobAction).toMatchObject({ changed: 1, jobIds: [held] });
       expect(await statusOf(conveyor, held!)).toBe("QUEUED");
     } finally {
-      await holder.query("ROLLBACK").catch(() => undefined);
-      holder.release();
-      await conveyor.database.pool.query(`UPDATE processing_jobs SET status = 'CANCELLED', locked_by = NULL, lock_token = NULL WHERE owner = 'carol'`);
+      await settle("carol");
+    }
+  });
+
+  it("asks a queued job a claim started meanwhile to stop also when the filter names QUEUED, and says more may match when a chosen job drops out", async () => {
+    const [claimed, other] = await parkedJobs(await tokenFor(conveyor, "erin"), "parked", 2);
+    try {
+      const cancel = await whileHeld("FOR UPDATE", [claimed!], () => cancelOwnedBy("erin", ["QUEUED"]), START);
+      expect(ok(cancel).bulkJobAction).toMatchObject({ changed: 1, cancelRequested: 1, jobIds: [other, claimed] });
+      await settle("erin");
+      // Three cancelled; someone retries the oldest by hand while a bulk retry of two waits for it:
+      // one is retried, and the third still matches, so the answer says to call again.
+      const [oldest, , third] = [claimed!, other!, ...(await parkedJobs(await tokenFor(conveyor, "erin"), "parked", 1))];
+      await settle("erin");
+      const retry = await whileHeld(
+        "FOR UPDATE",
+        [oldest],
+        () => gql(conveyor, BULK, { action: "RETRY", filter: { owner: "erin" }, limit: 2 }, { token: olga }),
+        `UPDATE processing_jobs SET status = 'QUEUED', completed_at = NULL WHERE id = $1`,
+      );
+      expect(ok(retry).bulkJobAction).toMatchObject({ changed: 1, limitReached: true });
+      expect(await statusOf(conveyor, third!)).toBe("CANCELLED");
+    } finally {
+      await settle("erin");
     }
   });
 

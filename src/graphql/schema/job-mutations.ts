@@ -178,7 +178,7 @@ interface BulkOutcome {
   action: "RETRY" | "CANCEL";
   changed: string[];
   cancelRequested: string[];
-  limit: number;
+  limitReached: boolean;
 }
 
 const BulkJobActionPayload = builder.objectRef<BulkOutcome>("BulkJobActionPayload").implement({
@@ -191,8 +191,8 @@ const BulkJobActionPayload = builder.objectRef<BulkOutcome>("BulkJobActionPayloa
     }),
     jobIds: t.idList({ description: "Every job acted on: the changed ones, then those asked to stop.", resolve: (outcome) => [...outcome.changed, ...outcome.cancelRequested] }),
     limitReached: t.boolean({
-      description: "True when the call acted on `limit` jobs: more may match; call again for the next batch.",
-      resolve: (outcome) => outcome.changed.length + outcome.cancelRequested.length >= outcome.limit,
+      description: "True when the call chose `limit` jobs: more may match; call again for the next batch.",
+      resolve: (outcome) => outcome.limitReached,
     }),
   }),
 });
@@ -215,11 +215,11 @@ builder.mutationField("bulkJobAction", (t) =>
       const selection = jobSelection(context, args.filter);
       const actor = requireViewer(context).id;
       if (args.action === "RETRY") {
-        const retried = await context.services.jobs.retrySelected(selection, limit, actor);
-        return { action: "RETRY", changed: retried.map((change) => change.jobId), cancelRequested: [], limit };
+        const { retried, limitReached } = await context.services.jobs.retrySelected(selection, limit, actor);
+        return { action: "RETRY", changed: retried.map((change) => change.jobId), cancelRequested: [], limitReached };
       }
-      const { cancelled, requested } = await context.services.jobs.cancelSelected(selection, limit, actor);
-      return { action: "CANCEL", changed: cancelled.map((change) => change.jobId), cancelRequested: requested, limit };
+      const { cancelled, requested, limitReached } = await context.services.jobs.cancelSelected(selection, limit, actor);
+      return { action: "CANCEL", changed: cancelled.map((change) => change.jobId), cancelRequested: requested, limitReached };
     },
   }),
 );
