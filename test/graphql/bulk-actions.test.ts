@@ -41,6 +41,8 @@ describe("bulkJobAction", () => {
     const others = await parkedJobs(alice, "other", 2);
     const published: JobChange[] = [];
     const unsubscribe = conveyor.subscribe(undefined, (change) => published.push(change));
+    // Through Redis, a change published before the subscription is confirmed never reaches it.
+    await unsubscribe.listening;
     try {
       const result = ok(await gql(conveyor, BULK, { action: "CANCEL", filter: { type: "parked", owner: "alice" } }, { token: olga })).bulkJobAction;
       expect(result).toMatchObject({ action: "CANCEL", changed: 3, cancelRequested: 0, limitReached: false });

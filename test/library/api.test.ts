@@ -47,7 +47,9 @@ describe("library API", () => {
       // subscribers then drop as older than what they were shown (on a loaded machine it did).
       const { job, created } = await conveyor.enqueue(greet.job({ name: "Ada" }, { owner: "alice", runAt: new Date(Date.now() + 500) }), { client });
       expect(created).toBe(true);
-      unsubscribe = conveyor.subscribe(job.id, (change) => changes.push(change));
+      const subscription = conveyor.subscribe(job.id, (change) => changes.push(change));
+      unsubscribe = subscription;
+      await subscription.listening;
       // Not visible outside the transaction yet, and not announced.
       expect(await conveyor.jobs.find(job.id)).toBeNull();
       await client.query("COMMIT");
@@ -78,6 +80,7 @@ describe("library API", () => {
   it("subscribes to every job when no id is given, until unsubscribed", async () => {
     const seen: string[] = [];
     const unsubscribe = conveyor.subscribe(undefined, (change) => seen.push(`${change.jobId}:${change.status}`));
+    await unsubscribe.listening;
     const { job } = await conveyor.enqueue(greet.job({ name: "Dee" }));
     await eventually(() => seen.includes(`${job.id}:COMPLETED`));
     unsubscribe();
