@@ -46,7 +46,7 @@ export interface JobSelection {
   createdBefore?: Date;
 }
 
-/** $3..$8 of the selection statements in sql.ts. */
+/** $1..$6 of sql.CHOOSE_*, the selection; its first, the statuses, is also $4 of the *_CHOSEN statements. */
 function selectionValues(selection: JobSelection): unknown[] {
   return [
     selection.statuses?.length ? selection.statuses : null,

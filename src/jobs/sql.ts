@@ -409,11 +409,13 @@ export const CANCEL_CHOSEN_WAITING = transitionSql({
 });
 
 /**
- * $2 actor, $3 chosen ids: those running are asked to stop (chosen running, or chosen waiting and
- * started by a claim since). Locked in id order and waited for, as chosenAndLocked.
+ * $2 actor, $3 chosen ids: those running and not yet asked to stop are asked to (chosen running,
+ * or chosen waiting and started by a claim since). Locked in id order and waited for, both
+ * conditions checked again once locked, as chosenAndLocked: a job someone else asked to stop
+ * meanwhile is neither asked, audited nor counted twice.
  */
 export const REQUEST_CANCEL_CHOSEN = requestCancelSql(
-  `id IN (SELECT id FROM processing_jobs WHERE id = ANY($3::uuid[]) AND status = 'PROCESSING' ORDER BY id FOR UPDATE)`,
+  `id IN (SELECT id FROM processing_jobs WHERE id = ANY($3::uuid[]) AND status = 'PROCESSING' AND cancel_requested_at IS NULL ORDER BY id FOR UPDATE)`,
   "$2",
 );
 

@@ -166,6 +166,19 @@ describe("bulkJobAction", () => {
     }
   });
 
+  it("does not ask a running job to stop a second time when someone else asked it while the bulk cancel waited for its row", async () => {
+    const [running] = await parkedJobs(await tokenFor(conveyor, "zed"), "parked", 1);
+    try {
+      await conveyor.database.pool.query(START, [running]);
+      const cancel = await whileHeld("FOR UPDATE", [running!], () => cancelOwnedBy("zed"), `UPDATE processing_jobs SET cancel_requested_at = now() WHERE id = $1`);
+      expect(ok(cancel).bulkJobAction).toMatchObject({ changed: 0, cancelRequested: 0, jobIds: [] });
+      const audits = await conveyor.database.pool.query(`SELECT count(*)::int AS n FROM audit_events WHERE entity_id = $1 AND action = 'job.cancel-requested'`, [running]);
+      expect(audits.rows[0].n).toBe(0);
+    } finally {
+      await settle("zed");
+    }
+  });
+
   it("is for operators only, and refuses a limit outside 1 to 1000", async () => {
     const waiting = await parkedJobs(alice, "parked", 1);
     const asUser = await gql(conveyor, BULK, { action: "CANCEL", filter: { owner: "alice" } }, { token: alice });
