@@ -1,6 +1,6 @@
 import type pg from "pg";
 import type { AssessmentSnapshot } from "../handlers/assessment-handler.js";
-import { StatementBatcher } from "../jobs/statement-batcher.js";
+import { batchedReadsById } from "../jobs/statement-batcher.js";
 
 const SELECT_SNAPSHOTS = `SELECT id, owner, kind, answers FROM assessments WHERE id = ANY($1::uuid[])`;
 
@@ -11,18 +11,14 @@ const SELECT_SNAPSHOTS = `SELECT id, owner, kind, answers FROM assessments WHERE
  * together share one prepared statement and one round trip, as JobService.findRecord's do.
  */
 export function assessmentSnapshotReader(pool: pg.Pool): (id: string) => Promise<AssessmentSnapshot | null> {
-  const reads = new StatementBatcher<string, AssessmentSnapshot | null>(
-    async (ids) => {
-      const { rows } = await pool.query<AssessmentSnapshot>({ name: "conveyor-select-assessment-snapshots", text: SELECT_SNAPSHOTS, values: [ids] });
-      const found = new Map(rows.map((row) => [row.id, row]));
-      return ids.map((id) => found.get(id) ?? null);
-    },
-    { oneAtATime: false },
-  );
+  const read = batchedReadsById(async (ids) => {
+    const { rows } = await pool.query<AssessmentSnapshot>({ name: "conveyor-select-assessment-snapshots", text: SELECT_SNAPSHOTS, values: [ids] });
+    return new Map(rows.map((row) => [row.id, row]));
+  });
   return (id) => {
     // A malformed id (a payload names it) would fail the whole statement, and with it every read sharing it.
     const canonical = canonicalUuid(id);
-    return canonical ? reads.add(canonical) : Promise.resolve(null);
+    return canonical ? read(canonical) : Promise.resolve(null);
   };
 }
 

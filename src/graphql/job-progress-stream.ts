@@ -1,12 +1,10 @@
 import { isStale } from "../events/change-order.js";
 import { jobTopic, type JobChange } from "../events/messages.js";
 import { changeOf } from "../jobs/lifecycle.js";
-import { TERMINAL_STATUSES } from "../jobs/types.js";
+import { isTerminalStatus } from "../jobs/types.js";
 import type { Services } from "./context.js";
 import { readEagerly } from "./eager-reader.js";
 import { maskStreamError } from "./streams.js";
-
-const isTerminal = (status: string) => (TERMINAL_STATUSES as string[]).includes(status);
 
 const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
 
@@ -113,7 +111,7 @@ class JobProgressStream implements AsyncIterableIterator<JobChange> {
     }
     const snapshot = changeOf(row, null);
     this.first.push(snapshot);
-    if (isTerminal(snapshot.status)) return;
+    if (isTerminalStatus(snapshot.status)) return;
     // Progress is published before it is written: one published just before this stream listened
     // may be newer than the job as read.
     const published = jobs.publishedProgress(this.jobId);
@@ -122,7 +120,7 @@ class JobProgressStream implements AsyncIterableIterator<JobChange> {
 
   private send(change: JobChange): IteratorResult<JobChange> {
     this.latest = change;
-    if (isTerminal(change.status)) {
+    if (isTerminalStatus(change.status)) {
       this.over = true;
       this.first.length = 0;
       void this.changes.return?.();

@@ -4,7 +4,7 @@ import type { EventBus } from "../events/event-bus.js";
 import type { HandlerRegistry } from "../handlers/registry.js";
 import { queueHealth, queueStats, type HealthThresholds, type QueueHealth } from "./health.js";
 import { SharedComputation } from "./shared-computation.js";
-import { StatementBatcher } from "./statement-batcher.js";
+import { batchedReadsById } from "./statement-batcher.js";
 import { THROUGHPUT_RANGES, throughputSeries, type ThroughputRange, type ThroughputSeries } from "./throughput-series.js";
 import type { JobLifecycle, JobSelection } from "./lifecycle.js";
 import type { Maintenance } from "./maintenance.js";
@@ -27,13 +27,7 @@ export class InvalidJobInputError extends Error {
 export class JobService {
   private readonly sharedHealth: SharedComputation<QueueHealth>;
   private readonly sharedThroughput: Record<ThroughputRange, SharedComputation<ThroughputSeries>>;
-  private readonly recordReads = new StatementBatcher<string, ProcessingJob | null>(
-    async (ids) => {
-      const found = await findJobRecords(this.deps.pool, ids);
-      return ids.map((id) => found.get(id) ?? null);
-    },
-    { oneAtATime: false },
-  );
+  private readonly readRecord = batchedReadsById((ids) => findJobRecords(this.deps.pool, ids));
 
   constructor(
     private readonly deps: {
@@ -127,7 +121,7 @@ export class JobService {
   findRecord(id: string): Promise<ProcessingJob | null> {
     // A malformed id would fail the whole statement, and with it every read sharing it.
     if (!UUID.test(id)) return Promise.resolve(null);
-    return this.recordReads.add(id.toLowerCase());
+    return this.readRecord(id.toLowerCase());
   }
 
   /** The latest progress this instance published of a job it runs (JobLifecycle.publishedProgress). */

@@ -6,6 +6,11 @@ export { JobPriority, JobStatus } from "../generated/prisma/enums.js";
 export const RUNNABLE_STATUSES: readonly JobStatus[] = ["QUEUED", "RETRYING"];
 export const TERMINAL_STATUSES: readonly JobStatus[] = ["COMPLETED", "FAILED", "VALIDATION_FAILED", "CANCELLED"];
 
+/** A final state: nothing changes a job in it but a retry by hand. */
+export function isTerminalStatus(status: string): boolean {
+  return (TERMINAL_STATUSES as readonly string[]).includes(status);
+}
+
 export const PRIORITY_RANK: Record<JobPriority, number> = { LOW: 0, NORMAL: 1, HIGH: 2 };
 
 /** A job as the engine reads it (plain SQL rows, camel-cased). */

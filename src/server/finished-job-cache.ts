@@ -1,7 +1,7 @@
 import { getOperationAST, Kind, visit, type DocumentNode, type ExecutionResult } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type { GraphQLContext } from "../graphql/context.js";
-import { TERMINAL_STATUSES } from "../jobs/types.js";
+import { isTerminalStatus } from "../jobs/types.js";
 
 export interface FinishedJobCacheOptions {
   /** Answers kept at most (least recently used go first). */
@@ -109,7 +109,7 @@ export class FinishedJobCache {
           if (typeof (single as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === "function") return;
           if (single.errors?.length || !single.data) return;
           const [read, ...more] = context.jobsRead ?? [];
-          if (!read || more.length > 0 || !TERMINAL_STATUSES.includes(read.status)) return;
+          if (!read || more.length > 0 || !isTerminalStatus(read.status)) return;
           if (started.sequence < this.forgottenUpTo || (this.invalidatedAt.get(read.id) ?? -1) > started.sequence) return;
           const tokenExpiresAt = context.viewer && "expiresAt" in context.viewer ? Number(context.viewer.expiresAt) * 1000 : Number.POSITIVE_INFINITY;
           // A key and a result of this size are what the entry holds (UTF-16 aside).

@@ -4,7 +4,7 @@ import type { Prisma } from "../../generated/prisma/client.js";
 import { userMessage } from "../../jobs/error-categories.js";
 import type { QueueStats } from "../../jobs/health.js";
 import type { JobSelection } from "../../jobs/lifecycle.js";
-import { RUNNABLE_STATUSES, TERMINAL_STATUSES, type JobStatus } from "../../jobs/types.js";
+import { isTerminalStatus, RUNNABLE_STATUSES, type JobStatus } from "../../jobs/types.js";
 import type { Locale } from "../../i18n/locale.js";
 import { loadAccessible, requireIdCursors, requireUuid, requireViewer } from "../access.js";
 import { builder, PAGE_DEFAULT, PAGE_MAX } from "../builder.js";
@@ -121,7 +121,7 @@ export const JobType = builder.prismaObject("ProcessingJob", {
       nullable: true,
       description: "Start (or estimated start) plus the recent average processing time; null when finished or without history.",
       resolve: async (job, _args, context, info) => {
-        if ((TERMINAL_STATUSES as string[]).includes(job.status)) return null;
+        if (isTerminalStatus(job.status)) return null;
         const [stats, position] = await Promise.all([recentStats(context, info), isWaiting(job.status) ? positionOf(context, info, job.id) : null]);
         if (stats.averageProcessingMs === null) return null;
         const start = job.status === "PROCESSING" ? job.startedAt : estimateStart(job, stats, position);
