@@ -72,10 +72,13 @@ async function explainAll() {
   };
   const ids = (n: number) => sample.slice(0, n).map((row) => row.id);
 
-  const newJob = (owner: string, idempotencyKey: string | null) => ({
-    id: randomUUID(), type: "noop", owner, assessment_id: null, correlation_id: randomUUID(), schema_version: "v1", idempotency_key: idempotencyKey,
-    priority: "NORMAL", priority_rank: 1, max_attempts: 3, run_at: null, timeout_ms: null, payload: {}, metadata: {},
-  });
+  const newJob = (owner: string, idempotencyKey: string | null) => {
+    const fields: Record<sql.EnqueueField, unknown> = {
+      id: randomUUID(), type: "noop", owner, assessment_id: null, correlation_id: randomUUID(), schema_version: "v1", idempotency_key: idempotencyKey,
+      priority: "NORMAL", priority_rank: 1, max_attempts: 3, run_at: null, timeout_ms: null, payload: {}, metadata: {},
+    };
+    return sql.ENQUEUE_FIELD_ORDER.map((name) => fields[name]);
+  };
   await explain("enqueue, one new job and one whose idempotency key exists", plain, sql.ENQUEUE_MANY, [
     null,
     JSON.stringify([newJob("user-1", null), newJob("user-2", "key-2")]),

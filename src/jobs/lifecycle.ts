@@ -459,8 +459,17 @@ export function toChange(row: Record<string, unknown>): JobChange {
     retryCount: row.retry_count as number,
     errorCode: (row.error_code as string | null) ?? null,
     revision: row.revision as number,
-    at: (row.updated_at as Date).toISOString(),
+    at: isoTime(row.updated_at as Date),
   };
+}
+
+// A batch's changes share one time (its statement's clock), and toISOString costs 2 µs a call.
+let lastIsoTime = { ms: Number.NaN, text: "" };
+
+function isoTime(date: Date): string {
+  const ms = date.getTime();
+  if (ms !== lastIsoTime.ms) lastIsoTime = { ms, text: date.toISOString() };
+  return lastIsoTime.text;
 }
 
 /** The change a job in its current state announces (for jobs created inside a caller's transaction). */
@@ -478,6 +487,6 @@ export function changeOf(job: Job, previousStatus: JobStatus | null): JobChange 
     retryCount: job.retryCount,
     errorCode: job.errorCode,
     revision: job.revision,
-    at: job.updatedAt.toISOString(),
+    at: isoTime(job.updatedAt),
   };
 }

@@ -53,15 +53,15 @@ export async function enqueueJobs(db: Queryable, inputs: EnqueueInput[], options
   const rows = inputs.map((input) => normalize(input, options.defaultMaxAttempts ?? 3));
   options.beforeInsert?.(rows.map((row) => row.id));
   // Named, so each connection parses and plans this large statement once.
-  const inserted = await db.query<InsertedRow>({
+  const inserted = await db.query<{ created: CreatedJob[] | null }>({
     name: "conveyor-enqueue",
     text: sql.ENQUEUE_MANY,
-    values: [options.clock ? options.clock() : null, JSON.stringify(rows.map(insertRow)), options.actor],
+    values: [options.clock ? options.clock() : null, JSON.stringify(rows.map(insertFields)), options.actor],
   });
   const byId = new Map<string, NormalizedInput>(rows.map((row) => [row.id, row]));
   const created = new Map<string, Job>();
-  for (const returned of inserted.rows) {
-    const job = createdJob(byId.get(returned.id)!, returned);
+  for (const returned of inserted.rows[0]?.created ?? []) {
+    const job = createdJob(byId.get(returned[0])!, returned);
     created.set(job.id, job);
     options.publish?.(changeOf(job, null));
   }
@@ -153,20 +153,14 @@ function normalize(input: EnqueueInput, defaultMaxAttempts: number) {
   };
 }
 
-/** What ENQUEUE_MANY returns of each job it created: what the database decided. */
-interface InsertedRow {
-  id: string;
-  created_at_ms: number;
-  run_at_ms: number;
-  payload: unknown;
-  metadata: Record<string, unknown>;
-}
+/** What ENQUEUE_MANY returns of each job it created: its id and what the database decided. */
+type CreatedJob = [id: string, createdAtMs: number, runAtMs: number, payload: unknown, metadata: Record<string, unknown>];
 
 type NormalizedInput = ReturnType<typeof normalize>;
 
-/** One job of ENQUEUE_MANY's JSON input: its keys are the statement's column names. */
-function insertRow(row: NormalizedInput) {
-  return {
+/** One job of ENQUEUE_MANY's JSON input: its fields in sql.ENQUEUE_FIELDS's order. */
+function insertFields(row: NormalizedInput): unknown[] {
+  const fields: Record<sql.EnqueueField, unknown> = {
     id: row.id,
     type: row.type,
     owner: row.owner,
@@ -182,11 +176,12 @@ function insertRow(row: NormalizedInput) {
     payload: row.payload ?? {},
     metadata: row.metadata,
   };
+  return sql.ENQUEUE_FIELD_ORDER.map((name) => fields[name]);
 }
 
 /** A job just created, as findJob would read it: the input, the database's decisions, the columns' defaults. */
-function createdJob(row: NormalizedInput, returned: InsertedRow): Job {
-  const createdAt = new Date(returned.created_at_ms);
+function createdJob(row: NormalizedInput, [, createdAtMs, runAtMs, payload, metadata]: CreatedJob): Job {
+  const createdAt = new Date(createdAtMs);
   return {
     id: row.id,
     type: row.type,
@@ -204,7 +199,7 @@ function createdJob(row: NormalizedInput, returned: InsertedRow): Job {
     retryCount: 0,
     revision: 1,
     maxAttempts: row.maxAttempts,
-    runAt: new Date(returned.run_at_ms),
+    runAt: new Date(runAtMs),
     lastRetryAt: null,
     createdAt,
     updatedAt: createdAt,
@@ -215,9 +210,9 @@ function createdJob(row: NormalizedInput, returned: InsertedRow): Job {
     lockedBy: null,
     lockToken: null,
     timeoutMs: row.timeoutMs,
-    payload: returned.payload,
+    payload,
     result: null,
-    metadata: returned.metadata,
+    metadata,
     errorCode: null,
     errorMessage: null,
     errorDetails: null,
