@@ -238,6 +238,24 @@ describe("jobs over the API", () => {
       const jobIds = (event.data as any).jobUpdateBatches.changes.map((change: { jobId: string }) => change.jobId);
       expect(new Set(jobIds).size).toBe(jobIds.length);
     }
+    // At most one message per interval (the server's `at`, in whole milliseconds).
+    const sentAt = batches.events.map((event) => Date.parse((event.data as any).jobUpdateBatches.at));
+    for (let i = 1; i < sentAt.length; i++) expect(sentAt[i]! - sentAt[i - 1]!).toBeGreaterThanOrEqual(199);
+    await client.dispose();
+  });
+
+  it("sends the first change after a quiet spell at once, not at the end of a long interval", async () => {
+    const client = wsClient(conveyor, olga);
+    const subscribedAt = Date.now();
+    const batches = collect(client, `subscription { jobUpdateBatches(filter: { type: "quick" }, batchMs: 10000) { changes { jobId status } } }`);
+    // Nothing is sent on subscribe: probe until a change arrives. A ticker would first send 10 s in.
+    await eventually(async () => {
+      if (batches.events.length > 0) return true;
+      await enqueue(alice, { type: "quick" });
+      return false;
+    }, 20_000, 250);
+    expect(Date.now() - subscribedAt).toBeLessThan(8_000);
+    batches.stop();
     await client.dispose();
   });
 

@@ -50,34 +50,47 @@ builder.subscriptionField("jobUpdateBatches", (t) =>
 );
 
 /**
- * Gathers the changes by job (latest wins) as they are published, and sends them every
- * `intervalMs` when there are any, never while the previous batch is still being delivered: the
- * pending set is bounded by the number of distinct jobs, whatever the rate of changes or the speed
- * of the client. Changes are folded in the bus's listener itself, with no promise per change: at
- * thousands of changes per second, an async iteration per change (a queue's next(), a race with
- * the stop) cost the engine more than the batches themselves.
+ * Gathers the changes by job (latest wins) as they are published, and sends them at most once per
+ * `intervalMs`, never while the previous batch is still being delivered: the pending set is
+ * bounded by the number of distinct jobs, whatever the rate of changes or the speed of the client.
+ * A batch goes out as soon as both allow it: a change after a quiet spell at once, and the changes
+ * gathered during a slow delivery as soon as it ends (a fixed ticker made them wait for its next
+ * tick, up to a whole interval more). Changes are folded in the bus's listener itself, with no
+ * promise per change: at thousands of changes per second, an async iteration per change (a
+ * queue's next(), a race with the stop) cost the engine more than the batches themselves.
  */
 function batches(listen: (listener: (change: JobChange) => void) => () => void, intervalMs: number): AsyncIterableIterator<JobUpdateBatch> {
   return new Repeater<JobUpdateBatch>(async (push, stop) => {
     let pending = new Map<string, JobChange>();
     let coalesced = 0;
-    let delivering: Promise<unknown> | null = null;
-    const unlisten = listen((change) => {
-      if (pending.has(change.jobId)) coalesced++;
-      pending.set(change.jobId, change);
-    });
+    let delivering = false;
+    let timer: NodeJS.Timeout | null = null;
+    let lastSent = Number.NEGATIVE_INFINITY;
+    const schedule = () => {
+      if (timer || delivering || pending.size === 0) return;
+      timer = setTimeout(flush, Math.max(0, lastSent + intervalMs - performance.now()));
+    };
     const flush = () => {
-      if (delivering || pending.size === 0) return;
+      timer = null;
       const batch = { changes: [...pending.values()], coalesced, at: new Date().toISOString() };
       pending = new Map();
       coalesced = 0;
-      delivering = push(batch).finally(() => (delivering = null));
+      delivering = true;
+      lastSent = performance.now();
+      push(batch).finally(() => {
+        delivering = false;
+        schedule();
+      });
     };
-    const timer = setInterval(flush, intervalMs);
+    const unlisten = listen((change) => {
+      if (pending.has(change.jobId)) coalesced++;
+      pending.set(change.jobId, change);
+      schedule();
+    });
     try {
       await stop;
     } finally {
-      clearInterval(timer);
+      if (timer) clearTimeout(timer);
       unlisten();
     }
   });
