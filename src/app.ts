@@ -136,6 +136,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     retryPolicy: config.retry,
     clock,
     random: options.random,
+    bulkActionLockTimeoutMs: config.worker.bulkActionLockTimeoutMs,
   });
 
   const registry = new HandlerRegistry();

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { inTransaction } from "../db/transaction.js";
 import type { JobChange } from "../events/messages.js";
 import type { Logger } from "../logger.js";
 import { classifyError, type ClassifiedError } from "./error-categories.js";
@@ -34,6 +35,16 @@ export interface LifecycleOptions {
   clock?: Clock;
   /** [0, 1) source for retry jitter; injectable for tests. */
   random?: () => number;
+  /** How long a bulk action's statement waits for a row another session holds (default 5 s). */
+  bulkActionLockTimeoutMs?: number;
+}
+
+/**
+ * A bulk action gave up on rows another session held longer than BULK_ACTION_LOCK_TIMEOUT_MS. The
+ * statement that waited changed nothing; the action's earlier steps, if any, stay committed.
+ */
+export class JobsHeldError extends Error {
+  override name = "JobsHeldError";
 }
 
 /** Jobs chosen by what they are rather than by id (the API's JobFilter); absent fields do not filter. */
@@ -105,6 +116,7 @@ export class JobLifecycle {
   readonly retryPolicy: RetryPolicy;
   private readonly clock?: Clock;
   private readonly random: () => number;
+  private readonly bulkActionLockTimeoutMs: number;
   // Outcomes arriving together are written in one statement and one durable commit each way.
   private readonly completions = new StatementBatcher<Completion, boolean>((items) => this.writeCompletions(items));
   private readonly failures = new StatementBatcher<Failure, JobStatus | null>((items) => this.writeFailures(items));
@@ -125,6 +137,7 @@ export class JobLifecycle {
     this.retryPolicy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
     this.clock = options.clock;
     this.random = options.random ?? Math.random;
+    this.bulkActionLockTimeoutMs = options.bulkActionLockTimeoutMs ?? 5000;
   }
 
   now(): Date | null {
@@ -317,7 +330,7 @@ export class JobLifecycle {
     const values = selectionValues(selection);
     const chosen = await this.choose(sql.CHOOSE_RETRYABLE, values, limit);
     if (chosen.length === 0) return { retried: [], limitReached: false };
-    const { rows } = await this.pool.query(sql.RETRY_CHOSEN, [this.now(), actor, chosen, values[0]]);
+    const { rows } = await this.waitingForHeldRows(sql.RETRY_CHOSEN, [this.now(), actor, chosen, values[0]]);
     this.announce(rows);
     if (rows.length) await this.pool.query(sql.WAKE_POOLS);
     return { retried: rows.map(toChange), limitReached: chosen.length >= limit };
@@ -334,7 +347,7 @@ export class JobLifecycle {
     let cancelled: JobChange[] = [];
     const requested: string[] = [];
     if (waiting.length > 0) {
-      const { rows } = await this.pool.query(sql.CANCEL_CHOSEN_WAITING, [this.now(), actor, waiting, values[0]]);
+      const { rows } = await this.waitingForHeldRows(sql.CANCEL_CHOSEN_WAITING, [this.now(), actor, waiting, values[0]]);
       this.announce(rows);
       cancelled = rows.map(toChange);
       const done = new Set(cancelled.map((change) => change.jobId));
@@ -355,8 +368,28 @@ export class JobLifecycle {
   /** Asks those of `ids` that run to stop; returns them. */
   private async requestCancel(ids: string[], actor: string): Promise<string[]> {
     if (ids.length === 0) return [];
-    const { rows } = await this.pool.query<{ id: string }>(sql.REQUEST_CANCEL_CHOSEN, [this.now(), actor, ids]);
+    const { rows } = await this.waitingForHeldRows<{ id: string }>(sql.REQUEST_CANCEL_CHOSEN, [this.now(), actor, ids]);
     return rows.map((row) => row.id);
+  }
+
+  /**
+   * A bulk action's statement, which locks its chosen rows and waits for those another statement
+   * holds: every holder inside Conveyor is one short statement, but a session outside it (an
+   * operator's psql with a transaction left open) could hold one for hours, and the bulk statement
+   * with every row it had locked. lock_timeout bounds that wait; the statement then changes nothing.
+   */
+  private async waitingForHeldRows<Row extends pg.QueryResultRow = Record<string, unknown>>(text: string, values: unknown[]): Promise<pg.QueryResult<Row>> {
+    try {
+      return await inTransaction(this.pool, async (client) => {
+        await client.query(`SET LOCAL lock_timeout = ${Math.trunc(this.bulkActionLockTimeoutMs)}`);
+        return client.query<Row>(text, values);
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code === "55P03") {
+        throw new JobsHeldError(`Some of the chosen jobs were held by another session for over ${this.bulkActionLockTimeoutMs} ms`);
+      }
+      throw error;
+    }
   }
 
   /** PROCESSING → QUEUED for claims a worker gives back on shutdown; the attempt does not count. */

@@ -28,7 +28,7 @@ describe("bulkJobAction", () => {
   let olga: string;
 
   beforeAll(async () => {
-    conveyor = await startTestConveyor({ handlers, environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "2" } });
+    conveyor = await startTestConveyor({ handlers, environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "2", BULK_ACTION_LOCK_TIMEOUT_MS: "2000" } });
     [alice, olga] = await Promise.all([tokenFor(conveyor, "alice"), tokenFor(conveyor, "olga", "operator")]);
   });
   afterAll(() => conveyor?.dispose());
@@ -176,6 +176,27 @@ describe("bulkJobAction", () => {
       expect(audits.rows[0].n).toBe(0);
     } finally {
       await settle("zed");
+    }
+  });
+
+  it("gives up on a row held for longer than BULK_ACTION_LOCK_TIMEOUT_MS with CONFLICT, changing nothing, and goes through once it is free", async () => {
+    const [held, free] = await parkedJobs(await tokenFor(conveyor, "hugo"), "parked", 2);
+    const holder = await conveyor.database.pool.connect();
+    try {
+      // An operator's session left open on one of the jobs.
+      await holder.query("BEGIN");
+      await holder.query(`SELECT id FROM processing_jobs WHERE id = $1 FOR UPDATE`, [held]);
+      const refused = await cancelOwnedBy("hugo");
+      expect(codeOf(refused)).toBe("CONFLICT");
+      expect(refused.errors?.[0]?.message).toMatch(/held by another session/);
+      // The statement that waited locked both jobs in id order; it let both go unchanged.
+      expect([await statusOf(conveyor, held!), await statusOf(conveyor, free!)]).toEqual(["QUEUED", "QUEUED"]);
+      await holder.query("COMMIT");
+      expect(ok(await cancelOwnedBy("hugo")).bulkJobAction).toMatchObject({ changed: 2 });
+    } finally {
+      await holder.query("ROLLBACK").catch(() => undefined);
+      holder.release();
+      await settle("hugo");
     }
   });
 

@@ -1,6 +1,7 @@
 import type { ProcessingJob } from "../../generated/prisma/client.js";
 import { ASSESSMENT_JOB_TYPE } from "../../handlers/assessment-handler.js";
 import { InvalidJobInputError, UnknownJobTypeError } from "../../jobs/job-service.js";
+import { JobsHeldError } from "../../jobs/lifecycle.js";
 import { loadAccessible, requireViewer } from "../access.js";
 import { builder } from "../builder.js";
 import type { GraphQLContext } from "../context.js";
@@ -200,7 +201,7 @@ const BulkJobActionPayload = builder.objectRef<BulkOutcome>("BulkJobActionPayloa
 builder.mutationField("bulkJobAction", (t) =>
   t.field({
     type: BulkJobActionPayload,
-    description: `Operators: retries or cancels the jobs matching \`filter\` (as in \`jobs\`), oldest first, at most \`limit\` per call (${BULK_LIMIT_MAX} by default and at most ${BULK_LIMIT_MAX}); jobs in a state the action does not apply to are left alone. Reports how many changed.`,
+    description: `Operators: retries or cancels the jobs matching \`filter\` (as in \`jobs\`), oldest first, at most \`limit\` per call (${BULK_LIMIT_MAX} by default and at most ${BULK_LIMIT_MAX}); jobs in a state the action does not apply to are left alone. Reports how many changed. A chosen job that another session holds for longer than BULK_ACTION_LOCK_TIMEOUT_MS (5 s by default) stops the call with CONFLICT; the step that waited changes nothing.`,
     authScopes: { operator: true },
     args: {
       action: t.arg({ type: BulkJobAction, required: true }),
@@ -214,12 +215,19 @@ builder.mutationField("bulkJobAction", (t) =>
       }
       const selection = jobSelection(context, args.filter);
       const actor = requireViewer(context).id;
-      if (args.action === "RETRY") {
-        const { retried, limitReached } = await context.services.jobs.retrySelected(selection, limit, actor);
-        return { action: "RETRY", changed: retried.map((change) => change.jobId), cancelRequested: [], limitReached };
+      try {
+        if (args.action === "RETRY") {
+          const { retried, limitReached } = await context.services.jobs.retrySelected(selection, limit, actor);
+          return { action: "RETRY", changed: retried.map((change) => change.jobId), cancelRequested: [], limitReached };
+        }
+        const { cancelled, requested, limitReached } = await context.services.jobs.cancelSelected(selection, limit, actor);
+        return { action: "CANCEL", changed: cancelled.map((change) => change.jobId), cancelRequested: requested, limitReached };
+      } catch (error) {
+        if (error instanceof JobsHeldError) {
+          throw conflict(`${error.message}: this call stopped there (what it changed before stays changed, and was published). Call again once they are free.`);
+        }
+        throw error;
       }
-      const { cancelled, requested, limitReached } = await context.services.jobs.cancelSelected(selection, limit, actor);
-      return { action: "CANCEL", changed: cancelled.map((change) => change.jobId), cancelRequested: requested, limitReached };
     },
   }),
 );
