@@ -10,18 +10,8 @@ import type { JobLifecycle, JobSelection } from "./lifecycle.js";
 import type { Maintenance } from "./maintenance.js";
 import { enqueueJobs, findJob, findJobRecords, queuePosition, queuePositions, type EnqueueInput, type Queryable } from "./queue.js";
 import type { Clock } from "./types.js";
+import { InvalidJobInputError, UnknownJobTypeError } from "./enqueue-errors.js";
 import { UUID } from "../events/messages.js";
-
-export class UnknownJobTypeError extends Error {
-  override name = "UnknownJobTypeError";
-}
-
-export class InvalidJobInputError extends Error {
-  override name = "InvalidJobInputError";
-  constructor(readonly problems: string[]) {
-    super(problems.join("; "));
-  }
-}
 
 /** What the API and the tests use of the engine: enqueue, look up, cancel, retry, health. */
 export class JobService {
@@ -97,6 +87,10 @@ export class JobService {
     }
     if (input.assessmentId !== undefined && input.assessmentId !== null && !UUID.test(input.assessmentId)) {
       problems.push("assessmentId must be a UUID");
+    }
+    // Stored as an int and handed to setTimeout, which fires at once for more than 2^31 − 1 ms; 0 is none.
+    if (input.timeoutMs !== undefined && input.timeoutMs !== null && (!Number.isInteger(input.timeoutMs) || input.timeoutMs < 0 || input.timeoutMs > 2_147_483_647)) {
+      problems.push("timeoutMs must be a whole number of milliseconds from 0 to 2147483647");
     }
     if (input.idempotencyKey !== undefined && input.idempotencyKey !== null && (input.idempotencyKey.length === 0 || input.idempotencyKey.length > 200)) {
       problems.push("idempotencyKey must be 1 to 200 characters");

@@ -45,6 +45,8 @@ export interface LifecycleOptions {
  */
 export class JobsHeldError extends Error {
   override name = "JobsHeldError";
+  /** What the action's earlier steps changed (committed and published) before this one gave up. */
+  done: { changed: string[]; cancelRequested: string[] } = { changed: [], cancelRequested: [] };
 }
 
 /** Jobs chosen by what they are rather than by id (the API's JobFilter); absent fields do not filter. */
@@ -346,17 +348,22 @@ export class JobLifecycle {
     const waiting = await this.choose(sql.CHOOSE_WAITING, values, limit);
     let cancelled: JobChange[] = [];
     const requested: string[] = [];
-    if (waiting.length > 0) {
-      const { rows } = await this.waitingForHeldRows(sql.CANCEL_CHOSEN_WAITING, [this.now(), actor, waiting, values[0]]);
-      this.announce(rows);
-      cancelled = rows.map(toChange);
-      const done = new Set(cancelled.map((change) => change.jobId));
-      requested.push(...(await this.requestCancel(waiting.filter((id) => !done.has(id)), actor)));
+    try {
+      if (waiting.length > 0) {
+        const { rows } = await this.waitingForHeldRows(sql.CANCEL_CHOSEN_WAITING, [this.now(), actor, waiting, values[0]]);
+        this.announce(rows);
+        cancelled = rows.map(toChange);
+        const done = new Set(cancelled.map((change) => change.jobId));
+        requested.push(...(await this.requestCancel(waiting.filter((id) => !done.has(id)), actor)));
+      }
+      if (waiting.length >= limit) return { cancelled, requested, limitReached: true };
+      const running = await this.choose(sql.CHOOSE_RUNNING, values, limit - waiting.length);
+      requested.push(...(await this.requestCancel(running, actor)));
+      return { cancelled, requested, limitReached: waiting.length + running.length >= limit };
+    } catch (error) {
+      if (error instanceof JobsHeldError) error.done = { changed: cancelled.map((change) => change.jobId), cancelRequested: [...requested] };
+      throw error;
     }
-    if (waiting.length >= limit) return { cancelled, requested, limitReached: true };
-    const running = await this.choose(sql.CHOOSE_RUNNING, values, limit - waiting.length);
-    requested.push(...(await this.requestCancel(running, actor)));
-    return { cancelled, requested, limitReached: waiting.length + running.length >= limit };
   }
 
   /** The ids of at most `limit` jobs of a selection (sql.CHOOSE_*), oldest first. */

@@ -4,6 +4,7 @@ import type { JobChange } from "../events/messages.js";
 import { changeOf } from "./lifecycle.js";
 import * as sql from "./sql.js";
 import type { ProcessingJob } from "../generated/prisma/client.js";
+import { InvalidJobInputError } from "./enqueue-errors.js";
 import { jobFromRow, processingJobFromDocument, PRIORITY_RANK, type Clock, type Job, type JobPriority } from "./types.js";
 
 export type Queryable = Pick<pg.Pool | pg.PoolClient, "query">;
@@ -48,30 +49,45 @@ export interface EnqueueOptions {
  * the existing job is returned instead, so any number of concurrent callers with one key all get
  * the same job. Pass a transaction's client to enqueue atomically with other writes.
  */
-export async function enqueueJobs(db: Queryable, inputs: EnqueueInput[], options: EnqueueOptions, retriesLeft = 3): Promise<EnqueueResult[]> {
+export async function enqueueJobs(db: Queryable, inputs: EnqueueInput[], options: EnqueueOptions): Promise<EnqueueResult[]> {
   if (inputs.length === 0) return [];
   const rows = inputs.map((input) => normalize(input, options.defaultMaxAttempts ?? 3));
   options.beforeInsert?.(rows.map((row) => row.id));
+  return insertRows(db, rows, options, 3);
+}
+
+/**
+ * PostgreSQL refuses a jsonb document over 256 MB, and ENQUEUE_MANY reads a batch as one: refused
+ * here with a clear error, below that limit (a document's binary form can be larger than its text).
+ */
+const MAX_BATCH_JSON_BYTES = 200 * 1024 * 1024;
+
+async function insertRows(db: Queryable, rows: NormalizedInput[], options: EnqueueOptions, retriesLeft: number): Promise<EnqueueResult[]> {
+  const document = JSON.stringify(rows.map(insertFields));
+  // A UTF-8 byte count only when the text could be that long (at most 3 bytes per UTF-16 unit).
+  if (document.length * 3 > MAX_BATCH_JSON_BYTES && Buffer.byteLength(document) > MAX_BATCH_JSON_BYTES) {
+    throw new InvalidJobInputError([`the jobs of one call must total at most ${MAX_BATCH_JSON_BYTES / 1024 / 1024} MB of JSON: enqueue them in smaller batches`]);
+  }
   // Named, so each connection parses and plans this large statement once.
   const inserted = await db.query<{ created: CreatedJob[] | null }>({
     name: "conveyor-enqueue",
     text: sql.ENQUEUE_MANY,
-    values: [options.clock ? options.clock() : null, JSON.stringify(rows.map(insertFields)), options.actor],
+    values: [options.clock ? options.clock() : null, document, options.actor],
   });
-  const byId = new Map<string, NormalizedInput>(rows.map((row) => [row.id, row]));
-  const created = new Map<string, Job>();
-  for (const returned of inserted.rows[0]?.created ?? []) {
-    const job = createdJob(byId.get(returned[0])!, returned);
-    created.set(job.id, job);
-    options.publish?.(changeOf(job, null));
-  }
+  const created = new Map<string, CreatedJob>((inserted.rows[0]?.created ?? []).map((returned) => [returned[0], returned]));
 
+  // In the order of the input: results, and the changes published.
   const results: EnqueueResult[] = [];
-  const missing: { index: number; row: ReturnType<typeof normalize> }[] = [];
+  const missing: { index: number; row: NormalizedInput }[] = [];
   rows.forEach((row, index) => {
-    const job = created.get(row.id);
-    if (job) results[index] = { job, created: true };
-    else missing.push({ index, row });
+    const returned = created.get(row.id);
+    if (!returned) {
+      missing.push({ index, row });
+      return;
+    }
+    const job = createdJob(row, returned);
+    results[index] = { job, created: true };
+    options.publish?.(changeOf(job, null));
   });
   if (missing.length > 0) {
     const existing = await db.query(sql.FIND_EXISTING, [
@@ -84,11 +100,12 @@ export async function enqueueJobs(db: Queryable, inputs: EnqueueInput[], options
     const found = existing.rows.map(jobFromRow);
     for (const { index, row } of missing) {
       const job = found.find((candidate) => sameKey(candidate, row));
-      // Only possible if the conflicting job was deleted in between (retention): try once more.
+      // Only possible if the conflicting job was deleted in between (retention): try once more,
+      // with the row as it was checked and normalized (the caller's input may have changed since).
       if (!job) {
         // Never in a loop: a key this cannot find again is a bug, not a race.
         if (retriesLeft === 0) throw new Error("enqueue conflicted with a job it cannot find by its key");
-        const [again] = await enqueueJobs(db, [inputs[index]!], options, retriesLeft - 1);
+        const [again] = await insertRows(db, [row], options, retriesLeft - 1);
         results[index] = again!;
       } else {
         results[index] = { job, created: false };
@@ -221,7 +238,7 @@ function createdJob(row: NormalizedInput, [, createdAtMs, runAtMs, payload, meta
   };
 }
 
-function sameKey(job: Job, row: ReturnType<typeof normalize>): boolean {
+function sameKey(job: Job, row: NormalizedInput): boolean {
   if (row.idempotencyKey !== null && job.owner === row.owner && job.idempotencyKey === row.idempotencyKey) return true;
   return (
     row.assessmentId !== null &&

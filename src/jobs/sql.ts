@@ -493,10 +493,11 @@ const ENQUEUE_INPUT = ENQUEUE_FIELD_ORDER.map((name, index) => {
   return type === "jsonb" ? `job->${index} AS ${name}` : `(job->>${index})::${type} AS ${name}`;
 }).join(", ");
 
+// A JSON null (a payload JSON.stringify wrote as null: NaN, a function…) is stored as {}, as SQL NULL is.
 const ENQUEUE_INSERT = `INSERT INTO processing_jobs (${ENQUEUE_FIELD_ORDER.join(", ")}, created_at, updated_at)
   SELECT id, type, owner, assessment_id, correlation_id, schema_version, idempotency_key, priority,
-    priority_rank, max_attempts, GREATEST(COALESCE(run_at, clock.now), clock.now), timeout_ms, COALESCE(payload, '{}'), COALESCE(metadata, '{}'),
-    clock.now, clock.now
+    priority_rank, max_attempts, GREATEST(COALESCE(run_at, clock.now), clock.now), timeout_ms,
+    COALESCE(NULLIF(payload, 'null'), '{}'), COALESCE(NULLIF(metadata, 'null'), '{}'), clock.now, clock.now
   FROM input, clock`;
 
 /**
@@ -509,17 +510,22 @@ const ENQUEUE_INSERT = `INSERT INTO processing_jobs (${ENQUEUE_FIELD_ORDER.join(
  *
  * Exactly once: a job that carries a unique key (an idempotency key, or an assessment's
  * correlation id and schema version) is inserted with ON CONFLICT DO NOTHING, and the caller
- * re-reads the existing job where nothing was inserted. A job without one cannot conflict (its id
- * is a random UUID the caller chose), so it is inserted without the speculative insertion that ON
- * CONFLICT costs on every row. One NOTIFY per statement wakes idle pools. Returns one JSON document
- * (parsed once, natively, rather than a row per job through pg's parsers): per job created, its
- * id, what the database decided of it (times as epoch milliseconds), and its stored payload and
- * metadata; the caller knows the rest.
+ * re-reads the existing job where nothing was inserted. Keyed jobs are inserted in key order, so
+ * that two batches sharing keys wait for each other's keys in the same order rather than deadlock
+ * (in input order they could, each holding a key the other needs). A job without one cannot
+ * conflict (its id is a random UUID the caller chose), so it is inserted without the speculative
+ * insertion that ON CONFLICT costs on every row. One NOTIFY per statement wakes idle pools.
+ *
+ * Returns one jsonb document (parsed once, rather than a row per job through pg's parsers; jsonb,
+ * so that a pool with its own jsonb parser reads the payloads as it reads them elsewhere): per job
+ * created, its id, what the database decided of it (times as epoch milliseconds), and its stored
+ * payload and metadata; the caller knows the rest.
  */
 export const ENQUEUE_MANY = `WITH ${CLOCK},
 input AS (SELECT ${ENQUEUE_INPUT} FROM jsonb_array_elements($2::jsonb) AS jobs(job)),
 keyed AS (
   ${ENQUEUE_INSERT} WHERE idempotency_key IS NOT NULL OR assessment_id IS NOT NULL
+  ORDER BY owner, idempotency_key, assessment_id, correlation_id, schema_version
   ON CONFLICT DO NOTHING
   RETURNING *
 ),
@@ -538,7 +544,7 @@ audit AS (
 ),
 wake AS (SELECT pg_notify('${JOBS_CHANNEL}', '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted),
 ${announceChanges("inserted", "NULL::text")}
-SELECT (SELECT json_agg(json_build_array(id, ${epochMilliseconds("created_at")}, ${epochMilliseconds("run_at")}, payload, metadata)) FROM inserted) AS created,
+SELECT (SELECT jsonb_agg(jsonb_build_array(id, ${epochMilliseconds("created_at")}, ${epochMilliseconds("run_at")}, payload, metadata)) FROM inserted) AS created,
   (SELECT count(*) FROM wake) AS notified, (SELECT count(*) FROM announced) AS announced`;
 
 /** A timestamptz(3) column as exact epoch milliseconds (a float8 below 2^53). */

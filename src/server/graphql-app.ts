@@ -103,7 +103,7 @@ export function createGraphQLApp(options: {
       useCostLimit(limits.maxCost),
       useVariableErrorCodes(),
       ...(limits.hideSuggestions ? [useHideSuggestions()] : []),
-      useRejectNulCharacters(),
+      useRejectUnstorableText(),
       useCSRFPrevention({ requestHeaders: ["x-graphql-yoga-csrf", "apollo-require-preflight"] }),
       ...(limits.introspection ? [] : [useDisableIntrospection()]),
     ],
@@ -436,14 +436,16 @@ function useHideSuggestions(): Plugin {
 }
 
 /**
- * PostgreSQL cannot store U+0000 in text or jsonb, so such input would fail deep in a query as an
- * unexpected error; it is refused up front, as the caller's mistake, wherever it appears (variables,
- * JSON keys included, and string literals in the document).
+ * PostgreSQL cannot store U+0000 in text or jsonb, nor an unpaired UTF-16 surrogate in jsonb (and
+ * text would store it as U+FFFD, so that two idempotency keys differing only there would be one), so
+ * such input would fail deep in a query as an unexpected error or be silently altered; it is refused
+ * up front, as the caller's mistake, wherever it appears (variables, JSON keys included, and string
+ * literals in the document).
  */
-function useRejectNulCharacters(): Plugin {
+function useRejectUnstorableText(): Plugin {
   const refuse = (args: ExecutionArgs, stop: (result: ExecutionResult) => void) => {
-    if (containsNul(args.variableValues) || documentContainsNul(args.document)) {
-      stop({ errors: [badInput("Text must not contain the NUL character (U+0000)")] });
+    if (containsUnstorableText(args.variableValues) || documentContainsUnstorableText(args.document)) {
+      stop({ errors: [badInput("Text must not contain the NUL character (U+0000) or an unpaired UTF-16 surrogate")] });
     }
   };
   return {
@@ -452,29 +454,33 @@ function useRejectNulCharacters(): Plugin {
   };
 }
 
-function containsNul(value: unknown): boolean {
-  if (typeof value === "string") return value.includes("\u0000");
-  if (Array.isArray(value)) return value.some(containsNul);
-  if (value !== null && typeof value === "object") return Object.entries(value).some(([key, inner]) => key.includes("\u0000") || containsNul(inner));
+function unstorable(text: string): boolean {
+  return text.includes("\u0000") || !text.isWellFormed();
+}
+
+function containsUnstorableText(value: unknown): boolean {
+  if (typeof value === "string") return unstorable(value);
+  if (Array.isArray(value)) return value.some(containsUnstorableText);
+  if (value !== null && typeof value === "object") return Object.entries(value).some(([key, inner]) => unstorable(key) || containsUnstorableText(inner));
   return false;
 }
 
 // Parsed documents are cached and reused by yoga, so each is searched once.
-const nulInDocument = new WeakMap<DocumentNode, boolean>();
+const unstorableTextInDocument = new WeakMap<DocumentNode, boolean>();
 
-function documentContainsNul(document: DocumentNode): boolean {
-  const known = nulInDocument.get(document);
+function documentContainsUnstorableText(document: DocumentNode): boolean {
+  const known = unstorableTextInDocument.get(document);
   if (known !== undefined) return known;
-  const found = searchDocumentForNul(document);
-  nulInDocument.set(document, found);
+  const found = searchDocumentForUnstorableText(document);
+  unstorableTextInDocument.set(document, found);
   return found;
 }
 
-function searchDocumentForNul(document: DocumentNode): boolean {
+function searchDocumentForUnstorableText(document: DocumentNode): boolean {
   let found = false;
   visit(document, {
     [Kind.STRING]: (node) => {
-      if (node.value.includes("\u0000")) found = true;
+      if (unstorable(node.value)) found = true;
     },
   });
   return found;

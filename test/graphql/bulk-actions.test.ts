@@ -179,24 +179,48 @@ describe("bulkJobAction", () => {
     }
   });
 
-  it("gives up on a row held for longer than BULK_ACTION_LOCK_TIMEOUT_MS with CONFLICT, changing nothing, and goes through once it is free", async () => {
-    const [held, free] = await parkedJobs(await tokenFor(conveyor, "hugo"), "parked", 2);
+  // An operator's session left open on a job's row (FOR UPDATE) until `work` is done.
+  const whileLeftOpen = async (id: string, work: () => Promise<void>) => {
     const holder = await conveyor.database.pool.connect();
     try {
-      // An operator's session left open on one of the jobs.
       await holder.query("BEGIN");
-      await holder.query(`SELECT id FROM processing_jobs WHERE id = $1 FOR UPDATE`, [held]);
-      const refused = await cancelOwnedBy("hugo");
-      expect(codeOf(refused)).toBe("CONFLICT");
-      expect(refused.errors?.[0]?.message).toMatch(/held by another session/);
-      // The statement that waited locked both jobs in id order; it let both go unchanged.
-      expect([await statusOf(conveyor, held!), await statusOf(conveyor, free!)]).toEqual(["QUEUED", "QUEUED"]);
-      await holder.query("COMMIT");
-      expect(ok(await cancelOwnedBy("hugo")).bulkJobAction).toMatchObject({ changed: 2 });
+      await holder.query(`SELECT id FROM processing_jobs WHERE id = $1 FOR UPDATE`, [id]);
+      await work();
     } finally {
       await holder.query("ROLLBACK").catch(() => undefined);
       holder.release();
+    }
+  };
+
+  it("gives up on a row held for longer than BULK_ACTION_LOCK_TIMEOUT_MS with CONFLICT, changing nothing, and goes through once it is free", async () => {
+    const [held, free] = await parkedJobs(await tokenFor(conveyor, "hugo"), "parked", 2);
+    try {
+      await whileLeftOpen(held!, async () => {
+        const refused = await cancelOwnedBy("hugo");
+        expect(codeOf(refused)).toBe("CONFLICT");
+        expect(refused.errors?.[0]?.message).toMatch(/held by another session/);
+        // The statement that waited locked both jobs in id order; it let both go unchanged.
+        expect([await statusOf(conveyor, held!), await statusOf(conveyor, free!)]).toEqual(["QUEUED", "QUEUED"]);
+      });
+      expect(ok(await cancelOwnedBy("hugo")).bulkJobAction).toMatchObject({ changed: 2 });
+    } finally {
       await settle("hugo");
+    }
+  });
+
+  it("says in the CONFLICT what the call changed before a later step gave up on a held row", async () => {
+    const [waiting, running] = await parkedJobs(await tokenFor(conveyor, "ivan"), "parked", 2);
+    await conveyor.database.pool.query(START, [running]);
+    try {
+      // The waiting job is cancelled (committed, published); asking the running one to stop times out.
+      await whileLeftOpen(running!, async () => {
+        const refused = await cancelOwnedBy("ivan");
+        expect(codeOf(refused)).toBe("CONFLICT");
+        expect(refused.errors?.[0]?.extensions).toMatchObject({ changed: [waiting], cancelRequested: [] });
+      });
+      expect(await statusOf(conveyor, waiting!)).toBe("CANCELLED");
+    } finally {
+      await settle("ivan");
     }
   });
 

@@ -312,6 +312,8 @@ describe("limits and masking (production settings)", () => {
         ["NUL in a JSON key", `mutation($p: JSON) { enqueueJob(input: { type: "assessment", payload: $p }) { created } }`, { p: { "a\u0000": 1 } }],
         ["NUL in a string literal", `mutation { createAssessment(kind: "skills-check", answers: { q5: "a\\u0000b" }) { id } }`, {}],
         ["NUL in an idempotency key", `mutation($p: JSON, $k: String) { enqueueJob(input: { type: "assessment", payload: $p, idempotencyKey: $k }) { created } }`, { p: payload, k: "k\u0000" }],
+        ["unpaired surrogate in a payload", `mutation($p: JSON) { enqueueJob(input: { type: "assessment", payload: $p }) { created } }`, { p: { a: "\ud800" } }],
+        ["unpaired surrogate in an idempotency key", `mutation($p: JSON, $k: String) { enqueueJob(input: { type: "assessment", payload: $p, idempotencyKey: $k }) { created } }`, { p: payload, k: "k\udc00" }],
         ["year 275760", `mutation($p: JSON) { enqueueJob(input: { type: "assessment", payload: $p, runAt: "+275760-01-01T00:00:00.000Z" }) { created } }`, { p: payload }],
         ["year -271821", `query { jobs(filter: { createdAfter: "-271821-04-20T00:00:00.000Z" }) { edges { cursor } } }`, {}],
         ["garbled cursor", `query { jobs(after: "%%%") { edges { cursor } } }`, {}],

@@ -209,6 +209,32 @@ describe("enqueue's answer", () => {
     await expect(conveyor.jobs.enqueue({ type: "quick", owner: "alice", assessmentId: "not-a-uuid" }, "alice")).rejects.toMatchObject({
       problems: ["assessmentId must be a UUID"],
     });
+    for (const timeoutMs of [-1, 1.5, 2 ** 31]) {
+      await expect(conveyor.jobs.enqueue({ type: "quick", owner: "alice", timeoutMs }, "alice")).rejects.toMatchObject({
+        problems: ["timeoutMs must be a whole number of milliseconds from 0 to 2147483647"],
+      });
+    }
+  });
+
+  it("stores a payload or metadata that JSON writes as null (NaN, a function) as {}, as it stores none", async () => {
+    const results = await conveyor.jobs.enqueueMany(
+      [{ type: "quick", owner: "dora", payload: Number.NaN }, { type: "quick", owner: "dora", payload: () => 1, metadata: { toJSON: () => null } as never }],
+      "dora",
+    );
+    for (const { job } of results) {
+      expect(job).toMatchObject({ payload: {}, metadata: {} });
+      expect(job).toEqual(await conveyor.jobs.find(job.id));
+    }
+  });
+
+  it("never deadlocks two batches that share keys in opposite orders; each key gets one job", async () => {
+    const keys = Array.from({ length: 40 }, (_, i) => `swap-${i}`);
+    const batch = (order: string[]) => conveyor.jobs.enqueueMany(order.map((idempotencyKey) => ({ type: "quick", owner: "erin", idempotencyKey })), "erin");
+    for (let round = 0; round < 5; round++) {
+      const [forward, backward] = await Promise.all([batch(keys.map((key) => `${key}-${round}`)), batch([...keys].reverse().map((key) => `${key}-${round}`))]);
+      const ids = new Map(forward.map((result) => [result.job.idempotencyKey, result.job.id]));
+      for (const result of backward) expect(result.job.id).toBe(ids.get(result.job.idempotencyKey));
+    }
   });
 
   it("stores an assessment id as PostgreSQL spells it, and finds its duplicate whatever the case", async () => {

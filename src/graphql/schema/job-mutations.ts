@@ -1,11 +1,11 @@
 import type { ProcessingJob } from "../../generated/prisma/client.js";
 import { ASSESSMENT_JOB_TYPE } from "../../handlers/assessment-handler.js";
-import { InvalidJobInputError, UnknownJobTypeError } from "../../jobs/job-service.js";
+import { InvalidJobInputError, UnknownJobTypeError } from "../../jobs/enqueue-errors.js";
 import { JobsHeldError } from "../../jobs/lifecycle.js";
 import { loadAccessible, requireViewer } from "../access.js";
 import { builder } from "../builder.js";
 import type { GraphQLContext } from "../context.js";
-import { badInput, conflict, forbidden } from "../errors.js";
+import { apiError, badInput, conflict, forbidden } from "../errors.js";
 import { JobFilter, JobType, jobSelection } from "./job.js";
 import { JobPriorityEnum } from "./scalars.js";
 
@@ -201,7 +201,7 @@ const BulkJobActionPayload = builder.objectRef<BulkOutcome>("BulkJobActionPayloa
 builder.mutationField("bulkJobAction", (t) =>
   t.field({
     type: BulkJobActionPayload,
-    description: `Operators: retries or cancels the jobs matching \`filter\` (as in \`jobs\`), oldest first, at most \`limit\` per call (${BULK_LIMIT_MAX} by default and at most ${BULK_LIMIT_MAX}); jobs in a state the action does not apply to are left alone. Reports how many changed. A chosen job that another session holds for longer than BULK_ACTION_LOCK_TIMEOUT_MS (5 s by default) stops the call with CONFLICT; the step that waited changes nothing.`,
+    description: `Operators: retries or cancels the jobs matching \`filter\` (as in \`jobs\`), oldest first, at most \`limit\` per call (${BULK_LIMIT_MAX} by default and at most ${BULK_LIMIT_MAX}); jobs in a state the action does not apply to are left alone. Reports how many changed. A chosen job that another session holds for longer than BULK_ACTION_LOCK_TIMEOUT_MS (5 s by default) stops the call with CONFLICT: the step that waited changes nothing, and the error's extensions list the jobs the call changed before it (\`changed\`, \`cancelRequested\`).`,
     authScopes: { operator: true },
     args: {
       action: t.arg({ type: BulkJobAction, required: true }),
@@ -224,7 +224,10 @@ builder.mutationField("bulkJobAction", (t) =>
         return { action: "CANCEL", changed: cancelled.map((change) => change.jobId), cancelRequested: requested, limitReached };
       } catch (error) {
         if (error instanceof JobsHeldError) {
-          throw conflict(`${error.message}: this call stopped there (what it changed before stays changed, and was published). Call again once they are free.`);
+          throw apiError("CONFLICT", `${error.message}: this call stopped there; what it changed before stays changed (in extensions). Call again once they are free.`, {
+            changed: error.done.changed,
+            cancelRequested: error.done.cancelRequested,
+          });
         }
         throw error;
       }

@@ -72,6 +72,12 @@ function batches(listen: (listener: (change: JobChange) => void) => () => void, 
     };
     const flush = () => {
       timer = null;
+      // Node's timers count whole milliseconds and can fire a fraction of one early.
+      const early = lastSent + intervalMs - performance.now();
+      if (early > 0) {
+        timer = setTimeout(flush, Math.ceil(early));
+        return;
+      }
       const batch = { changes: [...pending.values()], coalesced, at: new Date().toISOString() };
       pending = new Map();
       coalesced = 0;
