@@ -136,7 +136,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     retryPolicy: config.retry,
     clock,
     random: options.random,
-    bulkActionLockTimeoutMs: config.worker.bulkActionLockTimeoutMs,
+    actionLockTimeoutMs: config.worker.actionLockTimeoutMs,
   });
 
   const registry = new HandlerRegistry();

@@ -43,8 +43,8 @@ const environmentSchema = z.object({
   JOB_TIMEOUT_MS: milliseconds(5 * 60_000),
   STALLED_THRESHOLD_MS: milliseconds(5 * 60_000),
   STALLED_CHECK_INTERVAL_MS: milliseconds(30_000),
-  // How long a bulk retry or cancel waits for a row another session holds before it gives up.
-  BULK_ACTION_LOCK_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(5000),
+  // How long a retry or cancel (of one job or in bulk) waits for a row another session holds before it gives up.
+  JOB_ACTION_LOCK_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(5000),
 
   RETRY_INITIAL_DELAY_MS: milliseconds(1000),
   RETRY_MULTIPLIER: z.coerce.number().min(1).default(2),
@@ -152,7 +152,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       jobTimeoutMs: env.JOB_TIMEOUT_MS,
       stalledThresholdMs: env.STALLED_THRESHOLD_MS,
       stalledCheckIntervalMs: env.STALLED_CHECK_INTERVAL_MS,
-      bulkActionLockTimeoutMs: env.BULK_ACTION_LOCK_TIMEOUT_MS,
+      actionLockTimeoutMs: env.JOB_ACTION_LOCK_TIMEOUT_MS,
     },
     retry: {
       initialDelayMs: env.RETRY_INITIAL_DELAY_MS,

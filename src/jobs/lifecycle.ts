@@ -35,13 +35,13 @@ export interface LifecycleOptions {
   clock?: Clock;
   /** [0, 1) source for retry jitter; injectable for tests. */
   random?: () => number;
-  /** How long a bulk action's statement waits for a row another session holds (default 5 s). */
-  bulkActionLockTimeoutMs?: number;
+  /** How long a retry's or cancel's statement waits for a row another session holds (default 5 s). */
+  actionLockTimeoutMs?: number;
 }
 
 /**
- * A bulk action gave up on rows another session held longer than BULK_ACTION_LOCK_TIMEOUT_MS. The
- * statement that waited changed nothing; the action's earlier steps, if any, stay committed.
+ * A retry or cancel gave up on a row another session held longer than JOB_ACTION_LOCK_TIMEOUT_MS.
+ * The statement that waited changed nothing; the action's earlier steps, if any, stay committed.
  */
 export class JobsHeldError extends Error {
   override name = "JobsHeldError";
@@ -118,7 +118,7 @@ export class JobLifecycle {
   readonly retryPolicy: RetryPolicy;
   private readonly clock?: Clock;
   private readonly random: () => number;
-  private readonly bulkActionLockTimeoutMs: number;
+  private readonly actionLockTimeoutMs: number;
   // Outcomes arriving together are written in one statement and one durable commit each way.
   private readonly completions = new StatementBatcher<Completion, boolean>((items) => this.writeCompletions(items));
   private readonly failures = new StatementBatcher<Failure, JobStatus | null>((items) => this.writeFailures(items));
@@ -139,7 +139,7 @@ export class JobLifecycle {
     this.retryPolicy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
     this.clock = options.clock;
     this.random = options.random ?? Math.random;
-    this.bulkActionLockTimeoutMs = options.bulkActionLockTimeoutMs ?? 5000;
+    this.actionLockTimeoutMs = options.actionLockTimeoutMs ?? 5000;
   }
 
   now(): Date | null {
@@ -308,16 +308,16 @@ export class JobLifecycle {
 
   /** QUEUED/RETRYING → CANCELLED at once; a running job is asked to stop through its pool. */
   async cancel(jobId: string, actor: string): Promise<CancelOutcome> {
-    const { rows } = await this.pool.query(sql.CANCEL_WAITING, [this.now(), jobId, actor]);
+    const { rows } = await this.waitingForHeldRows(sql.CANCEL_WAITING, [this.now(), jobId, actor]);
     this.announce(rows);
     if (rows[0]) return { outcome: "cancelled", change: toChange(rows[0]) };
-    const requested = await this.pool.query(sql.REQUEST_CANCEL, [this.now(), jobId, actor]);
+    const requested = await this.waitingForHeldRows(sql.REQUEST_CANCEL, [this.now(), jobId, actor]);
     return requested.rowCount ? { outcome: "requested" } : { outcome: "not-cancellable" };
   }
 
   /** FAILED/VALIDATION_FAILED/CANCELLED → QUEUED with its attempts reset; null when not in those states. */
   async retry(jobId: string, actor: string): Promise<JobChange | null> {
-    const { rows } = await this.pool.query(sql.RETRY_BY_HAND, [this.now(), jobId, actor]);
+    const { rows } = await this.waitingForHeldRows(sql.RETRY_BY_HAND, [this.now(), jobId, actor]);
     this.announce(rows);
     if (rows[0]) await this.pool.query(sql.WAKE_POOLS);
     return rows[0] ? toChange(rows[0]) : null;
@@ -380,20 +380,21 @@ export class JobLifecycle {
   }
 
   /**
-   * A bulk action's statement, which locks its chosen rows and waits for those another statement
-   * holds: every holder inside Conveyor is one short statement, but a session outside it (an
-   * operator's psql with a transaction left open) could hold one for hours, and the bulk statement
-   * with every row it had locked. lock_timeout bounds that wait; the statement then changes nothing.
+   * A retry's or cancel's statement, which locks its jobs' rows and waits for those another
+   * statement holds: every holder inside Conveyor is one short statement, but a session outside it
+   * (an operator's psql with a transaction left open) could hold one for hours, and the request
+   * (for a bulk action, with every row it had locked) with it. lock_timeout bounds that wait; the
+   * statement then changes nothing.
    */
   private async waitingForHeldRows<Row extends pg.QueryResultRow = Record<string, unknown>>(text: string, values: unknown[]): Promise<pg.QueryResult<Row>> {
     try {
       return await inTransaction(this.pool, async (client) => {
-        await client.query(`SET LOCAL lock_timeout = ${Math.trunc(this.bulkActionLockTimeoutMs)}`);
+        await client.query(`SET LOCAL lock_timeout = ${Math.trunc(this.actionLockTimeoutMs)}`);
         return client.query<Row>(text, values);
       });
     } catch (error) {
       if ((error as { code?: string }).code === "55P03") {
-        throw new JobsHeldError(`Some of the chosen jobs were held by another session for over ${this.bulkActionLockTimeoutMs} ms`);
+        throw new JobsHeldError(`held by another session for over ${this.actionLockTimeoutMs} ms`);
       }
       throw error;
     }

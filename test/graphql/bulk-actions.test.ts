@@ -28,7 +28,7 @@ describe("bulkJobAction", () => {
   let olga: string;
 
   beforeAll(async () => {
-    conveyor = await startTestConveyor({ handlers, environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "2", BULK_ACTION_LOCK_TIMEOUT_MS: "2000" } });
+    conveyor = await startTestConveyor({ handlers, environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "2", JOB_ACTION_LOCK_TIMEOUT_MS: "2000" } });
     [alice, olga] = await Promise.all([tokenFor(conveyor, "alice"), tokenFor(conveyor, "olga", "operator")]);
   });
   afterAll(() => conveyor?.dispose());
@@ -192,7 +192,7 @@ describe("bulkJobAction", () => {
     }
   };
 
-  it("gives up on a row held for longer than BULK_ACTION_LOCK_TIMEOUT_MS with CONFLICT, changing nothing, and goes through once it is free", async () => {
+  it("gives up on a row held for longer than JOB_ACTION_LOCK_TIMEOUT_MS with CONFLICT, changing nothing, and goes through once it is free", async () => {
     const [held, free] = await parkedJobs(await tokenFor(conveyor, "hugo"), "parked", 2);
     try {
       await whileLeftOpen(held!, async () => {
@@ -221,6 +221,26 @@ describe("bulkJobAction", () => {
       expect(await statusOf(conveyor, waiting!)).toBe("CANCELLED");
     } finally {
       await settle("ivan");
+    }
+  });
+
+  it("answers retryJob and cancelJob of a job held past the limit with CONFLICT, changing nothing", async () => {
+    const [job] = await parkedJobs(await tokenFor(conveyor, "jane"), "parked", 1);
+    const cancel = () => gql(conveyor, `mutation($id: ID!) { cancelJob(id: $id) { outcome } }`, { id: job }, { token: olga });
+    const retry = () => gql(conveyor, `mutation($id: ID!) { retryJob(id: $id) { status } }`, { id: job }, { token: olga });
+    try {
+      await whileLeftOpen(job!, async () => {
+        const refused = await cancel();
+        expect(codeOf(refused)).toBe("CONFLICT");
+        expect(refused.errors?.[0]?.message).toMatch(/held by another session/);
+      });
+      expect(await statusOf(conveyor, job!)).toBe("QUEUED");
+      expect(ok(await cancel()).cancelJob).toEqual({ outcome: "CANCELLED" });
+      await whileLeftOpen(job!, async () => expect(codeOf(await retry())).toBe("CONFLICT"));
+      expect(await statusOf(conveyor, job!)).toBe("CANCELLED");
+      expect(ok(await retry()).retryJob).toEqual({ status: "QUEUED" });
+    } finally {
+      await settle("jane");
     }
   });
 

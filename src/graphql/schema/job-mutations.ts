@@ -81,16 +81,26 @@ builder.mutationField("enqueueJob", (t) =>
   }),
 );
 
+/** A job's row held elsewhere past JOB_ACTION_LOCK_TIMEOUT_MS: the caller's to retry, as CONFLICT. */
+async function heldAsConflict<T>(action: Promise<T>): Promise<T> {
+  try {
+    return await action;
+  } catch (error) {
+    if (error instanceof JobsHeldError) throw conflict(`This job was ${error.message}; nothing was changed. Try again once it is free.`);
+    throw error;
+  }
+}
+
 builder.mutationField("retryJob", (t) =>
   t.prismaField({
     type: "ProcessingJob",
     description:
-      "Puts a FAILED, VALIDATION_FAILED or CANCELLED job back in the queue with fresh attempts. A runAt still in the future is kept: a scheduled job keeps its schedule.",
+      "Puts a FAILED, VALIDATION_FAILED or CANCELLED job back in the queue with fresh attempts. A runAt still in the future is kept: a scheduled job keeps its schedule. CONFLICT if another session holds the job's row for longer than JOB_ACTION_LOCK_TIMEOUT_MS (5 s by default).",
     authScopes: { authenticated: true },
     args: { id: t.arg.id({ required: true }) },
     resolve: async (query, _root, args, context) => {
       const job = await loadAccessible(context, String(args.id), "Job", findJob(context));
-      const retried = await context.services.jobs.retry(job.id, context.viewer!.id);
+      const retried = await heldAsConflict(context.services.jobs.retry(job.id, context.viewer!.id));
       if (!retried) throw conflict(`Only failed, invalid or cancelled jobs can be retried; this one is ${job.status}`);
       return context.services.prisma.processingJob.findUniqueOrThrow({ ...query, where: { id: job.id } });
     },
@@ -114,12 +124,12 @@ const CancelJobPayload = builder.objectRef<{ outcome: "CANCELLED" | "CANCEL_REQU
 builder.mutationField("cancelJob", (t) =>
   t.field({
     type: CancelJobPayload,
-    description: "Cancels a queued, retrying or running job.",
+    description: "Cancels a queued, retrying or running job. CONFLICT if another session holds the job's row for longer than JOB_ACTION_LOCK_TIMEOUT_MS (5 s by default).",
     authScopes: { authenticated: true },
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, context) => {
       const job = await loadAccessible(context, String(args.id), "Job", findJob(context));
-      const result = await context.services.jobs.cancel(job.id, context.viewer!.id);
+      const result = await heldAsConflict(context.services.jobs.cancel(job.id, context.viewer!.id));
       if (result.outcome === "not-cancellable") throw conflict(`Only queued, retrying or running jobs can be cancelled; this one is ${job.status}`);
       return {
         outcome: result.outcome === "cancelled" ? ("CANCELLED" as const) : ("CANCEL_REQUESTED" as const),
@@ -201,7 +211,7 @@ const BulkJobActionPayload = builder.objectRef<BulkOutcome>("BulkJobActionPayloa
 builder.mutationField("bulkJobAction", (t) =>
   t.field({
     type: BulkJobActionPayload,
-    description: `Operators: retries or cancels the jobs matching \`filter\` (as in \`jobs\`), oldest first, at most \`limit\` per call (${BULK_LIMIT_MAX} by default and at most ${BULK_LIMIT_MAX}); jobs in a state the action does not apply to are left alone. Reports how many changed. A chosen job that another session holds for longer than BULK_ACTION_LOCK_TIMEOUT_MS (5 s by default) stops the call with CONFLICT: the step that waited changes nothing, and the error's extensions list the jobs the call changed before it (\`changed\`, \`cancelRequested\`).`,
+    description: `Operators: retries or cancels the jobs matching \`filter\` (as in \`jobs\`), oldest first, at most \`limit\` per call (${BULK_LIMIT_MAX} by default and at most ${BULK_LIMIT_MAX}); jobs in a state the action does not apply to are left alone. Reports how many changed. A chosen job that another session holds for longer than JOB_ACTION_LOCK_TIMEOUT_MS (5 s by default) stops the call with CONFLICT: the step that waited changes nothing, and the error's extensions list the jobs the call changed before it (\`changed\`, \`cancelRequested\`).`,
     authScopes: { operator: true },
     args: {
       action: t.arg({ type: BulkJobAction, required: true }),
@@ -224,7 +234,7 @@ builder.mutationField("bulkJobAction", (t) =>
         return { action: "CANCEL", changed: cancelled.map((change) => change.jobId), cancelRequested: requested, limitReached };
       } catch (error) {
         if (error instanceof JobsHeldError) {
-          throw apiError("CONFLICT", `${error.message}: this call stopped there; what it changed before stays changed (in extensions). Call again once they are free.`, {
+          throw apiError("CONFLICT", `Some of the chosen jobs were ${error.message}: this call stopped there; what it changed before stays changed (in extensions). Call again once they are free.`, {
             changed: error.done.changed,
             cancelRequested: error.done.cancelRequested,
           });
