@@ -30,6 +30,7 @@ export {
 } from "./jobs/job-errors.js";
 export type { ErrorCategory } from "./jobs/error-categories.js";
 export { InvalidJobInputError, UnknownJobTypeError } from "./jobs/enqueue-errors.js";
+export { JobsHeldError } from "./jobs/lifecycle.js";
 export { JobPriority, JobStatus, RUNNABLE_STATUSES, TERMINAL_STATUSES, type Clock, type Job } from "./jobs/types.js";
 export type { EnqueueInput, EnqueueResult, Queryable } from "./jobs/queue.js";
 export type { JobChange } from "./events/messages.js";
