@@ -44,7 +44,8 @@ const environmentSchema = z.object({
   STALLED_THRESHOLD_MS: milliseconds(5 * 60_000),
   STALLED_CHECK_INTERVAL_MS: milliseconds(30_000),
   // How long a retry or cancel (of one job or in bulk) waits for a row another session holds before it gives up.
-  JOB_ACTION_LOCK_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(5000),
+  // Under 100 ms, the worker's own short writes to a running job's row would refuse cancels under load.
+  JOB_ACTION_LOCK_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
 
   RETRY_INITIAL_DELAY_MS: milliseconds(1000),
   RETRY_MULTIPLIER: z.coerce.number().min(1).default(2),

@@ -40,8 +40,9 @@ export interface LifecycleOptions {
 }
 
 /**
- * A retry or cancel gave up on a row another session held longer than JOB_ACTION_LOCK_TIMEOUT_MS.
- * The statement that waited changed nothing; the action's earlier steps, if any, stay committed.
+ * A retry or cancel gave up on a lock (most often a job's row) another session held longer than
+ * JOB_ACTION_LOCK_TIMEOUT_MS. The statement that waited changed nothing; the action's earlier
+ * steps, if any, stay committed. Worth trying again, unlike a job in the wrong state.
  */
 export class JobsHeldError extends Error {
   override name = "JobsHeldError";
@@ -140,6 +141,10 @@ export class JobLifecycle {
     this.clock = options.clock;
     this.random = options.random ?? Math.random;
     this.actionLockTimeoutMs = options.actionLockTimeoutMs ?? 5000;
+    // Interpolated into SET LOCAL: a hand-built Config skips loadConfig's bounds (0 would mean no limit).
+    if (!Number.isInteger(this.actionLockTimeoutMs) || this.actionLockTimeoutMs < 1) {
+      throw new RangeError(`actionLockTimeoutMs must be a whole number of milliseconds from 1, not ${this.actionLockTimeoutMs}`);
+    }
   }
 
   now(): Date | null {
@@ -383,18 +388,19 @@ export class JobLifecycle {
    * A retry's or cancel's statement, which locks its jobs' rows and waits for those another
    * statement holds: every holder inside Conveyor is one short statement, but a session outside it
    * (an operator's psql with a transaction left open) could hold one for hours, and the request
-   * (for a bulk action, with every row it had locked) with it. lock_timeout bounds that wait; the
+   * (for a bulk action, with every row it had locked) with it. lock_timeout bounds each such wait
+   * (any lock the statement needs: the row, an outcome counter, a table a migration alters); the
    * statement then changes nothing.
    */
   private async waitingForHeldRows<Row extends pg.QueryResultRow = Record<string, unknown>>(text: string, values: unknown[]): Promise<pg.QueryResult<Row>> {
     try {
       return await inTransaction(this.pool, async (client) => {
-        await client.query(`SET LOCAL lock_timeout = ${Math.trunc(this.actionLockTimeoutMs)}`);
+        await client.query(`SET LOCAL lock_timeout = ${this.actionLockTimeoutMs}`);
         return client.query<Row>(text, values);
       });
     } catch (error) {
       if ((error as { code?: string }).code === "55P03") {
-        throw new JobsHeldError(`held by another session for over ${this.actionLockTimeoutMs} ms`);
+        throw new JobsHeldError(`waited over ${this.actionLockTimeoutMs} ms for a lock another session holds (most often the job's row)`);
       }
       throw error;
     }

@@ -198,7 +198,8 @@ describe("bulkJobAction", () => {
       await whileLeftOpen(held!, async () => {
         const refused = await cancelOwnedBy("hugo");
         expect(codeOf(refused)).toBe("CONFLICT");
-        expect(refused.errors?.[0]?.message).toMatch(/held by another session/);
+        expect(refused.errors?.[0]?.extensions).toMatchObject({ reason: "HELD", retryable: true });
+        expect(refused.errors?.[0]?.message).toMatch(/lock another session holds/);
         // The statement that waited locked both jobs in id order; it let both go unchanged.
         expect([await statusOf(conveyor, held!), await statusOf(conveyor, free!)]).toEqual(["QUEUED", "QUEUED"]);
       });
@@ -232,13 +233,15 @@ describe("bulkJobAction", () => {
       await whileLeftOpen(job!, async () => {
         const refused = await cancel();
         expect(codeOf(refused)).toBe("CONFLICT");
-        expect(refused.errors?.[0]?.message).toMatch(/held by another session/);
+        expect(refused.errors?.[0]?.extensions).toMatchObject({ reason: "HELD", retryable: true });
       });
       expect(await statusOf(conveyor, job!)).toBe("QUEUED");
       expect(ok(await cancel()).cancelJob).toEqual({ outcome: "CANCELLED" });
-      await whileLeftOpen(job!, async () => expect(codeOf(await retry())).toBe("CONFLICT"));
+      await whileLeftOpen(job!, async () => expect((await retry()).errors?.[0]?.extensions).toMatchObject({ code: "CONFLICT", reason: "HELD" }));
       expect(await statusOf(conveyor, job!)).toBe("CANCELLED");
       expect(ok(await retry()).retryJob).toEqual({ status: "QUEUED" });
+      // A job in the wrong state is a CONFLICT too, but not one worth trying again.
+      expect((await retry()).errors?.[0]?.extensions).toEqual({ code: "CONFLICT" });
     } finally {
       await settle("jane");
     }

@@ -81,12 +81,19 @@ builder.mutationField("enqueueJob", (t) =>
   }),
 );
 
-/** A job's row held elsewhere past JOB_ACTION_LOCK_TIMEOUT_MS: the caller's to retry, as CONFLICT. */
+/**
+ * A lock held elsewhere past JOB_ACTION_LOCK_TIMEOUT_MS: CONFLICT, told apart from a job in the
+ * wrong state (which trying again will not change) by `reason: "HELD"` and `retryable: true`.
+ */
+function heldConflict(error: JobsHeldError, message: string, extensions: Record<string, unknown> = {}) {
+  return apiError("CONFLICT", `This call ${error.message}: ${message}`, { reason: "HELD", retryable: true, ...extensions });
+}
+
 async function heldAsConflict<T>(action: Promise<T>): Promise<T> {
   try {
     return await action;
   } catch (error) {
-    if (error instanceof JobsHeldError) throw conflict(`This job was ${error.message}; nothing was changed. Try again once it is free.`);
+    if (error instanceof JobsHeldError) throw heldConflict(error, "nothing was changed. Try again.");
     throw error;
   }
 }
@@ -95,7 +102,7 @@ builder.mutationField("retryJob", (t) =>
   t.prismaField({
     type: "ProcessingJob",
     description:
-      "Puts a FAILED, VALIDATION_FAILED or CANCELLED job back in the queue with fresh attempts. A runAt still in the future is kept: a scheduled job keeps its schedule. CONFLICT if another session holds the job's row for longer than JOB_ACTION_LOCK_TIMEOUT_MS (5 s by default).",
+      "Puts a FAILED, VALIDATION_FAILED or CANCELLED job back in the queue with fresh attempts. A runAt still in the future is kept: a scheduled job keeps its schedule. CONFLICT with extensions.reason HELD (worth trying again) if another session holds the job's row for longer than JOB_ACTION_LOCK_TIMEOUT_MS (5 s by default).",
     authScopes: { authenticated: true },
     args: { id: t.arg.id({ required: true }) },
     resolve: async (query, _root, args, context) => {
@@ -124,7 +131,7 @@ const CancelJobPayload = builder.objectRef<{ outcome: "CANCELLED" | "CANCEL_REQU
 builder.mutationField("cancelJob", (t) =>
   t.field({
     type: CancelJobPayload,
-    description: "Cancels a queued, retrying or running job. CONFLICT if another session holds the job's row for longer than JOB_ACTION_LOCK_TIMEOUT_MS (5 s by default).",
+    description: "Cancels a queued, retrying or running job. CONFLICT with extensions.reason HELD (worth trying again) if another session holds the job's row for longer than JOB_ACTION_LOCK_TIMEOUT_MS (5 s by default).",
     authScopes: { authenticated: true },
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, context) => {
@@ -211,7 +218,7 @@ const BulkJobActionPayload = builder.objectRef<BulkOutcome>("BulkJobActionPayloa
 builder.mutationField("bulkJobAction", (t) =>
   t.field({
     type: BulkJobActionPayload,
-    description: `Operators: retries or cancels the jobs matching \`filter\` (as in \`jobs\`), oldest first, at most \`limit\` per call (${BULK_LIMIT_MAX} by default and at most ${BULK_LIMIT_MAX}); jobs in a state the action does not apply to are left alone. Reports how many changed. A chosen job that another session holds for longer than JOB_ACTION_LOCK_TIMEOUT_MS (5 s by default) stops the call with CONFLICT: the step that waited changes nothing, and the error's extensions list the jobs the call changed before it (\`changed\`, \`cancelRequested\`).`,
+    description: `Operators: retries or cancels the jobs matching \`filter\` (as in \`jobs\`), oldest first, at most \`limit\` per call (${BULK_LIMIT_MAX} by default and at most ${BULK_LIMIT_MAX}); jobs in a state the action does not apply to are left alone. Reports how many changed. A chosen job that another session holds for longer than JOB_ACTION_LOCK_TIMEOUT_MS (5 s by default) stops the call with CONFLICT, extensions.reason HELD: the step that waited changes nothing, and the error's extensions list the jobs the call changed before it (\`changed\`, \`cancelRequested\`).`,
     authScopes: { operator: true },
     args: {
       action: t.arg({ type: BulkJobAction, required: true }),
@@ -234,7 +241,7 @@ builder.mutationField("bulkJobAction", (t) =>
         return { action: "CANCEL", changed: cancelled.map((change) => change.jobId), cancelRequested: requested, limitReached };
       } catch (error) {
         if (error instanceof JobsHeldError) {
-          throw apiError("CONFLICT", `Some of the chosen jobs were ${error.message}: this call stopped there; what it changed before stays changed (in extensions). Call again once they are free.`, {
+          throw heldConflict(error, "it stopped there; what it changed before stays changed (extensions.changed, extensions.cancelRequested). Call again.", {
             changed: error.done.changed,
             cancelRequested: error.done.cancelRequested,
           });
