@@ -3,7 +3,7 @@ import { setMaxListeners } from "node:events";
 import { Redis, type RedisOptions } from "ioredis";
 import { environmentValue } from "../config.js";
 import { createLogger, type Logger } from "../logger.js";
-import { TERMINAL_STATUSES } from "../jobs/types.js";
+import { isTerminalStatus } from "../jobs/types.js";
 import { ChangeOrder } from "./change-order.js";
 import { JOB_TOPIC_PREFIX, type JobChange, type QueueHealthChange } from "./messages.js";
 import { createPgEventTarget } from "./pg-event-target.js";
@@ -185,7 +185,7 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
     publishJobChange(change) {
       pubsub.publish("job:changed", change.jobId, change);
       pubsub.publish("jobs:changed", change);
-      if (change.previousStatus && TERMINAL_STATUSES.includes(change.previousStatus)) pubsub.publish("jobs:reopened", change.jobId);
+      if (change.previousStatus && isTerminalStatus(change.previousStatus)) pubsub.publish("jobs:reopened", change.jobId);
     },
     expectCreations(jobIds) {
       // Only jobs:changed can have listeners for a job not created yet.

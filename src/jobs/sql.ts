@@ -306,9 +306,13 @@ const CANCEL_WAITING_PARTS = {
   finishes: true,
 } satisfies Partial<TransitionParts>;
 
+/** The states a retry by hand takes a job from, and those a cancel ends at once. */
+const RETRYABLE = `'FAILED', 'VALIDATION_FAILED', 'CANCELLED'`;
+const WAITING = `'QUEUED', 'RETRYING'`;
+
 /** $2 id, $3 actor. Queued or retrying jobs are cancelled at once. */
 export const CANCEL_WAITING = transitionSql({
-  where: `id = $2 AND status IN ('QUEUED', 'RETRYING')`,
+  where: `id = $2 AND status IN (${WAITING})`,
   ...CANCEL_WAITING_PARTS,
   audit: { actor: "$3", action: "job.cancelled" },
 });
@@ -347,7 +351,7 @@ const RETRY_BY_HAND_PARTS = {
 } satisfies Partial<TransitionParts>;
 
 export const RETRY_BY_HAND = transitionSql({
-  where: `id = $2 AND status IN ('FAILED', 'VALIDATION_FAILED', 'CANCELLED')`,
+  where: `id = $2 AND status IN (${RETRYABLE})`,
   ...RETRY_BY_HAND_PARTS,
   audit: { actor: "$3", action: "job.retried" },
 });
@@ -362,9 +366,6 @@ function selected(first: number): string {
   AND (${type}::text IS NULL OR type = ${type}) AND (${owner}::text IS NULL OR owner = ${owner}) AND (${assessment}::uuid IS NULL OR assessment_id = ${assessment})
   AND (${from}::timestamptz IS NULL OR created_at >= ${from}) AND (${to}::timestamptz IS NULL OR created_at < ${to})`;
 }
-
-const RETRYABLE = `'FAILED', 'VALIDATION_FAILED', 'CANCELLED'`;
-const WAITING = `'QUEUED', 'RETRYING'`;
 
 /**
  * An operator's bulk action first chooses its jobs, then acts on those it chose. $1..$6 a selection

@@ -7,21 +7,6 @@
  * so that a burst becomes a few large commits. Otherwise (reads), every turn's batch is sent at
  * once: a slow statement then holds up only the items it carries, as separate queries would.
  */
-/**
- * Reads by id that arrive in the same turn share one statement: `load` answers the rows it found,
- * keyed by id; an id it did not find reads as null.
- */
-export function batchedReadsById<Row>(load: (ids: string[]) => Promise<Map<string, Row>>): (id: string) => Promise<Row | null> {
-  const reads = new StatementBatcher<string, Row | null>(
-    async (ids) => {
-      const found = await load(ids);
-      return ids.map((id) => found.get(id) ?? null);
-    },
-    { oneAtATime: false },
-  );
-  return (id) => reads.add(id);
-}
-
 export class StatementBatcher<Item, Answer> {
   private pending: { item: Item; settle: (answer: Answer) => void; reject: (error: unknown) => void }[] = [];
   private flushing: Promise<void> | null = null;
@@ -64,4 +49,19 @@ export class StatementBatcher<Item, Answer> {
       for (const entry of batch) entry.reject(error);
     }
   }
+}
+
+/**
+ * Reads by id that arrive in the same turn share one statement: `load` answers the rows it found,
+ * keyed by id; an id it did not find reads as null.
+ */
+export function batchedReadsById<Row>(load: (ids: string[]) => Promise<Map<string, Row>>): (id: string) => Promise<Row | null> {
+  const reads = new StatementBatcher<string, Row | null>(
+    async (ids) => {
+      const found = await load(ids);
+      return ids.map((id) => found.get(id) ?? null);
+    },
+    { oneAtATime: false },
+  );
+  return (id) => reads.add(id);
 }

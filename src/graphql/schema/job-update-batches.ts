@@ -68,16 +68,12 @@ function batches(listen: (listener: (change: JobChange) => void) => () => void, 
     let lastSent = Number.NEGATIVE_INFINITY;
     const schedule = () => {
       if (timer || delivering || pending.size === 0) return;
-      timer = setTimeout(flush, Math.max(0, lastSent + intervalMs - performance.now()));
+      timer = setTimeout(flush, Math.max(0, Math.ceil(lastSent + intervalMs - performance.now())));
     };
     const flush = () => {
       timer = null;
       // Node's timers count whole milliseconds and can fire a fraction of one early.
-      const early = lastSent + intervalMs - performance.now();
-      if (early > 0) {
-        timer = setTimeout(flush, Math.ceil(early));
-        return;
-      }
+      if (performance.now() < lastSent + intervalMs) return schedule();
       const batch = { changes: [...pending.values()], coalesced, at: new Date().toISOString() };
       pending = new Map();
       coalesced = 0;
