@@ -72,10 +72,10 @@ async function explainAll() {
   };
   const ids = (n: number) => sample.slice(0, n).map((row) => row.id);
 
-  const newJob = (owner: string, idempotencyKey: string | null) => {
+  const newJob = (owner: string, idempotencyKey: string | null, handoff = false) => {
     const fields: Record<sql.EnqueueField, unknown> = {
       id: randomUUID(), type: "noop", owner, assessment_id: null, correlation_id: randomUUID(), schema_version: "v1", idempotency_key: idempotencyKey,
-      priority: "NORMAL", priority_rank: 1, max_attempts: 3, run_at: null, timeout_ms: null, payload: {}, metadata: {},
+      priority: "NORMAL", priority_rank: 1, max_attempts: 3, run_at: null, timeout_ms: null, payload: {}, metadata: {}, handoff,
     };
     return sql.ENQUEUE_FIELD_ORDER.map((name) => fields[name]);
   };
@@ -83,7 +83,9 @@ async function explainAll() {
     null,
     JSON.stringify([newJob("user-1", null), newJob("user-2", "key-2")]),
     "bench",
+    null,
   ]);
+  await explain("enqueue, one job handed off to an idle pool here", plain, sql.ENQUEUE_MANY, [null, JSON.stringify([newJob("user-3", null, true)]), "bench", "explain"]);
   await explain("enqueue's re-read of existing keys", plain, sql.FIND_EXISTING, [["key-2"], [null], ["x"], ["v1"], ["user-2"]]);
   await explain("claim 10 (worker connection)", worker, sql.CLAIM, [null, "explain", ["noop"], 10, []]);
   await withClaim((client, claim) => explainOn("complete (batch of 1)", client, sql.COMPLETE_MANY, [null, [claim.id], [claim.token], ["{}"]]));

@@ -8,7 +8,9 @@
 //      the first BACKLOG_MEASURED of them, so the cost per job can be compared across backlogs.
 //   3. enqueue→handler-start latency into an idle pool of LATENCY_CONCURRENCY slots, one job every
 //      1000/LATENCY_RATE ms, open loop: each job's clock starts at its scheduled send time, so a
-//      slow enqueue counts against the engine instead of delaying the next send.
+//      slow enqueue counts against the engine instead of delaying the next send. Twice: enqueued
+//      beside a pool of its own (an API instance and a worker instance), and through one instance
+//      that runs its own pool (the server's default).
 //   npm run bench                       (DATABASE_URL defaults to the local PostgreSQL)
 //   JOBS=10000 CONCURRENCY=1,10,50 BACKLOGS=10000,100000,1000000 BACKLOG_MEASURED=10000 \
 //     LATENCY_JOBS=500 LATENCY_RATE=50 LATENCY_CONCURRENCY=10 npm run bench
@@ -40,13 +42,13 @@ const noop: JobHandler<{ due?: number }, null> = {
   },
 };
 
-async function withConveyor<T>(concurrency: number, work: (conveyor: Conveyor) => Promise<T>): Promise<T> {
+async function withConveyor<T>(concurrency: number, work: (conveyor: Conveyor) => Promise<T>, workerEnabled = false): Promise<T> {
   const database = await createBenchDatabase();
   const config = loadConfig({
     DATABASE_URL: database.url,
     PORT: "0",
     LOG_LEVEL: "warn",
-    WORKER_ENABLED: "false",
+    WORKER_ENABLED: String(workerEnabled),
     DATABASE_POOL_SIZE: "30",
     WORKER_CONCURRENCY: String(concurrency),
     // The engine's knobs, passed on only when set: otherwise the defaults are measured.
@@ -190,47 +192,64 @@ async function backlog(size: number) {
   });
 }
 
-async function latency(concurrency: number) {
-  return withConveyor(concurrency, async (conveyor) => {
-    const samples: number[] = [];
-    let resolveAll = () => {};
-    const all = new Promise<void>((resolve) => (resolveAll = resolve));
-    onRun = (payload) => {
-      samples.push(performance.now() - payload.due!);
-      if (samples.length === latencyJobs) resolveAll();
-    };
-    const pool = startPool(conveyor, concurrency);
-    await pool.start();
-    const intervalMs = 1000 / latencyRate;
-    const sends: Promise<unknown>[] = [];
-    const begin = performance.now();
-    for (let i = 0; i < latencyJobs; i++) {
-      const due = begin + i * intervalMs;
-      const wait = due - performance.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      sends.push(enqueueJobs(conveyor.database.pool, [{ type: "noop", owner: "bench", payload: { due } }], { actor: "bench" }));
-    }
-    await Promise.all(sends);
-    const sentSeconds = (performance.now() - begin) / 1000;
-    await all;
-    await pool.stop(1000);
-    samples.sort((a, b) => a - b);
-    const ms = (value: number) => Number(value.toFixed(2));
-    return {
-      concurrency,
-      jobs: latencyJobs,
-      targetRatePerSecond: latencyRate,
-      // Jobs over the time from the first scheduled send to the last enqueue's return.
-      achievedRatePerSecond: Number((latencyJobs / sentSeconds).toFixed(1)),
-      p50Ms: ms(percentile(samples, 50)),
-      p95Ms: ms(percentile(samples, 95)),
-      p99Ms: ms(percentile(samples, 99)),
-      maxMs: ms(samples.at(-1)!),
-    };
-  });
+/**
+ * "separate": enqueued through one instance's pool of connections, run by a pool of its own, as an
+ * API instance and a worker instance would (every job waits for a NOTIFY and a claim). "one
+ * instance": the server's default, enqueued through conveyor.jobs.enqueue into the instance's own
+ * idle pool, which takes the job from the enqueue itself (WorkerPool.offerSlots).
+ */
+async function latency(concurrency: number, shape: "separate" | "one instance") {
+  return withConveyor(
+    concurrency,
+    async (conveyor) => {
+      const samples: number[] = [];
+      let resolveAll = () => {};
+      const all = new Promise<void>((resolve) => (resolveAll = resolve));
+      onRun = (payload) => {
+        samples.push(performance.now() - payload.due!);
+        if (samples.length === latencyJobs) resolveAll();
+      };
+      const pool = shape === "separate" ? startPool(conveyor, concurrency) : null;
+      if (pool) await pool.start();
+      else await conveyor.start({ http: false });
+      const intervalMs = 1000 / latencyRate;
+      const sends: Promise<unknown>[] = [];
+      const begin = performance.now();
+      for (let i = 0; i < latencyJobs; i++) {
+        const due = begin + i * intervalMs;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        const job = { type: "noop", owner: "bench", payload: { due } };
+        sends.push(pool ? enqueueJobs(conveyor.database.pool, [job], { actor: "bench" }) : conveyor.jobs.enqueue(job, "bench"));
+      }
+      await Promise.all(sends);
+      const sentSeconds = (performance.now() - begin) / 1000;
+      await all;
+      await pool?.stop(1000);
+      samples.sort((a, b) => a - b);
+      const ms = (value: number) => Number(value.toFixed(2));
+      return {
+        shape,
+        concurrency,
+        jobs: latencyJobs,
+        targetRatePerSecond: latencyRate,
+        // Jobs over the time from the first scheduled send to the last enqueue's return.
+        achievedRatePerSecond: Number((latencyJobs / sentSeconds).toFixed(1)),
+        p50Ms: ms(percentile(samples, 50)),
+        p95Ms: ms(percentile(samples, 95)),
+        p99Ms: ms(percentile(samples, 99)),
+        maxMs: ms(samples.at(-1)!),
+      };
+    },
+    shape === "one instance",
+  );
 }
 
 console.log(`Conveyor throughput benchmark on ${new URL(process.env.DATABASE_URL ?? "postgresql://127.0.0.1:5432").host}, Node ${process.version}; fresh database per line, no ANALYZE`);
 for (const concurrency of concurrencies) console.log("throughput", JSON.stringify(await throughput(concurrency)));
 for (const size of backlogs) console.log("backlog, concurrency 1", JSON.stringify(await backlog(size)));
-if (latencyJobs > 0) console.log("enqueue→start latency (from the scheduled send)", JSON.stringify(await latency(latencyConcurrency)));
+if (latencyJobs > 0) {
+  for (const shape of ["separate", "one instance"] as const) {
+    console.log("enqueue→start latency (from the scheduled send)", JSON.stringify(await latency(latencyConcurrency, shape)));
+  }
+}

@@ -154,17 +154,6 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     clock,
     onDeleted: (count) => events.publishJobsDeleted(count),
   });
-  const jobs = new JobService({
-    pool: database.pool,
-    lifecycle,
-    registry,
-    events,
-    maintenance,
-    thresholds: { ...config.health, stalledThresholdMs: config.worker.stalledThresholdMs },
-    defaultMaxAttempts: config.retry.maxAttempts,
-    healthCacheMs: config.health.cacheMs,
-    clock,
-  });
   const workerPool = config.worker.enabled
     ? new WorkerPool({
         lifecycle,
@@ -182,6 +171,18 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
         outcomeRetryWindowMs: Math.max(1000, Math.floor(config.worker.stalledThresholdMs / 2)),
       })
     : null;
+  const jobs = new JobService({
+    pool: database.pool,
+    lifecycle,
+    registry,
+    events,
+    maintenance,
+    thresholds: { ...config.health, stalledThresholdMs: config.worker.stalledThresholdMs },
+    defaultMaxAttempts: config.retry.maxAttempts,
+    healthCacheMs: config.health.cacheMs,
+    clock,
+    workers: workerPool,
+  });
   const assessments = new AssessmentService({ prisma: database.prisma, pool: database.pool, jobs, events, logger });
   const files = new FileStore(database.pool);
   const validationRuns = new ValidationRunService({ prisma: database.prisma, pool: database.pool, jobs, events, logger, files, ruleSets });

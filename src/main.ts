@@ -79,9 +79,10 @@ async function main(): Promise<void> {
 
 /**
  * Registered only under NODE_ENV=test: process-level tests (test/faults) need jobs that are still
- * running when a signal arrives, through the real entry point. Sleeps `ms`, stops when aborted.
+ * running when a signal arrives, through the real entry point. Sleeps `ms`, stops when aborted; its
+ * result names the process that ran it.
  */
-const testSleep: JobHandler<{ ms?: number }, { sleptMs: number }> = {
+const testSleep: JobHandler<{ ms?: number }, { sleptMs: number; pid: number }> = {
   type: "test-sleep",
   async run(payload, { signal }) {
     const ms = payload?.ms ?? 1000;
@@ -89,7 +90,7 @@ const testSleep: JobHandler<{ ms?: number }, { sleptMs: number }> = {
       const timer = setTimeout(resolve, ms);
       signal.addEventListener("abort", () => (clearTimeout(timer), reject(signal.reason)), { once: true });
     });
-    return { sleptMs: ms };
+    return { sleptMs: ms, pid: process.pid };
   },
 };
 

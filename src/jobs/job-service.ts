@@ -8,7 +8,8 @@ import { batchedReadsById } from "./statement-batcher.js";
 import { THROUGHPUT_RANGES, throughputSeries, type ThroughputRange, type ThroughputSeries } from "./throughput-series.js";
 import type { JobLifecycle, JobSelection } from "./lifecycle.js";
 import type { Maintenance } from "./maintenance.js";
-import { enqueueJobs, findJob, findJobRecords, queuePosition, queuePositions, type EnqueueInput, type Queryable } from "./queue.js";
+import type { WorkerPool } from "./worker-pool.js";
+import { enqueueJobs, findJob, findJobRecords, queuePosition, queuePositions, type EnqueueInput, type EnqueueOptions, type Queryable } from "./queue.js";
 import type { Clock } from "./types.js";
 import { InvalidJobInputError, UnknownJobTypeError } from "./enqueue-errors.js";
 import { UUID } from "../events/messages.js";
@@ -31,6 +32,8 @@ export class JobService {
       /** How long one health computation serves every caller (0: compute on every call). */
       healthCacheMs: number;
       clock?: Clock;
+      /** This process's pool, if it runs one: enqueues hand it jobs while it is idle (offerSlots). */
+      workers?: WorkerPool | null;
     },
   ) {
     this.sharedHealth = new SharedComputation(() => queueHealth(this.deps.pool, this.deps.thresholds, this.deps.clock), deps.healthCacheMs);
@@ -47,10 +50,27 @@ export class JobService {
 
   /**
    * Many jobs in one statement (one round trip, one commit): each validated like `enqueue`, all
-   * refused together when any is invalid. Results come in the order of `inputs`.
+   * refused together when any is invalid. Results come in the order of `inputs`, each job as the
+   * statement left it: PROCESSING when this process's idle pool took it (WorkerPool.offerSlots).
    */
   async enqueueMany(inputs: EnqueueInput[], actor: string, db: Queryable = this.deps.pool, publish = true) {
     const checked = inputs.map((input) => this.checked(input));
+    // Handed off only from a statement that commits on its own, whose changes are published here.
+    const workers = db === this.deps.pool && publish ? this.deps.workers : null;
+    if (!workers) return this.insert(checked, actor, db, publish, null);
+    return workers.offerSlots(checked.length, (offer) =>
+      this.insert(checked, actor, db, publish, offer && {
+        workerId: offer.workerId,
+        slots: offer.slots,
+        start: (jobs) => {
+          this.deps.lifecycle.handedOff(jobs);
+          offer.start(jobs);
+        },
+      }),
+    );
+  }
+
+  private async insert(checked: EnqueueInput[], actor: string, db: Queryable, publish: boolean, handoff: EnqueueOptions["handoff"]) {
     const { events } = this.deps;
     const expected: string[] = [];
     try {
@@ -65,6 +85,7 @@ export class JobService {
           expected.push(...jobIds);
           events.expectCreations(jobIds);
         },
+        handoff,
       });
       const created = new Set(results.flatMap((result) => (result.created ? [result.job.id] : [])));
       events.settleCreations([...created], expected.filter((jobId) => !created.has(jobId)));

@@ -167,6 +167,21 @@ export class JobLifecycle {
   }
 
   /**
+   * Jobs an enqueue created already claimed for an idle pool here (sql.ENQUEUE_MANY's handoff): their
+   * QUEUED → PROCESSING change, published and observed as a claim's, after the creation's.
+   */
+  handedOff(jobs: readonly Job[]): void {
+    this.announce(
+      jobs.map((job) => ({
+        ...changeRow(job, "QUEUED"),
+        created_at: job.createdAt,
+        run_at: job.runAt,
+        started_at: job.startedAt,
+      })),
+    );
+  }
+
+  /**
    * Stage and percent of a running job. With `job`, the change is published at once; the write is
    * coalesced and batched (ProgressWriter) and the promise tells, once written, whether the claim was
    * still valid. `at` places the report on the database's timeline (the claim's start time plus the
@@ -519,21 +534,26 @@ function isoTime(date: Date): string {
   return lastIsoTime.text;
 }
 
-/** The change a job in its current state announces (for jobs created inside a caller's transaction). */
-export function changeOf(job: Job, previousStatus: JobStatus | null): JobChange {
+/** A job's current state, and the state it left, as the columns toChange reads. */
+function changeRow(job: Job, previousStatus: JobStatus | null): Record<string, unknown> {
   return {
-    jobId: job.id,
+    id: job.id,
+    from_status: previousStatus,
     type: job.type,
     owner: job.owner,
     status: job.status,
-    previousStatus,
     stage: job.stage,
     progress: job.progress,
-    bytesDone: job.bytesDone,
-    bytesTotal: job.bytesTotal,
-    retryCount: job.retryCount,
-    errorCode: job.errorCode,
+    bytes_done: job.bytesDone,
+    bytes_total: job.bytesTotal,
+    retry_count: job.retryCount,
+    error_code: job.errorCode,
     revision: job.revision,
-    at: isoTime(job.updatedAt),
+    updated_at: job.updatedAt,
   };
+}
+
+/** The change a job in its current state announces (for jobs created inside a caller's transaction). */
+export function changeOf(job: Job, previousStatus: JobStatus | null): JobChange {
+  return toChange(changeRow(job, previousStatus));
 }

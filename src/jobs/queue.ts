@@ -42,6 +42,14 @@ export interface EnqueueOptions {
   publish?: (change: JobChange) => void;
   /** Called with the new jobs' ids just before they are inserted (the statement may create fewer). */
   beforeInsert?: (jobIds: string[]) => void;
+  /**
+   * An idle pool in this process (WorkerPool.offerSlots): up to `slots` of the jobs that are due,
+   * highest priority first, are created already claimed by `workerId`, and passed to `start` as
+   * soon as the statement returns (before anything else can fail: they are committed as running
+   * there). Only where the statement commits on its own: a job claimed inside a caller's
+   * transaction would start before it is durable, or run although the transaction rolls back.
+   */
+  handoff?: { workerId: string; slots: number; start(jobs: Job[]): void } | null;
 }
 
 /**
@@ -52,6 +60,7 @@ export interface EnqueueOptions {
 export async function enqueueJobs(db: Queryable, inputs: EnqueueInput[], options: EnqueueOptions): Promise<EnqueueResult[]> {
   if (inputs.length === 0) return [];
   const rows = inputs.map((input) => normalize(input, options.defaultMaxAttempts ?? 3));
+  if (options.handoff) markForHandoff(rows, options.handoff.slots, (options.clock?.() ?? new Date()).getTime());
   options.beforeInsert?.(rows.map((row) => row.id));
   return insertRows(db, rows, options, 3);
 }
@@ -72,23 +81,27 @@ async function insertRows(db: Queryable, rows: NormalizedInput[], options: Enque
   const inserted = await db.query<{ created: CreatedJob[] | null }>({
     name: "conveyor-enqueue",
     text: sql.ENQUEUE_MANY,
-    values: [options.clock ? options.clock() : null, document, options.actor],
+    values: [options.clock ? options.clock() : null, document, options.actor, options.handoff?.workerId ?? null],
   });
   const created = new Map<string, CreatedJob>((inserted.rows[0]?.created ?? []).map((returned) => [returned[0], returned]));
 
   // In the order of the input: results, and the changes published.
   const results: EnqueueResult[] = [];
   const missing: { index: number; row: NormalizedInput }[] = [];
+  const claimed: Job[] = [];
   rows.forEach((row, index) => {
     const returned = created.get(row.id);
     if (!returned) {
       missing.push({ index, row });
       return;
     }
-    const job = createdJob(row, returned);
+    const job = createdJob(row, returned, options.handoff?.workerId ?? null);
     results[index] = { job, created: true };
-    options.publish?.(changeOf(job, null));
+    // A job handed off was QUEUED first; JobLifecycle.handedOff announces its start.
+    options.publish?.(changeOf(job.lockToken ? { ...job, status: "QUEUED", revision: 1 } : job, null));
+    if (job.lockToken) claimed.push(job);
   });
+  if (claimed.length > 0) options.handoff!.start(claimed);
   if (missing.length > 0) {
     const existing = await db.query(sql.FIND_EXISTING, [
       missing.map(({ row }) => row.idempotencyKey),
@@ -105,7 +118,7 @@ async function insertRows(db: Queryable, rows: NormalizedInput[], options: Enque
       if (!job) {
         // Never in a loop: a key this cannot find again is a bug, not a race.
         if (retriesLeft === 0) throw new Error("enqueue conflicted with a job it cannot find by its key");
-        const [again] = await insertRows(db, [row], options, retriesLeft - 1);
+        const [again] = await insertRows(db, [{ ...row, handoff: false }], options, retriesLeft - 1);
         results[index] = again!;
       } else {
         results[index] = { job, created: false };
@@ -167,11 +180,24 @@ function normalize(input: EnqueueInput, defaultMaxAttempts: number) {
     schemaVersion: input.schemaVersion?.toWellFormed() ?? "v1",
     timeoutMs: input.timeoutMs ?? null,
     metadata: input.metadata ?? {},
+    handoff: false,
   };
 }
 
+/**
+ * The first `slots` jobs due by the caller's clock, in claim order (highest priority first, then
+ * input order), may be handed off; the statement checks again by the database's clock. Keyed jobs
+ * among them may turn out to exist already: their slot goes unused.
+ */
+function markForHandoff(rows: NormalizedInput[], slots: number, nowMs: number): void {
+  const due = rows.filter((row) => row.runAt === null || row.runAt.getTime() <= nowMs);
+  // Array.prototype.sort is stable: input order within a priority.
+  due.sort((a, b) => PRIORITY_RANK[b.priority] - PRIORITY_RANK[a.priority]);
+  for (const row of due.slice(0, slots)) row.handoff = true;
+}
+
 /** What ENQUEUE_MANY returns of each job it created: its id and what the database decided. */
-type CreatedJob = [id: string, createdAtMs: number, runAtMs: number, payload: unknown, metadata: Record<string, unknown>];
+type CreatedJob = [id: string, createdAtMs: number, runAtMs: number, payload: unknown, metadata: Record<string, unknown>, lockToken: string | null];
 
 type NormalizedInput = ReturnType<typeof normalize>;
 
@@ -192,13 +218,18 @@ function insertFields(row: NormalizedInput): unknown[] {
     timeout_ms: row.timeoutMs,
     payload: row.payload ?? {},
     metadata: row.metadata,
+    handoff: row.handoff,
   };
   return sql.ENQUEUE_FIELD_ORDER.map((name) => fields[name]);
 }
 
-/** A job just created, as findJob would read it: the input, the database's decisions, the columns' defaults. */
-function createdJob(row: NormalizedInput, [, createdAtMs, runAtMs, payload, metadata]: CreatedJob): Job {
+/**
+ * A job just created, as findJob would read it: the input, the database's decisions, the columns'
+ * defaults; claimed by `workerId` when the statement handed it off (it returned a claim token).
+ */
+function createdJob(row: NormalizedInput, [, createdAtMs, runAtMs, payload, metadata, lockToken]: CreatedJob, workerId: string | null): Job {
   const createdAt = new Date(createdAtMs);
+  const handedOff = lockToken !== null && lockToken !== undefined;
   return {
     id: row.id,
     type: row.type,
@@ -207,25 +238,25 @@ function createdJob(row: NormalizedInput, [, createdAtMs, runAtMs, payload, meta
     correlationId: row.correlationId,
     schemaVersion: row.schemaVersion,
     idempotencyKey: row.idempotencyKey,
-    status: "QUEUED",
+    status: handedOff ? "PROCESSING" : "QUEUED",
     stage: null,
     progress: 0,
     bytesDone: null,
     bytesTotal: null,
     priority: row.priority,
     retryCount: 0,
-    revision: 1,
+    revision: handedOff ? 2 : 1,
     maxAttempts: row.maxAttempts,
     runAt: new Date(runAtMs),
     lastRetryAt: null,
     createdAt,
     updatedAt: createdAt,
-    startedAt: null,
+    startedAt: handedOff ? createdAt : null,
     completedAt: null,
     processingTimeMs: null,
-    heartbeatAt: null,
-    lockedBy: null,
-    lockToken: null,
+    heartbeatAt: handedOff ? createdAt : null,
+    lockedBy: handedOff ? workerId : null,
+    lockToken: handedOff ? lockToken : null,
     timeoutMs: row.timeoutMs,
     payload,
     result: null,

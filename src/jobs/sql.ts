@@ -63,8 +63,10 @@ function countOutcomes(source: string): string {
  * listening elsewhere, as with a lone instance, costs one lookup per statement: the changes are
  * turned into JSON, and packed into notifications (conveyor_announce), only when someone listens.
  * The notifications go out when the transaction commits, after its outcome is durable, and not at
- * all if it rolls back. conveyor_listened_topics is VOLATILE: called once the rows are updated (and
- * locked), it sees a registration committed meanwhile (migration 20261126120000_event_listeners).
+ * all if it rolls back. Changes go out in revision order, so that a job changed twice by one
+ * statement (an enqueue's handoff: QUEUED, then PROCESSING) is heard in order.
+ * conveyor_listened_topics is VOLATILE: called once the rows are updated (and locked), it sees a
+ * registration committed meanwhile (migration 20261126120000_event_listeners).
  * The statement must read `(SELECT count(*) FROM announced)` for these to run.
  */
 function announceChanges(source: string, previousStatus: string, options: { mayReopen?: boolean } = {}): string {
@@ -76,7 +78,7 @@ announced AS (
     SELECT json_agg(json_build_object('jobId', u.id, 'type', u.type, 'owner', u.owner, 'status', u.status, 'previousStatus', ${previousStatus},
       'stage', u.stage, 'progress', u.progress, 'bytesDone', u.bytes_done, 'bytesTotal', u.bytes_total,
       'retryCount', u.retry_count, 'errorCode', u.error_code, 'revision', u.revision,
-      'at', to_char(u.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+      'at', to_char(u.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) ORDER BY u.revision)
     FROM ${source} u WHERE l.topics IS NOT NULL
   ), ${options.mayReopen ? "true" : "false"}, current_setting('conveyor.instance', true), '${EVENTS_CHANNEL}', ${MAX_NOTIFY_BYTES})
   FROM listened l
@@ -468,7 +470,8 @@ export const RECOVER_STALLED = transitionSql({
 
 /**
  * What ENQUEUE_MANY reads of each job, in the order of its JSON input, with each field's type
- * (`jsonb` fields are taken as they are).
+ * (`jsonb` fields are taken as they are). `handoff`: the job may be created already claimed for
+ * the idle pool named by $4, if it is due.
  */
 export const ENQUEUE_FIELDS = {
   id: "uuid",
@@ -485,6 +488,7 @@ export const ENQUEUE_FIELDS = {
   timeout_ms: "int",
   payload: "jsonb",
   metadata: "jsonb",
+  handoff: "boolean",
 } as const;
 export type EnqueueField = keyof typeof ENQUEUE_FIELDS;
 export const ENQUEUE_FIELD_ORDER = Object.keys(ENQUEUE_FIELDS) as EnqueueField[];
@@ -494,15 +498,22 @@ const ENQUEUE_INPUT = ENQUEUE_FIELD_ORDER.map((name, index) => {
   return type === "jsonb" ? `job->${index} AS ${name}` : `(job->>${index})::${type} AS ${name}`;
 }).join(", ");
 
+/** A job created claimed (`handed`) is as CLAIM would leave it: PROCESSING, one revision on, its claim fresh. */
+const whenHanded = (value: string) => `CASE WHEN handed THEN ${value} END`;
+
 // A JSON null (a payload JSON.stringify wrote as null: NaN, a function…) is stored as {}, as SQL NULL is.
-const ENQUEUE_INSERT = `INSERT INTO processing_jobs (${ENQUEUE_FIELD_ORDER.join(", ")}, created_at, updated_at)
+const ENQUEUE_INSERT = `INSERT INTO processing_jobs (${ENQUEUE_FIELD_ORDER.filter((name) => name !== "handoff").join(", ")},
+    created_at, updated_at, status, revision, locked_by, lock_token, started_at, heartbeat_at)
   SELECT id, type, owner, assessment_id, correlation_id, schema_version, idempotency_key, priority,
-    priority_rank, max_attempts, GREATEST(COALESCE(run_at, clock.now), clock.now), timeout_ms,
-    COALESCE(NULLIF(payload, 'null'), '{}'), COALESCE(NULLIF(metadata, 'null'), '{}'), clock.now, clock.now
-  FROM input, clock`;
+    priority_rank, max_attempts, GREATEST(COALESCE(run_at, at), at), timeout_ms,
+    COALESCE(NULLIF(payload, 'null'), '{}'), COALESCE(NULLIF(metadata, 'null'), '{}'), at, at,
+    CASE WHEN handed THEN 'PROCESSING'::"JobStatus" ELSE 'QUEUED'::"JobStatus" END, CASE WHEN handed THEN 2 ELSE 1 END,
+    ${whenHanded("$4::text")}, ${whenHanded("gen_random_uuid()")}, ${whenHanded("at")}, ${whenHanded("at")}
+  FROM (SELECT input.*, clock.now AS at, handoff AND $4::text IS NOT NULL AND COALESCE(run_at, clock.now) <= clock.now AS handed FROM input, clock) AS i`;
 
 /**
  * $2 the jobs as one JSON array with an array per job: its ENQUEUE_FIELDS in order. $3 actor.
+ * $4 the worker id of an idle pool in the caller's process, or NULL.
  *
  * Why this input: with an object per job read by json_to_recordset, parsing the input was a third
  * of the statement (15 to 17 ms per 1,000 jobs, against 5 to 8 ms read this way);
@@ -515,12 +526,18 @@ const ENQUEUE_INSERT = `INSERT INTO processing_jobs (${ENQUEUE_FIELD_ORDER.join(
  * that two batches sharing keys wait for each other's keys in the same order rather than deadlock
  * (in input order they could, each holding a key the other needs). A job without one cannot
  * conflict (its id is a random UUID the caller chose), so it is inserted without the speculative
- * insertion that ON CONFLICT costs on every row. One NOTIFY per statement wakes idle pools.
+ * insertion that ON CONFLICT costs on every row. One NOTIFY per statement wakes idle pools when
+ * a job waits.
+ *
+ * Handoff (WorkerPool.offerSlots): a due job marked `handoff` is created already claimed by $4, as
+ * CLAIM would leave it, with both JobEvents (created, then QUEUED → PROCESSING) and both changes
+ * announced, so that it starts when this statement returns rather than after a NOTIFY and a claim
+ * round trip of their own.
  *
  * Returns one jsonb document (parsed once, rather than a row per job through pg's parsers; jsonb,
  * so that a pool with its own jsonb parser reads the payloads as it reads them elsewhere): per job
- * created, its id, what the database decided of it (times as epoch milliseconds), and its stored
- * payload and metadata; the caller knows the rest.
+ * created, its id, what the database decided of it (times as epoch milliseconds), its stored
+ * payload and metadata, and its claim token when it was handed off; the caller knows the rest.
  */
 export const ENQUEUE_MANY = `WITH ${CLOCK},
 input AS (SELECT ${ENQUEUE_INPUT} FROM jsonb_array_elements($2::jsonb) AS jobs(job)),
@@ -536,16 +553,26 @@ unkeyed AS (
 ),
 inserted AS (SELECT * FROM keyed UNION ALL SELECT * FROM unkeyed),
 events AS (
-  INSERT INTO job_events (job_id, from_status, to_status, attempt, message, at)
-  SELECT id, NULL, status, 1, 'created', created_at FROM inserted
+  INSERT INTO job_events (job_id, from_status, to_status, attempt, progress, message, at)
+  SELECT id, NULL::"JobStatus", 'QUEUED'::"JobStatus", 1, NULL::int, 'created', created_at FROM inserted
+  UNION ALL
+  SELECT id, 'QUEUED', status, 1, progress, NULL, created_at FROM inserted WHERE status = 'PROCESSING'
 ),
 audit AS (
   INSERT INTO audit_events (actor, action, entity_type, entity_id, correlation_id, metadata, at)
   SELECT $3, 'job.created', 'ProcessingJob', id::text, correlation_id, jsonb_build_object('type', type), created_at FROM inserted
 ),
-wake AS (SELECT pg_notify('${JOBS_CHANNEL}', '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted),
-${announceChanges("inserted", "NULL::text")}
-SELECT (SELECT jsonb_agg(jsonb_build_array(id, ${epochMilliseconds("created_at")}, ${epochMilliseconds("run_at")}, payload, metadata)) FROM inserted) AS created,
+wake AS (SELECT pg_notify('${JOBS_CHANNEL}', '') FROM (SELECT 1 FROM inserted WHERE status = 'QUEUED' LIMIT 1) AS any_waiting),
+changes AS (
+  SELECT id, type, owner, 'QUEUED'::"JobStatus" AS status, stage, progress, bytes_done, bytes_total, retry_count, error_code,
+    1 AS revision, updated_at, NULL::"JobStatus" AS from_status
+  FROM inserted
+  UNION ALL
+  SELECT id, type, owner, status, stage, progress, bytes_done, bytes_total, retry_count, error_code, revision, updated_at, 'QUEUED'
+  FROM inserted WHERE status = 'PROCESSING'
+),
+${announceChanges("changes", "u.from_status")}
+SELECT (SELECT jsonb_agg(jsonb_build_array(id, ${epochMilliseconds("created_at")}, ${epochMilliseconds("run_at")}, payload, metadata, lock_token)) FROM inserted) AS created,
   (SELECT count(*) FROM wake) AS notified, (SELECT count(*) FROM announced) AS announced`;
 
 /** A timestamptz(3) column as exact epoch milliseconds (a float8 below 2^53). */

@@ -35,6 +35,14 @@ export interface WorkerPoolOptions {
   workerId?: string;
 }
 
+/** Slots of an idle pool offered to one enqueue (WorkerPool.offerSlots). */
+export interface SlotOffer {
+  workerId: string;
+  slots: number;
+  /** The jobs the enqueue's statement created claimed by `workerId`: called once, as soon as it returns. */
+  start(jobs: Job[]): void;
+}
+
 /** One attempt at one job in this pool: the claim that started it and its handler's state. */
 interface Attempt {
   job: Job;
@@ -84,6 +92,21 @@ export class WorkerPool {
   /** Attempts whose handler has not settled: what occupies a slot. */
   private busySlots = 0;
   /**
+   * Slots offered to enqueues in flight (offerSlots), so that concurrent enqueues are not offered the
+   * same slots. Claims ignore them: an enqueue waiting on a key's lock must not keep the pool idle.
+   */
+  private offeredSlots = 0;
+  /** Enqueues holding offers, and hand-backs of what they handed off while the pool stopped: the drain waits for them. */
+  private readonly offers = new Set<Promise<unknown>>();
+  /**
+   * The last claim found fewer due jobs than it asked for, and no NOTIFY came while it ran: nothing
+   * due waits, as far as this pool knows.
+   */
+  private queueDrained = false;
+  /** NOTIFYs on the jobs channel so far: one that arrives during a claim means it may have missed jobs. */
+  private notifications = 0;
+  private started = false;
+  /**
    * Unsettled attempts by job id (rarely more than one). Looked up on every wake and claim, so a
    * pool of 50 slots does not scan all its attempts for every prefetched job.
    */
@@ -124,7 +147,7 @@ export class WorkerPool {
       this.listener = new NotificationListener(
         connectionString,
         [JOBS_CHANNEL, CANCEL_CHANNEL],
-        (channel, payload) => (channel === CANCEL_CHANNEL ? this.abortJob(payload, "cancel", "Cancelled by request") : this.wake()),
+        (channel, payload) => (channel === CANCEL_CHANNEL ? this.abortJob(payload, "cancel", "Cancelled by request") : this.jobsWaiting()),
         logger,
         () => this.wake(),
       );
@@ -133,6 +156,14 @@ export class WorkerPool {
     this.pollTimer = setInterval(() => this.wake(), this.options.pollIntervalMs);
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.options.heartbeatIntervalMs);
     logger.info({ workerId: this.workerId, concurrency: this.options.concurrency, types: this.options.registry.types() }, "worker pool started");
+    this.started = true;
+    this.wake();
+  }
+
+  /** A NOTIFY: jobs wait that the last claim did not see. */
+  private jobsWaiting(): void {
+    this.notifications++;
+    this.queueDrained = false;
     this.wake();
   }
 
@@ -166,6 +197,7 @@ export class WorkerPool {
         const wanted = this.options.concurrency - this.busySlots + prefetch - this.prefetched.length;
         if (wanted <= 0 || this.stopping) break;
         const claimStarted = performance.now();
+        const notificationsBefore = this.notifications;
         const jobs = await this.options.lifecycle.claim(this.workerId, this.options.registry.types(), wanted, this.jobsStillRunningHere());
         this.claimMs = movingAverage(this.claimMs, performance.now() - claimStarted);
         this.claimFailures = 0;
@@ -186,6 +218,7 @@ export class WorkerPool {
         this.startPrefetched();
         // A full batch means more may be waiting; a short one means the queue is drained for now.
         if (jobs.length === wanted) this.fetchAgain = true;
+        this.queueDrained = jobs.length < wanted && this.notifications === notificationsBefore;
       } while (this.fetchAgain && !this.stopping);
     } catch (error) {
       // Retried after a backoff, not at once.
@@ -220,6 +253,87 @@ export class WorkerPool {
     }, delayMs);
     timer.unref();
     this.wakeTimers.add(timer);
+  }
+
+  /**
+   * Lets an enqueue in this process create up to `wanted` jobs already claimed for this pool's free
+   * slots (sql.ENQUEUE_MANY's handoff): they start when its statement returns, without a NOTIFY and
+   * a claim round trip, which on an idle pool are most of a job's wait. `enqueue` gets the offer,
+   * or null when there is none, and must pass what its statement created claimed by this pool to
+   * `offer.start` as soon as the statement returns, before anything else can fail: those jobs are
+   * committed as running here, and only this pool can run them or hand them back.
+   *
+   * Slots are offered only while the pool is idle: started, not claiming, nothing claimed ahead,
+   * and its last claim found the queue drained, so no due job waits ahead of the new ones as far as
+   * this pool knows. A job enqueued elsewhere in the same moment, or a scheduled job that fell due
+   * since the last claim, may start after one handed off here, as it may after a racing claim.
+   * A claim that took the same free slots while the statement ran wins: handed-off jobs that find
+   * no free slot go back to the queue at once. Should the statement's answer be lost after its
+   * commit, its jobs wait for stalled-job recovery, as a claim's would.
+   */
+  async offerSlots<T>(wanted: number, enqueue: (offer: SlotOffer | null) => Promise<T>): Promise<T> {
+    const slots = Math.min(wanted, this.idleSlots());
+    if (slots <= 0) return enqueue(null);
+    this.offeredSlots += slots;
+    let taken = false;
+    const offer: SlotOffer = {
+      workerId: this.workerId,
+      slots,
+      start: (jobs) => {
+        if (taken) throw new Error("a slot offer's jobs are started once");
+        taken = true;
+        this.offeredSlots -= slots;
+        this.startHandedOff(jobs);
+      },
+    };
+    const enqueued = enqueue(offer);
+    const settled = enqueued.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.offers.add(settled);
+    try {
+      return await enqueued;
+    } finally {
+      this.offers.delete(settled);
+      if (!taken) {
+        taken = true;
+        this.offeredSlots -= slots;
+      }
+    }
+  }
+
+  private async offersSettled(): Promise<void> {
+    while (this.offers.size > 0) await Promise.allSettled([...this.offers]);
+  }
+
+  /** Free slots an enqueue would be offered now (offerSlots): none unless the pool is idle. */
+  idleSlots(): number {
+    const idle = this.started && !this.stopping && !this.fetching && this.prefetched.length === 0 && this.queueDrained;
+    return idle ? Math.max(0, this.options.concurrency - this.busySlots - this.offeredSlots) : 0;
+  }
+
+  private startHandedOff(jobs: Job[]): void {
+    if (jobs.length === 0) return;
+    if (this.stopping) {
+      // Committed as running here while the pool began to stop: back to the queue, never started.
+      this.handBack(jobs);
+      return;
+    }
+    const now = performance.now();
+    for (const job of jobs) this.claimedAt.set(job, now);
+    this.prefetched.push(...jobs);
+    this.startPrefetched();
+    // A claim that ran meanwhile took the free slots: rather than hold these behind jobs that may
+    // run for minutes, back to the queue for any pool (the release wakes them).
+    const unstarted = jobs.filter((job) => this.unqueue(job.id));
+    if (unstarted.length > 0) this.handBack(unstarted);
+  }
+
+  private handBack(jobs: Job[]): void {
+    const handedBack = this.releaseUnstarted(jobs);
+    this.offers.add(handedBack);
+    void handedBack.finally(() => this.offers.delete(handedBack));
   }
 
   /**
@@ -481,7 +595,10 @@ export class WorkerPool {
     const attempts = [...this.attempts.values()];
     logger.info({ workerId: this.workerId, running: attempts.length, graceMs }, "worker pool draining");
     for (const attempt of attempts) this.abort(attempt, "shutdown", "Worker is shutting down");
-    await waitAtMost(Promise.all(attempts.map((attempt) => attempt.done)), graceMs);
+    // An enqueue holding an offer hands back what it created for this pool (startHandedOff). It may
+    // wait on a key another transaction holds, a handler's among them: handlers are told to stop
+    // first, and the wait is bounded by the grace period too.
+    await waitAtMost(Promise.all([...attempts.map((attempt) => attempt.done), this.offersSettled()]), graceMs);
     const stillRunning = attempts.filter((attempt) => !attempt.settled);
     if (stillRunning.length > 0) {
       logger.warn(

@@ -72,7 +72,8 @@ describe("jobs claimed ahead of free slots", () => {
   it("automatic: jobs of seconds are claimed for free slots alone, jobs of a millisecond many at a time", async () => {
     const slow = await startTestConveyor({
       handlers: [
-        { type: "slow", run: () => new Promise((resolve) => setTimeout(() => resolve(null), 300)) },
+        // Seconds: longer than a claim on a loaded machine by far, whose timers can fire 400 ms late.
+        { type: "slow", run: () => new Promise((resolve) => setTimeout(() => resolve(null), 2000)) },
         { type: "instant", run: async () => null },
       ],
       start: false,
@@ -89,24 +90,31 @@ describe("jobs claimed ahead of free slots", () => {
       jobTimeoutMs: 60_000,
       shutdownGraceMs: 1000,
     });
-    // How many jobs each claim asked for: the free slots plus what the pool chose to hold.
+    // How many jobs each claim asked for: the free slots plus what the pool chose to hold; and
+    // with what the pool had, the slots plus the prefetch it chose then.
     const asked: number[] = [];
+    const chosen: number[] = [];
     const claim = slow.lifecycle.claim.bind(slow.lifecycle);
     slow.lifecycle.claim = (workerId, types, limit, excluded) => {
       asked.push(limit);
+      const { busySlots, prefetched } = pool.stats();
+      chosen.push(limit + busySlots + prefetched);
       return claim(workerId, types, limit, excluded);
     };
     try {
-      await slow.jobs.enqueueMany(Array.from({ length: 8 }, () => ({ type: "slow", owner: "alice" })), "alice");
+      await slow.jobs.enqueueMany(Array.from({ length: 4 }, () => ({ type: "slow", owner: "alice" })), "alice");
       await pool.start();
-      await eventually(async () => (await slow.jobs.stats(3_600_000)).counts.completed === 8, 20_000);
+      await eventually(async () => (await slow.jobs.stats(3_600_000)).counts.completed === 4, 20_000);
       expect(Math.max(...asked)).toBeLessThanOrEqual(2);
 
       asked.length = 0;
+      chosen.length = 0;
       await slow.jobs.enqueueMany(Array.from({ length: 3000 }, () => ({ type: "instant", owner: "alice" })), "alice");
-      await eventually(async () => (await slow.jobs.stats(3_600_000)).counts.completed === 3008, 30_000);
-      // At most 10 per slot, and at least 20, ahead of the 2 free slots.
-      expect(Math.max(...asked)).toBe(22);
+      await eventually(async () => (await slow.jobs.stats(3_600_000)).counts.completed === 3004, 30_000);
+      // Many ahead of the 2 slots, up to the ceiling: at most 10 per slot, and at least 20. (What
+      // one claim asks for also depends on how full the slots and the local queue are then.)
+      expect(Math.max(...chosen)).toBe(22);
+      expect(Math.max(...asked)).toBeGreaterThan(2);
     } finally {
       await pool.stop();
       await slow.dispose();
