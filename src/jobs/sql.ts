@@ -63,13 +63,14 @@ function countOutcomes(source: string): string {
  * listening elsewhere, as with a lone instance, costs one lookup per statement: the changes are
  * turned into JSON, and packed into notifications (conveyor_announce), only when someone listens.
  * The notifications go out when the transaction commits, after its outcome is durable, and not at
- * all if it rolls back. Changes go out in revision order, so that a job changed twice by one
- * statement (an enqueue's handoff: QUEUED, then PROCESSING) is heard in order.
+ * all if it rolls back. `twicePerJob`: the source may hold two changes of one job (an enqueue's
+ * handoff: QUEUED, then PROCESSING), sent in revision order. Only there: on PostgreSQL 16 and later
+ * an ordered aggregate is planned with a Sort node, which the worker's connections must not need.
  * conveyor_listened_topics is VOLATILE: called once the rows are updated (and locked), it sees a
  * registration committed meanwhile (migration 20261126120000_event_listeners).
  * The statement must read `(SELECT count(*) FROM announced)` for these to run.
  */
-function announceChanges(source: string, previousStatus: string, options: { mayReopen?: boolean } = {}): string {
+function announceChanges(source: string, previousStatus: string, options: { mayReopen?: boolean; twicePerJob?: boolean } = {}): string {
   return `listened AS (
   SELECT conveyor_listened_topics(ARRAY['jobs:changed'${options.mayReopen ? ", 'jobs:reopened'" : ""}] || ARRAY(SELECT '${JOB_TOPIC_PREFIX}' || id FROM ${source})) AS topics
 ),
@@ -78,7 +79,7 @@ announced AS (
     SELECT json_agg(json_build_object('jobId', u.id, 'type', u.type, 'owner', u.owner, 'status', u.status, 'previousStatus', ${previousStatus},
       'stage', u.stage, 'progress', u.progress, 'bytesDone', u.bytes_done, 'bytesTotal', u.bytes_total,
       'retryCount', u.retry_count, 'errorCode', u.error_code, 'revision', u.revision,
-      'at', to_char(u.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) ORDER BY u.revision)
+      'at', to_char(u.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))${options.twicePerJob ? " ORDER BY u.revision" : ""})
     FROM ${source} u WHERE l.topics IS NOT NULL
   ), ${options.mayReopen ? "true" : "false"}, current_setting('conveyor.instance', true), '${EVENTS_CHANNEL}', ${MAX_NOTIFY_BYTES})
   FROM listened l
@@ -571,7 +572,7 @@ changes AS (
   SELECT id, type, owner, status, stage, progress, bytes_done, bytes_total, retry_count, error_code, revision, updated_at, 'QUEUED'
   FROM inserted WHERE status = 'PROCESSING'
 ),
-${announceChanges("changes", "u.from_status")}
+${announceChanges("changes", "u.from_status", { twicePerJob: true })}
 SELECT (SELECT jsonb_agg(jsonb_build_array(id, ${epochMilliseconds("created_at")}, ${epochMilliseconds("run_at")}, payload, metadata, lock_token)) FROM inserted) AS created,
   (SELECT count(*) FROM wake) AS notified, (SELECT count(*) FROM announced) AS announced`;
 

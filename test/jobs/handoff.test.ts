@@ -26,6 +26,31 @@ async function untilIdle(conveyor: TestConveyor): Promise<void> {
   await eventually(() => conveyor.workerPool!.idleSlots() === conveyor.config.worker.concurrency);
 }
 
+/** An idle pool of its own (`concurrency` slots), on a fresh database. */
+function startIdlePool(concurrency: number): Promise<TestConveyor> {
+  return startTestConveyor({ handlers: [held], environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: String(concurrency), REDIS_URL: "", WORKER_POLL_INTERVAL_MS: "60000" } });
+}
+
+/**
+ * A transaction holding an uncommitted job with `key`: `enqueue`, which must enqueue that key
+ * too, waits for it; resolves once its statement waits, with what rolls the transaction back.
+ */
+async function whileKeyHeld<T>(conveyor: TestConveyor, key: string, enqueue: () => Promise<T>): Promise<{ enqueued: Promise<T>; rollBack: () => Promise<void> }> {
+  const blocker = await conveyor.database.pool.connect();
+  await blocker.query("BEGIN");
+  await conveyor.jobs.enqueue({ type: "held", owner: "alice", idempotencyKey: key }, "alice", blocker, false);
+  const enqueued = enqueue();
+  const waiting = "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()";
+  await eventually(async () => (await conveyor.database.pool.query(waiting)).rowCount! > 0);
+  return {
+    enqueued,
+    rollBack: async () => {
+      await blocker.query("ROLLBACK");
+      blocker.release();
+    },
+  };
+}
+
 describe("jobs enqueued into an idle pool in the same process start without a claim of their own", () => {
   let conveyor: TestConveyor;
   beforeAll(async () => {
@@ -138,17 +163,14 @@ describe("jobs enqueued into an idle pool in the same process start without a cl
   });
 
   it("hands back, never started, what an enqueue in flight when the pool began to stop created for it", async () => {
-    const other = await startTestConveyor({ handlers: [held], environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "2", REDIS_URL: "", WORKER_POLL_INTERVAL_MS: "60000" } });
-    const blocker = await other.database.pool.connect();
+    const other = await startIdlePool(2);
     try {
       await untilIdle(other);
-      // An uncommitted job with the key makes the enqueue's statement wait for this transaction.
-      await blocker.query("BEGIN");
-      await other.jobs.enqueue({ type: "held", owner: "alice", idempotencyKey: "contested" }, "alice", blocker, false);
-      const enqueued = other.jobs.enqueueMany([{ type: "held", owner: "alice" }, { type: "held", owner: "alice", idempotencyKey: "contested" }], "alice");
-      await eventually(async () => (await other.database.pool.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")).rowCount! > 0);
+      const { enqueued, rollBack } = await whileKeyHeld(other, "contested", () =>
+        other.jobs.enqueueMany([{ type: "held", owner: "alice" }, { type: "held", owner: "alice", idempotencyKey: "contested" }], "alice"),
+      );
       const stopped = other.workerPool!.stop();
-      await blocker.query("ROLLBACK");
+      await rollBack();
       const results = await enqueued;
       await stopped;
       expect(results.map(({ created }) => created)).toEqual([true, true]);
@@ -165,21 +187,16 @@ describe("jobs enqueued into an idle pool in the same process start without a cl
         expect(events.rows.filter((row) => row.job_id === job.id).map((row) => row.to_status)).toEqual(["QUEUED", "PROCESSING", "QUEUED"]);
       }
     } finally {
-      blocker.release();
       await other.dispose();
     }
   });
 
   it("sends a handed-off job back to the queue when a claim took its slot while the enqueue ran", async () => {
-    const other = await startTestConveyor({ handlers: [held], environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "1", REDIS_URL: "", WORKER_POLL_INTERVAL_MS: "60000" } });
-    const blocker = await other.database.pool.connect();
+    const other = await startIdlePool(1);
     try {
       await untilIdle(other);
-      // The offer of the pool's one slot is taken by an enqueue that waits for this transaction's key…
-      await blocker.query("BEGIN");
-      await other.jobs.enqueue({ type: "held", owner: "alice", idempotencyKey: "slow-key" }, "alice", blocker, false);
-      const enqueued = other.jobs.enqueue({ type: "held", owner: "alice", idempotencyKey: "slow-key" }, "alice");
-      await eventually(async () => (await other.database.pool.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")).rowCount! > 0);
+      // The offer of the pool's one slot is taken by an enqueue that waits for another transaction's key…
+      const { enqueued, rollBack } = await whileKeyHeld(other, "slow-key", () => other.jobs.enqueue({ type: "held", owner: "alice", idempotencyKey: "slow-key" }, "alice"));
       // …while a job enqueued through a path that hands nothing off wakes the pool, which claims it.
       const client = await other.database.pool.connect();
       let claimed;
@@ -189,7 +206,7 @@ describe("jobs enqueued into an idle pool in the same process start without a cl
         client.release();
       }
       await eventually(() => started.includes(claimed.job.id));
-      await blocker.query("ROLLBACK");
+      await rollBack();
       const { job, created } = await enqueued;
       expect(created).toBe(true);
       expect(job.status).toBe("PROCESSING");
@@ -204,7 +221,6 @@ describe("jobs enqueued into an idle pool in the same process start without a cl
       const events = await other.database.pool.query("SELECT to_status FROM job_events WHERE job_id = $1 ORDER BY id", [job.id]);
       expect(events.rows.map((row) => row.to_status)).toEqual(["QUEUED", "PROCESSING", "QUEUED", "PROCESSING", "COMPLETED"]);
     } finally {
-      blocker.release();
       releaseAll();
       await other.dispose();
     }
