@@ -86,7 +86,8 @@ describe("item 6: two instances on one database", () => {
       await a.workerPool!.stop();
       const client = wsClient(a, alice);
       try {
-        const followed = await enqueue(a, alice, { type: "counted", payload: { steps: 4 }, runAt: new Date(Date.now() + 800).toISOString() });
+        // Due later than the subscription takes to start even on a loaded machine (800 ms was not, once), so it sees QUEUED first.
+        const followed = await enqueue(a, alice, { type: "counted", payload: { steps: 4 }, runAt: new Date(Date.now() + 3000).toISOString() });
         const stream = collect(client, `subscription($id: ID!) { jobProgress(jobId: $id) { status stage progress } }`, { id: followed });
         const { events, error } = await stream.done;
         expect(error).toBeUndefined();
