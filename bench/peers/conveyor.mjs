@@ -1,14 +1,19 @@
 // Conveyor adapter for the side-by-side peer benchmark (../shared/bench-peers, see its README).
 //
 //   node ../shared/bench-peers/bench.mjs --adapter bench/peers/conveyor.mjs [--n 2000]
-//   ADAPTERS="... $PWD/bench/peers/conveyor.mjs" bash ../shared/bench-peers/run.sh
+//   ADAPTERS="... $PWD/bench/peers/conveyor.mjs $PWD/bench/peers/conveyor-one-instance.mjs" bash ../shared/bench-peers/run.sh
 //
 // Conveyor is used the way a user embeds it: loadConfig(env) + createConveyor({ config, handlers,
-// logger }), jobs added with conveyor.jobs.enqueue / enqueueMany, one handler type registered. Two
-// instances in the benchmark process, as a deployment with an API instance and a worker instance:
+// logger }), jobs added with conveyor.jobs.enqueue / enqueueMany, one handler type registered.
+// This file: two instances in the benchmark process, as a deployment with an API instance and a
+// worker instance:
 //   - a producer (WORKER_ENABLED=false), created and started in reset(), which enqueues;
 //   - a worker (WORKER_ENABLED=true, WORKER_CONCURRENCY=c), created and started in startWorker(c),
 //     stopped in stop().
+// conveyor-one-instance.mjs: one instance at a time, as `npm start` runs the API and the pool in
+// one process: the producer enqueues until startWorker(c), which replaces it with an instance that
+// runs the pool and takes the enqueues from then on (an idle pool then takes a job from its enqueue
+// statement itself: WorkerPool.offerSlots).
 // Each test runs on a database of its own (`conveyor_peers` on ctx.pgUrl's server, dropped and
 // recreated in reset()), migrated by Conveyor itself when the producer is created, so the jobs table
 // is new and never analyzed. Nothing here runs ANALYZE, warms a cache or sets anything private.
@@ -33,7 +38,12 @@ const LOG_LEVEL = 'warn';
 
 const quote = (name) => `"${name.replaceAll('"', '""')}"`;
 
-export default async function create({ pgUrl }) {
+export default function create(context) {
+  return createAdapter(context, { oneInstance: false });
+}
+
+/** `oneInstance`: the instance that runs the pool also takes the enqueues (conveyor-one-instance.mjs). */
+export async function createAdapter({ pgUrl }, { oneInstance }) {
   const url = new URL(pgUrl);
   url.pathname = `/${DATABASE}`;
   const databaseUrl = url.toString();
@@ -77,11 +87,13 @@ export default async function create({ pgUrl }) {
   }
 
   return {
-    name: 'conveyor',
+    name: oneInstance ? 'conveyor (one instance)' : 'conveyor',
     version: PACKAGE.version,
     hasBatchEnqueue: true, // conveyor.jobs.enqueueMany: one INSERT statement per call
     settings: {
-      'instances': 'two Conveyor instances in the benchmark process, like an API instance and a worker instance: a producer (WORKER_ENABLED=false) created and started in reset(), which enqueues; a worker (WORKER_ENABLED=true) created and started in startWorker(), stopped in stop()',
+      'instances': oneInstance
+        ? 'one Conveyor instance at a time in the benchmark process, as `npm start` runs the API and the pool together: a producer (WORKER_ENABLED=false) created in reset() enqueues until startWorker(), which stops it and starts an instance with WORKER_ENABLED=true that takes the enqueues from then on (the latency test enqueues through it)'
+        : 'two Conveyor instances in the benchmark process, like an API instance and a worker instance: a producer (WORKER_ENABLED=false) created and started in reset(), which enqueues; a worker (WORKER_ENABLED=true) created and started in startWorker(), stopped in stop()',
       'WORKER_CONCURRENCY': 'concurrency (default 10): slots of the worker instance; it claims its free slots plus WORKER_PREFETCH (left unset: sized automatically from recent run and claim times, at most 10 per slot and at least up to 20) in one statement',
       'RETRY_INITIAL_DELAY_MS / RETRY_JITTER': '0 / 0 (defaults 1000 ms / 0.1): the smallest backoff, set for every test but only used by the retry test',
       'maxAttempts (retry test only)': '2, per job at enqueue (default JOB_MAX_ATTEMPTS 3)',
@@ -118,20 +130,25 @@ export default async function create({ pgUrl }) {
     },
 
     async enqueue(n, { batch = 0, payload, maxAttempts } = {}) {
+      const instance = producer ?? worker; // one instance: the producer is gone once the pool runs
       const input = (i) => ({ type: TYPE, owner: OWNER, payload: payload(i), ...(maxAttempts ? { maxAttempts } : {}) });
       if (!batch) {
-        for (let i = 0; i < n; i++) await producer.jobs.enqueue(input(i), OWNER);
+        for (let i = 0; i < n; i++) await instance.jobs.enqueue(input(i), OWNER);
         return;
       }
       for (let i = 0; i < n; i += batch) {
         const inputs = [];
         for (let j = i; j < Math.min(n, i + batch); j++) inputs.push(input(j));
-        await producer.jobs.enqueueMany(inputs, OWNER);
+        await instance.jobs.enqueueMany(inputs, OWNER);
       }
     },
 
     async startWorker(concurrency, fn) {
       handle = fn;
+      if (oneInstance) {
+        await producer?.stop();
+        producer = null;
+      }
       worker = await createConveyor({
         config: loadConfig({ ...environment, WORKER_ENABLED: 'true', WORKER_CONCURRENCY: String(concurrency) }),
         handlers: [handler],

@@ -168,9 +168,11 @@ export class JobLifecycle {
 
   /**
    * Jobs an enqueue created already claimed for an idle pool here (sql.ENQUEUE_MANY's handoff): their
-   * QUEUED → PROCESSING change, published and observed as a claim's, after the creation's.
+   * creation as QUEUED (revision 1), then their QUEUED → PROCESSING change, published and observed
+   * as a claim's, in the order the statement wrote them.
    */
   handedOff(jobs: readonly Job[]): void {
+    for (const job of jobs) this.publishSafely(changeOf({ ...job, status: "QUEUED", revision: job.revision - 1 }, null));
     this.announce(
       jobs.map((job) => ({
         ...changeRow(job, "QUEUED"),
@@ -466,13 +468,7 @@ export class JobLifecycle {
   }
 
   private announce(rows: Record<string, unknown>[]): void {
-    for (const row of rows) {
-      try {
-        this.publish(toChange(row));
-      } catch (error) {
-        this.logger.error({ err: error, jobId: row.id }, "publishing a job change failed");
-      }
-    }
+    for (const row of rows) this.publishSafely(toChange(row));
     if (this.observe && rows.length > 0) {
       try {
         this.observe(rows);
@@ -480,6 +476,14 @@ export class JobLifecycle {
         // The change is committed whatever an observer does with it.
         this.logger.error({ err: error }, "observing job changes failed");
       }
+    }
+  }
+
+  private publishSafely(change: JobChange): void {
+    try {
+      this.publish(change);
+    } catch (error) {
+      this.logger.error({ err: error, jobId: change.jobId }, "publishing a job change failed");
     }
   }
 }

@@ -46,7 +46,7 @@ export interface EnqueueOptions {
    * An idle pool in this process (WorkerPool.offerSlots): up to `slots` of the jobs that are due,
    * highest priority first, are created already claimed by `workerId`, and passed to `start` as
    * soon as the statement returns (before anything else can fail: they are committed as running
-   * there). Only where the statement commits on its own: a job claimed inside a caller's
+   * there), which publishes both their changes (created, then claimed). Only where the statement commits on its own: a job claimed inside a caller's
    * transaction would start before it is durable, or run although the transaction rolls back.
    */
   handoff?: { workerId: string; slots: number; start(jobs: Job[]): void } | null;
@@ -97,9 +97,9 @@ async function insertRows(db: Queryable, rows: NormalizedInput[], options: Enque
     }
     const job = createdJob(row, returned, options.handoff?.workerId ?? null);
     results[index] = { job, created: true };
-    // A job handed off was QUEUED first; JobLifecycle.handedOff announces its start.
-    options.publish?.(changeOf(job.lockToken ? { ...job, status: "QUEUED", revision: 1 } : job, null));
-    if (job.lockToken) claimed.push(job);
+    // A job handed off announces its creation with its start (handoff.start).
+    if (job.lockToken !== null) claimed.push(job);
+    else options.publish?.(changeOf(job, null));
   });
   if (claimed.length > 0) options.handoff!.start(claimed);
   if (missing.length > 0) {
