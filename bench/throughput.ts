@@ -6,13 +6,16 @@
 //      each of CONCURRENCY: jobs/s with the full lifecycle persisted (claim, completion, JobEvents).
 //   2. The backlog series: concurrency 1 with BACKLOGS jobs waiting, timing only the processing of
 //      the first BACKLOG_MEASURED of them, so the cost per job can be compared across backlogs.
+//      BACKLOG_REPS times (default 3), each repetition starting one size further along, then the
+//      median of each size and how far it lies from the smallest's: one line per size moves by a
+//      fifth between runs on a shared machine, more than the difference being measured.
 //   3. enqueue→handler-start latency into an idle pool of LATENCY_CONCURRENCY slots, one job every
 //      1000/LATENCY_RATE ms, open loop: each job's clock starts at its scheduled send time, so a
 //      slow enqueue counts against the engine instead of delaying the next send. Twice: enqueued
 //      beside a pool of its own (an API instance and a worker instance), and through one instance
 //      that runs its own pool (the server's default).
 //   npm run bench                       (DATABASE_URL defaults to the local PostgreSQL)
-//   JOBS=10000 CONCURRENCY=1,10,50 BACKLOGS=10000,100000,1000000 BACKLOG_MEASURED=10000 \
+//   JOBS=10000 CONCURRENCY=1,10,50 BACKLOGS=10000,100000,1000000 BACKLOG_MEASURED=10000 BACKLOG_REPS=3 \
 //     LATENCY_JOBS=500 LATENCY_RATE=50 LATENCY_CONCURRENCY=10 npm run bench
 // An empty CONCURRENCY or BACKLOGS, or LATENCY_JOBS=0, skips that part.
 import { createConveyor, type Conveyor } from "../src/app.js";
@@ -29,6 +32,7 @@ const backlogMeasured = Number(process.env.BACKLOG_MEASURED ?? 10_000);
 // Up to this size a backlog is filled through the engine's own enqueue; above it, one SQL statement
 // writes the same rows (enqueueing a million jobs 1,000 at a time would dominate the run).
 const backlogEngineMax = Number(process.env.BACKLOG_ENGINE_MAX ?? 100_000);
+const backlogReps = Math.max(1, Number(process.env.BACKLOG_REPS ?? 3));
 const latencyJobs = Number(process.env.LATENCY_JOBS ?? 500);
 const latencyRate = Number(process.env.LATENCY_RATE ?? 50);
 const latencyConcurrency = Number(process.env.LATENCY_CONCURRENCY ?? 10);
@@ -247,7 +251,24 @@ async function latency(concurrency: number, shape: "separate" | "one instance") 
 
 console.log(`Conveyor throughput benchmark on ${new URL(process.env.DATABASE_URL ?? "postgresql://127.0.0.1:5432").host}, Node ${process.version}; fresh database per line, no ANALYZE`);
 for (const concurrency of concurrencies) console.log("throughput", JSON.stringify(await throughput(concurrency)));
-for (const size of backlogs) console.log("backlog, concurrency 1", JSON.stringify(await backlog(size)));
+if (backlogs.length > 0) {
+  const rates = new Map<number, number[]>(backlogs.map((size) => [size, []]));
+  for (let rep = 0; rep < backlogReps; rep++) {
+    for (let index = 0; index < backlogs.length; index++) {
+      const size = backlogs[(index + rep) % backlogs.length]!;
+      const line = await backlog(size);
+      rates.get(size)!.push(line.jobsPerSecond);
+      console.log("backlog, concurrency 1", JSON.stringify({ repetition: rep + 1, ...line }));
+    }
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
+  const smallest = median(rates.get(backlogs[0]!)!);
+  const medians = backlogs.map((size) => {
+    const rate = median(rates.get(size)!);
+    return { backlog: size, medianJobsPerSecond: rate, all: rates.get(size), fromSmallestPercent: Number(((rate / smallest - 1) * 100).toFixed(1)) };
+  });
+  console.log(`backlog, concurrency 1, medians of ${backlogReps}`, JSON.stringify(medians));
+}
 if (latencyJobs > 0) {
   for (const shape of ["separate", "one instance"] as const) {
     console.log("enqueue→start latency (from the scheduled send)", JSON.stringify(await latency(latencyConcurrency, shape)));
