@@ -32,7 +32,8 @@ const backlogMeasured = Number(process.env.BACKLOG_MEASURED ?? 10_000);
 // Up to this size a backlog is filled through the engine's own enqueue; above it, one SQL statement
 // writes the same rows (enqueueing a million jobs 1,000 at a time would dominate the run).
 const backlogEngineMax = Number(process.env.BACKLOG_ENGINE_MAX ?? 100_000);
-const backlogReps = Math.max(1, Number(process.env.BACKLOG_REPS ?? 3));
+const backlogReps = Number(process.env.BACKLOG_REPS ?? 3);
+if (!Number.isInteger(backlogReps) || backlogReps < 1) throw new Error(`BACKLOG_REPS must be a whole number of at least 1, not ${process.env.BACKLOG_REPS}`);
 const latencyJobs = Number(process.env.LATENCY_JOBS ?? 500);
 const latencyRate = Number(process.env.LATENCY_RATE ?? 50);
 const latencyConcurrency = Number(process.env.LATENCY_CONCURRENCY ?? 10);
@@ -261,8 +262,13 @@ if (backlogs.length > 0) {
       console.log("backlog, concurrency 1", JSON.stringify({ repetition: rep + 1, ...line }));
     }
   }
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
-  const smallest = median(rates.get(backlogs[0]!)!);
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const middle = sorted.length / 2;
+    return Number.isInteger(middle) ? Math.round((sorted[middle - 1]! + sorted[middle]!) / 2) : sorted[Math.floor(middle)]!;
+  };
+  const smallestSize = Math.min(...backlogs);
+  const smallest = median(rates.get(smallestSize)!);
   const medians = backlogs.map((size) => {
     const rate = median(rates.get(size)!);
     return { backlog: size, medianJobsPerSecond: rate, all: rates.get(size), fromSmallestPercent: Number(((rate / smallest - 1) * 100).toFixed(1)) };

@@ -92,7 +92,7 @@ export async function createAdapter({ pgUrl }, { oneInstance }) {
     hasBatchEnqueue: true, // conveyor.jobs.enqueueMany: one INSERT statement per call
     settings: {
       'instances': oneInstance
-        ? 'one Conveyor instance at a time in the benchmark process, as `npm start` runs the API and the pool together: a producer (WORKER_ENABLED=false) created in reset() enqueues until startWorker(), which stops it and starts an instance with WORKER_ENABLED=true that takes the enqueues from then on (the latency test enqueues through it)'
+        ? 'one Conveyor instance at a time in the benchmark process, as `npm start` runs the API and the pool together: a producer (WORKER_ENABLED=false) created in reset() enqueues until startWorker(), which stops it and starts an instance with WORKER_ENABLED=true that takes the enqueues from then on (the latency test enqueues through it); startupMs includes stopping the producer'
         : 'two Conveyor instances in the benchmark process, like an API instance and a worker instance: a producer (WORKER_ENABLED=false) created and started in reset(), which enqueues; a worker (WORKER_ENABLED=true) created and started in startWorker(), stopped in stop()',
       'WORKER_CONCURRENCY': 'concurrency (default 10): slots of the worker instance; it claims its free slots plus WORKER_PREFETCH (left unset: sized automatically from recent run and claim times, at most 10 per slot and at least up to 20) in one statement',
       'RETRY_INITIAL_DELAY_MS / RETRY_JITTER': '0 / 0 (defaults 1000 ms / 0.1): the smallest backoff, set for every test but only used by the retry test',
@@ -130,7 +130,9 @@ export async function createAdapter({ pgUrl }, { oneInstance }) {
     },
 
     async enqueue(n, { batch = 0, payload, maxAttempts } = {}) {
-      const instance = producer ?? worker; // one instance: the producer is gone once the pool runs
+      // One instance: the producer is gone once the pool runs, and the enqueues go to that instance.
+      const instance = oneInstance ? (producer ?? worker) : producer;
+      if (!instance) throw new Error('enqueue() before reset(), or after stop() in the one-instance shape');
       const input = (i) => ({ type: TYPE, owner: OWNER, payload: payload(i), ...(maxAttempts ? { maxAttempts } : {}) });
       if (!batch) {
         for (let i = 0; i < n; i++) await instance.jobs.enqueue(input(i), OWNER);
@@ -146,8 +148,9 @@ export async function createAdapter({ pgUrl }, { oneInstance }) {
     async startWorker(concurrency, fn) {
       handle = fn;
       if (oneInstance) {
-        await producer?.stop();
+        const stopping = producer;
         producer = null;
+        await stopping?.stop();
       }
       worker = await createConveyor({
         config: loadConfig({ ...environment, WORKER_ENABLED: 'true', WORKER_CONCURRENCY: String(concurrency) }),

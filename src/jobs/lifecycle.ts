@@ -172,7 +172,7 @@ export class JobLifecycle {
    * as a claim's, in the order the statement wrote them.
    */
   handedOff(jobs: readonly Job[]): void {
-    for (const job of jobs) this.publishSafely(changeOf({ ...job, status: "QUEUED", revision: job.revision - 1 }, null));
+    for (const job of jobs) this.publishSafely(changeOf({ ...job, status: "QUEUED", revision: 1 }, null));
     this.announce(
       jobs.map((job) => ({
         ...changeRow(job, "QUEUED"),

@@ -38,7 +38,10 @@ export interface EnqueueOptions {
   actor: string;
   defaultMaxAttempts?: number;
   clock?: Clock;
-  /** Called for each job actually created, after the statement (or the caller's transaction) commits. */
+  /**
+   * Called for each job actually created, after the statement (or the caller's transaction)
+   * commits; not for jobs handed off, whose `handoff.start` publishes their creation and claim.
+   */
   publish?: (change: JobChange) => void;
   /** Called with the new jobs' ids just before they are inserted (the statement may create fewer). */
   beforeInsert?: (jobIds: string[]) => void;
@@ -46,8 +49,9 @@ export interface EnqueueOptions {
    * An idle pool in this process (WorkerPool.offerSlots): up to `slots` of the jobs that are due,
    * highest priority first, are created already claimed by `workerId`, and passed to `start` as
    * soon as the statement returns (before anything else can fail: they are committed as running
-   * there), which publishes both their changes (created, then claimed). Only where the statement commits on its own: a job claimed inside a caller's
-   * transaction would start before it is durable, or run although the transaction rolls back.
+   * there), which publishes both their changes (created, then claimed). Only where the statement
+   * commits on its own: a job claimed inside a caller's transaction would start before it is
+   * durable, or run although the transaction rolls back.
    */
   handoff?: { workerId: string; slots: number; start(jobs: Job[]): void } | null;
 }
@@ -85,7 +89,7 @@ async function insertRows(db: Queryable, rows: NormalizedInput[], options: Enque
   });
   const created = new Map<string, CreatedJob>((inserted.rows[0]?.created ?? []).map((returned) => [returned[0], returned]));
 
-  // In the order of the input: results, and the changes published.
+  // Results in the order of the input, and the creations published in it (handed-off jobs' after, with their claims).
   const results: EnqueueResult[] = [];
   const missing: { index: number; row: NormalizedInput }[] = [];
   const claimed: Job[] = [];

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { Conveyor } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { EVENTS_CHANNEL, MAX_NOTIFY_BYTES } from "../../src/events/pg-event-target.js";
+import { WAKE_POOLS } from "../../src/jobs/sql.js";
 import type { JobHandler } from "../../src/handlers/registry.js";
 import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 import { collect, tokenFor, wsClient } from "../support/graphql-client.js";
@@ -86,9 +87,13 @@ describe("item 6: two instances on one database", () => {
       await a.workerPool!.stop();
       const client = wsClient(a, alice);
       try {
-        // Due later than the subscription takes to start even on a loaded machine (800 ms was not, once), so it sees QUEUED first.
-        const followed = await enqueue(a, alice, { type: "counted", payload: { steps: 4 }, runAt: new Date(Date.now() + 3000).toISOString() });
+        // Due only once the subscriber holds its first event, so that it sees QUEUED whatever the
+        // machine's speed (a run_at 800 ms ahead was not enough once): then made due, and B woken.
+        const followed = await enqueue(a, alice, { type: "counted", payload: { steps: 4 }, runAt: new Date(Date.now() + 3600_000).toISOString() });
         const stream = collect(client, `subscription($id: ID!) { jobProgress(jobId: $id) { status stage progress } }`, { id: followed });
+        await eventually(() => stream.events.length > 0);
+        await a.database.pool.query("UPDATE processing_jobs SET run_at = now() WHERE id = $1", [followed]);
+        await a.database.pool.query(WAKE_POOLS);
         const { events, error } = await stream.done;
         expect(error).toBeUndefined();
         const seen = events.map((event) => (event.data as { jobProgress: { status: string; stage: string | null } }).jobProgress);
