@@ -115,14 +115,15 @@ async function enqueueInBatches(conveyor: Conveyor, count: number): Promise<void
 /**
  * The rows enqueueJobs writes (the job with the columns it sets, its 'created' JobEvent and its
  * audit row) for `count` jobs, in one statement; run_at steps by a microsecond so the claim order is
- * the insertion order, as with jobs enqueued one batch after another.
+ * the insertion order, as with jobs enqueued one batch after another, and the ids are UUIDv7 in that
+ * order as enqueue makes them (a millisecond apart, ending now; version 7, random bits after).
  */
 async function fillWithSql(conveyor: Conveyor, count: number): Promise<void> {
   await conveyor.database.pool.query(
     `WITH inserted AS (
        INSERT INTO processing_jobs (id, type, owner, assessment_id, correlation_id, schema_version, idempotency_key, priority,
          priority_rank, max_attempts, run_at, timeout_ms, payload, metadata, created_at, updated_at)
-       SELECT gen_random_uuid(), 'noop', 'bench', NULL, gen_random_uuid()::text, 'v1', NULL, 'NORMAL', 1, 3,
+       SELECT encode(set_byte(substring(int8send((extract(epoch FROM now()) * 1000)::bigint - $1 + i) FROM 3) || substring(uuid_send(gen_random_uuid()) FROM 7), 6, (get_byte(uuid_send(gen_random_uuid()), 6) & 15) | 112), 'hex')::uuid, 'noop', 'bench', NULL, gen_random_uuid()::text, 'v1', NULL, 'NORMAL', 1, 3,
          now() - ($1 - i) * interval '1 microsecond', NULL, '{}', '{}', now(), now()
        FROM generate_series(1, $1::int) AS i
        RETURNING id, status, correlation_id, type, created_at

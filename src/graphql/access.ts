@@ -28,8 +28,9 @@ export function requireIdCursors(args: { after?: string | null; before?: string 
 
 /**
  * Users reach only what they own; operators reach everything. Somebody else's job is FORBIDDEN
- * rather than NOT_FOUND: ids are random UUIDs, so confirming that one exists leaks nothing an
- * attacker could use, and telling "not yours" apart from "deleted" saves users and support time.
+ * rather than NOT_FOUND: ids cannot be guessed (job ids are UUIDv7, a millisecond and at least 42
+ * random bits; the others random UUIDs), so confirming that one exists leaks nothing an attacker
+ * could use, and telling "not yours" apart from "deleted" saves users and support time.
  */
 export function ensureCanAccess(viewer: Viewer, owner: string, what: string): void {
   if (viewer.role !== "operator" && viewer.id !== owner) throw forbidden(what);

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { v7 as uuidv7 } from "uuid";
 import type pg from "pg";
 import type { JobChange } from "../events/messages.js";
 import { changeOf } from "./lifecycle.js";
@@ -171,7 +172,13 @@ export async function queuePositions(db: Queryable, ids: readonly string[]): Pro
  */
 function normalize(input: EnqueueInput, defaultMaxAttempts: number) {
   return {
-    id: randomUUID(),
+    // Time-ordered: a job's entries in the primary key and in every index keyed by job id
+    // (job_events, audit_events) land beside those of the jobs created just before it, which are
+    // also the ones claimed and finished beside it. Random UUIDs scattered them over the whole of
+    // each index: with a million jobs those indexes outgrew shared_buffers, and each claim and
+    // completion read and dirtied pages all over them (1M backlog 4,300–4,700 jobs/s at
+    // concurrency 1 against 5,600–6,600 at 10k; 6,300 with these ids).
+    id: uuidv7(),
     type: input.type.toWellFormed(),
     owner: input.owner.toWellFormed(),
     payload: input.payload,

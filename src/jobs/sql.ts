@@ -526,7 +526,7 @@ const ENQUEUE_INSERT = `INSERT INTO processing_jobs (${ENQUEUE_FIELD_ORDER.filte
  * re-reads the existing job where nothing was inserted. Keyed jobs are inserted in key order, so
  * that two batches sharing keys wait for each other's keys in the same order rather than deadlock
  * (in input order they could, each holding a key the other needs). A job without one cannot
- * conflict (its id is a random UUID the caller chose), so it is inserted without the speculative
+ * conflict (its id is a fresh UUIDv7 the caller chose), so it is inserted without the speculative
  * insertion that ON CONFLICT costs on every row. One NOTIFY per statement wakes idle pools when
  * a job waits.
  *
