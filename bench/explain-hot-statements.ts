@@ -6,6 +6,7 @@
 // sequential scan of a big table or sort of many rows.
 //   npx tsx bench/explain-hot-statements.ts            (ROWS=1000000 BACKLOG=10000)
 import { randomUUID } from "node:crypto";
+import { v7 as uuidv7 } from "uuid";
 import pg from "pg";
 import { WORKER_PLANNER_SETTINGS } from "../src/db/database.js";
 import { applyMigrations } from "../src/db/migrate.js";
@@ -74,7 +75,7 @@ async function explainAll() {
 
   const newJob = (owner: string, idempotencyKey: string | null, handoff = false) => {
     const fields: Record<sql.EnqueueField, unknown> = {
-      id: randomUUID(), type: "noop", owner, assessment_id: null, correlation_id: randomUUID(), schema_version: "v1", idempotency_key: idempotencyKey,
+      id: uuidv7(), type: "noop", owner, assessment_id: null, correlation_id: randomUUID(), schema_version: "v1", idempotency_key: idempotencyKey,
       priority: "NORMAL", priority_rank: 1, max_attempts: 3, run_at: null, timeout_ms: null, payload: {}, metadata: {}, handoff,
     };
     return sql.ENQUEUE_FIELD_ORDER.map((name) => fields[name]);

@@ -8,7 +8,7 @@ import { hasAttemptsLeft, retryDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy }
 import * as sql from "./sql.js";
 import { StatementBatcher } from "./statement-batcher.js";
 import { ProgressWriter, storedReport, type ProgressBatch, type ProgressReport } from "./progress-writer.js";
-import { jobFromRow, type Clock, type Job, type JobStatus } from "./types.js";
+import { jobFromRow, PRIORITY_RANK, type Clock, type Job, type JobStatus } from "./types.js";
 
 export interface LifecycleOptions {
   pool: pg.Pool;
@@ -163,7 +163,9 @@ export class JobLifecycle {
       values: [this.now(), workerId, types, limit, excludedIds],
     });
     this.announce(rows);
-    return rows.map(jobFromRow);
+    // In claim order (the statement returns its rows in no promised order), so that the pool starts
+    // them in it: equal jobs in the order they were enqueued, their ids being time-ordered.
+    return rows.map(jobFromRow).sort(inClaimOrder);
   }
 
   /**
@@ -486,6 +488,10 @@ export class JobLifecycle {
       this.logger.error({ err: error, jobId: change.jobId }, "publishing a job change failed");
     }
   }
+}
+
+function inClaimOrder(a: Job, b: Job): number {
+  return PRIORITY_RANK[b.priority] - PRIORITY_RANK[a.priority] || a.runAt.getTime() - b.runAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 /**

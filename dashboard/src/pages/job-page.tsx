@@ -11,6 +11,7 @@ import { StatusBadge } from "../components/status-badge";
 import { graphql } from "../gql";
 import type { JobStatus, Locale as ApiLocale } from "../gql/graphql";
 import { useI18n } from "../i18n/i18n";
+import { shortId } from "../components/short-id";
 
 const JobQuery = graphql(`
   query Job($id: ID!, $locale: Locale) {
@@ -103,7 +104,7 @@ export function JobPage() {
   const [outcome, setOutcome] = useState<ActionOutcome | null>(null);
 
   useEffect(() => {
-    document.title = `${t("job.title", { id: id.slice(0, 8) })} · ${t("app.title")}`;
+    document.title = `${t("job.title", { id: shortId(id) })} · ${t("app.title")}`;
   }, [t, id]);
 
   const job = result.data?.job;
@@ -128,7 +129,7 @@ export function JobPage() {
         <a href="/dashboard/jobs">← {t("job.back")}</a>
       </p>
       <h1>
-        {t("job.title", { id: job.id.slice(0, 8) })} <StatusBadge status={status} />
+        {t("job.title", { id: shortId(job.id) })} <StatusBadge status={status} />
       </h1>
       <div class="live-status" data-testid="job-live-status" data-status={status} aria-live="polite">
         {status === "PROCESSING" ? <JobProgress jobId={job.id} stage={stage} progress={progress} /> : <span>{stage ? `${stage} · ${progress}%` : `${progress}%`}</span>}

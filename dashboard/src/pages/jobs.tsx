@@ -11,6 +11,7 @@ import { useThrottled } from "../components/throttle";
 import { graphql } from "../gql";
 import type { JobFilter, JobStatus } from "../gql/graphql";
 import { useI18n } from "../i18n/i18n";
+import { shortId } from "../components/short-id";
 
 const PAGE_SIZE = 25;
 
@@ -180,7 +181,7 @@ export function Jobs() {
                   <tr key={row.id} data-job-id={row.id} data-status={current.status}>
                     <td>
                       <a href={`/dashboard/jobs/${row.id}`}>
-                        <code>{row.id.slice(0, 8)}</code>
+                        <code>{shortId(row.id)}</code>
                       </a>
                     </td>
                     <td>{row.type}</td>
