@@ -59,18 +59,32 @@ export class JobService {
     const workers = db === this.deps.pool && publish ? this.deps.workers : null;
     if (!workers) return this.insert(checked, actor, db, publish, null);
     return workers.offerSlots(checked.length, (offer) =>
-      this.insert(checked, actor, db, publish, offer && {
-        workerId: offer.workerId,
-        slots: offer.slots,
-        start: (jobs) => {
-          this.deps.lifecycle.handedOff(jobs);
-          offer.start(jobs);
+      this.insert(
+        checked,
+        actor,
+        db,
+        publish,
+        offer && {
+          workerId: offer.workerId,
+          slots: offer.slots,
+          start: (jobs) => {
+            this.deps.lifecycle.handedOff(jobs);
+            offer.start(jobs);
+          },
         },
-      }),
+        () => workers.jobsEnqueued(),
+      ),
     );
   }
 
-  private async insert(checked: EnqueueInput[], actor: string, db: Queryable, publish: boolean, handoff: EnqueueOptions["handoff"]) {
+  private async insert(
+    checked: EnqueueInput[],
+    actor: string,
+    db: Queryable,
+    publish: boolean,
+    handoff: EnqueueOptions["handoff"],
+    waiting?: EnqueueOptions["waiting"],
+  ) {
     const { events } = this.deps;
     const expected: string[] = [];
     try {
@@ -86,6 +100,7 @@ export class JobService {
           events.expectCreations(jobIds);
         },
         handoff,
+        waiting,
       });
       const created = new Set(results.flatMap((result) => (result.created ? [result.job.id] : [])));
       events.settleCreations([...created], expected.filter((jobId) => !created.has(jobId)));

@@ -55,6 +55,11 @@ export interface EnqueueOptions {
    * durable, or run although the transaction rolls back.
    */
   handoff?: { workerId: string; slots: number; start(jobs: Job[]): void } | null;
+  /**
+   * Called right after a statement that commits on its own when it left jobs waiting (QUEUED), so
+   * that this process's pool knows before the statement's NOTIFY reaches it (WorkerPool.jobsEnqueued).
+   */
+  waiting?: () => void;
 }
 
 /**
@@ -107,6 +112,7 @@ async function insertRows(db: Queryable, rows: NormalizedInput[], options: Enque
     else options.publish?.(changeOf(job, null));
   });
   if (claimed.length > 0) options.handoff!.start(claimed);
+  if (claimed.length < created.size) options.waiting?.();
   if (missing.length > 0) {
     const existing = await db.query(sql.FIND_EXISTING, [
       missing.map(({ row }) => row.idempotencyKey),

@@ -160,6 +160,16 @@ export class WorkerPool {
     this.wake();
   }
 
+  /**
+   * Jobs an enqueue in this process committed are waiting: taken as their NOTIFY would be, at once.
+   * The NOTIFY reaches this pool's listener a little later, and until then the pool would still
+   * take itself for drained and offer its slots to the next enqueue, whose jobs would then start
+   * ahead of these.
+   */
+  jobsEnqueued(): void {
+    if (this.started) this.jobsWaiting();
+  }
+
   /** A NOTIFY: jobs wait that the last claim did not see. */
   private jobsWaiting(): void {
     this.notifications++;
