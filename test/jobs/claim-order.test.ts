@@ -2,8 +2,8 @@
 // too: job ids are time-ordered (UUIDv7), and claimed jobs are started in claim order.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobHandler } from "../../src/handlers/registry.js";
-import { WorkerPool } from "../../src/jobs/worker-pool.js";
 import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
+import { testWorkerPool } from "../support/worker-pool.js";
 
 const ran: number[] = [];
 const numbered: JobHandler<{ index: number }, null> = {
@@ -28,18 +28,7 @@ describe("claim order", () => {
     const ids = [...first, ...second].map((result) => result.job.id);
     expect([...ids].sort()).toEqual(ids);
     // A pool of one slot started once both batches wait: every job goes through claims.
-    const pool = new WorkerPool({
-      lifecycle: conveyor.lifecycle,
-      registry: conveyor.registry,
-      logger: conveyor.logger,
-      connectionString: conveyor.databaseUrl,
-      concurrency: 1,
-      prefetch: 7,
-      pollIntervalMs: 50,
-      heartbeatIntervalMs: 60_000,
-      jobTimeoutMs: 60_000,
-      shutdownGraceMs: 1000,
-    });
+    const pool = testWorkerPool(conveyor, { prefetch: 7 });
     await pool.start();
     try {
       await eventually(() => ran.length === 60);

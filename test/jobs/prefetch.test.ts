@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobHandler } from "../../src/handlers/registry.js";
-import { WorkerPool } from "../../src/jobs/worker-pool.js";
+import { testWorkerPool } from "../support/worker-pool.js";
 import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 
 describe("jobs claimed ahead of free slots", () => {
@@ -28,18 +28,7 @@ describe("jobs claimed ahead of free slots", () => {
       "alice",
     );
     const ids = jobs.map((result) => result.job.id);
-    const pool = new WorkerPool({
-      lifecycle: conveyor.lifecycle,
-      registry: conveyor.registry,
-      logger: conveyor.logger,
-      connectionString: conveyor.databaseUrl,
-      concurrency: 1,
-      prefetch: 2,
-      pollIntervalMs: 50,
-      heartbeatIntervalMs: 60_000,
-      jobTimeoutMs: 60_000,
-      shutdownGraceMs: 1000,
-    });
+    const pool = testWorkerPool(conveyor, { prefetch: 2 });
     await pool.start();
     await eventually(() => started.length === 1 && pool.stats().prefetched === 2);
     const statuses = async () => Object.fromEntries(await Promise.all(ids.map(async (id) => [id, (await find(id)).status] as const)));
@@ -78,18 +67,7 @@ describe("jobs claimed ahead of free slots", () => {
       ],
       start: false,
     });
-    const pool = new WorkerPool({
-      lifecycle: slow.lifecycle,
-      registry: slow.registry,
-      logger: slow.logger,
-      connectionString: slow.databaseUrl,
-      concurrency: 2,
-      prefetch: "auto",
-      pollIntervalMs: 50,
-      heartbeatIntervalMs: 60_000,
-      jobTimeoutMs: 60_000,
-      shutdownGraceMs: 1000,
-    });
+    const pool = testWorkerPool(slow, { concurrency: 2, prefetch: "auto" });
     // How many jobs each claim asked for: the free slots plus what the pool chose to hold; and
     // with what the pool had, the slots plus the prefetch it chose then.
     const asked: number[] = [];
