@@ -163,6 +163,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
         concurrency: config.worker.concurrency,
         prefetch: config.worker.prefetch,
         pollIntervalMs: config.worker.pollIntervalMs,
+        handoffReserveMs: config.worker.handoffReserveMs,
         heartbeatIntervalMs: config.worker.heartbeatIntervalMs,
         jobTimeoutMs: config.worker.jobTimeoutMs,
         shutdownGraceMs: config.worker.shutdownGraceMs,

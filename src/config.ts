@@ -35,9 +35,10 @@ const environmentSchema = z.object({
     .enum(["true", "false", "1", "0"])
     .default("false")
     .transform((value) => value === "true" || value === "1"),
-  // Claimed ahead of free slots; 20 unless set.
+  // Claimed ahead of free slots; sized from recent run and claim times unless set (WorkerPool.prefetchNow).
   WORKER_PREFETCH: z.coerce.number().int().min(0).max(1000).optional(),
   WORKER_POLL_INTERVAL_MS: milliseconds(1000),
+  WORKER_HANDOFF_RESERVE_MS: milliseconds(100),
   WORKER_HEARTBEAT_INTERVAL_MS: milliseconds(15_000),
   WORKER_SHUTDOWN_GRACE_MS: milliseconds(10_000),
   JOB_TIMEOUT_MS: milliseconds(5 * 60_000),
@@ -148,6 +149,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       durableCommits: env.WORKER_DURABLE_COMMITS,
       asyncOutcomes: env.WORKER_ASYNC_OUTCOMES,
       pollIntervalMs: env.WORKER_POLL_INTERVAL_MS,
+      handoffReserveMs: env.WORKER_HANDOFF_RESERVE_MS,
       heartbeatIntervalMs: env.WORKER_HEARTBEAT_INTERVAL_MS,
       shutdownGraceMs: env.WORKER_SHUTDOWN_GRACE_MS,
       jobTimeoutMs: env.JOB_TIMEOUT_MS,

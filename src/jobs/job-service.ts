@@ -57,14 +57,14 @@ export class JobService {
     const checked = inputs.map((input) => this.checked(input));
     // Handed off only from a statement that commits on its own, whose changes are published here.
     const workers = db === this.deps.pool && publish ? this.deps.workers : null;
-    if (!workers) return this.insert(checked, actor, db, publish, null);
-    return workers.offerSlots(checked.length, (offer) =>
-      this.insert(
-        checked,
-        actor,
-        db,
-        publish,
-        offer && {
+    if (!workers) return this.insert(checked, actor, db, publish, {});
+    const nowMs = (this.deps.clock?.() ?? new Date()).getTime();
+    const due = checked.filter((input) => !input.runAt || input.runAt.getTime() <= nowMs).length;
+    // A keyed insert waits on another transaction's equal key until that one ends (ON CONFLICT).
+    const waitsOnKeys = checked.some((input) => (input.idempotencyKey ?? null) !== null || (input.assessmentId ?? null) !== null);
+    return workers.offerSlots({ wanted: due, waitsOnKeys }, (offer) =>
+      this.insert(checked, actor, db, publish, {
+        handoff: offer && {
           workerId: offer.workerId,
           slots: offer.slots,
           start: (jobs) => {
@@ -72,19 +72,13 @@ export class JobService {
             offer.start(jobs);
           },
         },
-        () => workers.jobsEnqueued(),
-      ),
+        waiting: () => workers.jobsEnqueued(),
+      }),
     );
   }
 
-  private async insert(
-    checked: EnqueueInput[],
-    actor: string,
-    db: Queryable,
-    publish: boolean,
-    handoff: EnqueueOptions["handoff"],
-    waiting?: EnqueueOptions["waiting"],
-  ) {
+  /** `localPool`: what this process's pool takes part in (EnqueueOptions' handoff and waiting). */
+  private async insert(checked: EnqueueInput[], actor: string, db: Queryable, publish: boolean, localPool: Pick<EnqueueOptions, "handoff" | "waiting">) {
     const { events } = this.deps;
     const expected: string[] = [];
     try {
@@ -99,8 +93,7 @@ export class JobService {
           expected.push(...jobIds);
           events.expectCreations(jobIds);
         },
-        handoff,
-        waiting,
+        ...localPool,
       });
       const created = new Set(results.flatMap((result) => (result.created ? [result.job.id] : [])));
       events.settleCreations([...created], expected.filter((jobId) => !created.has(jobId)));

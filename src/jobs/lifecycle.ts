@@ -8,7 +8,7 @@ import { hasAttemptsLeft, retryDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy }
 import * as sql from "./sql.js";
 import { StatementBatcher } from "./statement-batcher.js";
 import { ProgressWriter, storedReport, type ProgressBatch, type ProgressReport } from "./progress-writer.js";
-import { jobFromRow, PRIORITY_RANK, type Clock, type Job, type JobStatus } from "./types.js";
+import { inClaimOrder, jobFromRow, type Clock, type Job, type JobStatus } from "./types.js";
 
 export interface LifecycleOptions {
   pool: pg.Pool;
@@ -488,10 +488,6 @@ export class JobLifecycle {
       this.logger.error({ err: error, jobId: change.jobId }, "publishing a job change failed");
     }
   }
-}
-
-function inClaimOrder(a: Job, b: Job): number {
-  return PRIORITY_RANK[b.priority] - PRIORITY_RANK[a.priority] || a.runAt.getTime() - b.runAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 /**

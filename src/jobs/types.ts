@@ -13,6 +13,11 @@ export function isTerminalStatus(status: string): boolean {
 
 export const PRIORITY_RANK: Record<JobPriority, number> = { LOW: 0, NORMAL: 1, HIGH: 2 };
 
+/** The order the claim takes runnable jobs in (the runnable index): higher priority, then earlier run_at, then id. */
+export function inClaimOrder(a: Job, b: Job): number {
+  return PRIORITY_RANK[b.priority] - PRIORITY_RANK[a.priority] || a.runAt.getTime() - b.runAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
 /** A job as the engine reads it (plain SQL rows, camel-cased). */
 export interface Job {
   id: string;

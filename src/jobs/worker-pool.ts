@@ -5,7 +5,7 @@ import type { HandlerRegistry, JobContext } from "../handlers/registry.js";
 import { JobAbortReason, UnrepresentableResultError } from "./job-errors.js";
 import type { Claim, JobLifecycle } from "./lifecycle.js";
 import { CANCEL_CHANNEL, JOBS_CHANNEL, NotificationListener } from "./notification-listener.js";
-import type { Job } from "./types.js";
+import { inClaimOrder, type Job } from "./types.js";
 
 export interface WorkerPoolOptions {
   lifecycle: JobLifecycle;
@@ -15,6 +15,12 @@ export interface WorkerPoolOptions {
   connectionString?: string;
   concurrency: number;
   pollIntervalMs: number;
+  /**
+   * How long at most claims leave the slots offered to an enqueue without unique keys free
+   * (offerSlots): ample for its statement's commit and answer, short enough that an enqueue held up
+   * (waiting for a connection, say) does not keep the pool from other jobs meanwhile. 0: never.
+   */
+  handoffReserveMs?: number;
   heartbeatIntervalMs: number;
   jobTimeoutMs: number;
   shutdownGraceMs: number;
@@ -91,11 +97,16 @@ export class WorkerPool {
   private readonly attempts = new Map<string, Attempt>();
   /** Attempts whose handler has not settled: what occupies a slot. */
   private busySlots = 0;
-  /**
-   * Slots offered to enqueues in flight (offerSlots), so that concurrent enqueues are not offered the
-   * same slots. Claims ignore them: an enqueue waiting on a key's lock must not keep the pool idle.
-   */
+  /** Slots offered to enqueues in flight (offerSlots), so that concurrent enqueues are not offered the same slots. */
   private offeredSlots = 0;
+  /**
+   * Those of the offered slots that claims leave free, for at most handoffReserveMs. A claim while
+   * the statement runs (the one its own NOTIFY triggers, for one) would otherwise start later jobs
+   * of the same enqueue in the slots its first jobs were created for. Offers to enqueues of jobs
+   * with unique keys are not reserved: a keyed insert can wait on another transaction's equal key
+   * for as long as that transaction runs.
+   */
+  private reservedSlots = 0;
   /** Enqueues holding offers, and hand-backs of what they handed off while the pool stopped: the drain waits for them. */
   private readonly offers = new Set<Promise<unknown>>();
   /**
@@ -113,7 +124,7 @@ export class WorkerPool {
   private readonly unsettledByJob = new Map<string, Attempt[]>();
   /** Unsettled attempts whose outcome is written or whose claim was taken over: see jobsStillRunningHere. */
   private readonly lingering = new Set<Attempt>();
-  /** Claimed ahead (see `prefetch`), oldest first; not started yet. */
+  /** Claimed ahead (see `prefetch`), in claim order; not started yet. */
   private readonly prefetched: Job[] = [];
   /** When each claim came back (performance.now()), to place its progress on the database's timeline. */
   private readonly claimedAt = new WeakMap<Job, number>();
@@ -202,9 +213,10 @@ export class WorkerPool {
         // round trip per job, which is what prefetching is there to avoid.
         // (A job held back because its earlier attempt still runs here is not ready to start.)
         const ready = this.prefetched.filter((job) => !this.hasUnsettledAttempt(job.id)).length;
-        const idleSlot = this.busySlots < this.options.concurrency && ready === 0;
+        const freeSlots = this.options.concurrency - this.busySlots - this.reservedSlots;
+        const idleSlot = freeSlots > 0 && ready === 0;
         if (!idleSlot && ready > prefetch / 2) break;
-        const wanted = this.options.concurrency - this.busySlots + prefetch - this.prefetched.length;
+        const wanted = freeSlots + prefetch - this.prefetched.length;
         if (wanted <= 0 || this.stopping) break;
         const claimStarted = performance.now();
         const notificationsBefore = this.notifications;
@@ -277,26 +289,49 @@ export class WorkerPool {
    * and its last claim found the queue drained, so no due job waits ahead of the new ones as far as
    * this pool knows. A job enqueued elsewhere in the same moment, or a scheduled job that fell due
    * since the last claim, may start after one handed off here, as it may after a racing claim.
-   * A claim that took the same free slots while the statement ran wins: handed-off jobs that find
-   * no free slot go back to the queue at once. Should the statement's answer be lost after its
-   * commit, its jobs wait for stalled-job recovery, as a claim's would.
+   * Claims while the statement runs leave the offered slots free (reservedSlots) for up to
+   * handoffReserveMs, unless the enqueue `waitsOnKeys` (it inserts jobs with unique keys). Handed-off
+   * jobs start in claim order among the jobs claimed meanwhile; those that find no free slot (a
+   * claim took it, or took jobs that come first) go back to the queue at once. Should the
+   * statement's answer be lost after its commit, its jobs wait for stalled-job recovery, as a
+   * claim's would. `wanted`: the enqueue's due jobs.
    */
-  async offerSlots<T>(wanted: number, enqueue: (offer: SlotOffer | null) => Promise<T>): Promise<T> {
-    const slots = Math.min(wanted, this.idleSlots());
+  async offerSlots<T>(request: { wanted: number; waitsOnKeys: boolean }, enqueue: (offer: SlotOffer | null) => Promise<T>): Promise<T> {
+    const slots = Math.min(request.wanted, this.idleSlots());
     if (slots <= 0) return enqueue(null);
+    const reserveMs = this.options.handoffReserveMs ?? 0;
+    let reserved = request.waitsOnKeys || reserveMs === 0 ? 0 : slots;
     this.offeredSlots += slots;
+    this.reservedSlots += reserved;
+    const lapse = () => {
+      this.reservedSlots -= reserved;
+      reserved = 0;
+      this.wake();
+    };
+    const lapseTimer = reserved > 0 ? setTimeout(lapse, reserveMs) : undefined;
+    lapseTimer?.unref();
     let taken = false;
+    const settle = () => {
+      taken = true;
+      clearTimeout(lapseTimer);
+      this.offeredSlots -= slots;
+      this.reservedSlots -= reserved;
+    };
     const offer: SlotOffer = {
       workerId: this.workerId,
       slots,
       start: (jobs) => {
         if (taken) throw new Error("a slot offer's jobs are started once");
-        taken = true;
-        this.offeredSlots -= slots;
+        const unused = reserved - jobs.length;
+        settle();
         this.startHandedOff(jobs);
+        // Slots the claims left free for jobs the statement did not hand off (not due by the
+        // database's clock).
+        if (unused > 0) this.wake();
       },
     };
-    const enqueued = enqueue(offer);
+    // A synchronous throw settles the offer too (finally, below).
+    const enqueued = (async () => enqueue(offer))();
     const settled = enqueued.then(
       () => undefined,
       () => undefined,
@@ -307,8 +342,8 @@ export class WorkerPool {
     } finally {
       this.offers.delete(settled);
       if (!taken) {
-        taken = true;
-        this.offeredSlots -= slots;
+        settle();
+        if (reserved > 0) this.wake();
       }
     }
   }
@@ -332,10 +367,14 @@ export class WorkerPool {
     }
     const now = performance.now();
     for (const job of jobs) this.claimedAt.set(job, now);
+    // In claim order among what claims brought meanwhile: later jobs of the same enqueue start
+    // after these, in the slots reserved for these.
     this.prefetched.push(...jobs);
+    this.prefetched.sort(inClaimOrder);
     this.startPrefetched();
-    // A claim that ran meanwhile took the free slots: rather than hold these behind jobs that may
-    // run for minutes, back to the queue for any pool (the release wakes them).
+    // A claim that ran meanwhile took the free slots, or brought jobs that come first: rather than
+    // hold these behind jobs that may run for minutes, back to the queue for any pool (the release
+    // wakes them).
     const unstarted = jobs.filter((job) => this.unqueue(job.id));
     if (unstarted.length > 0) this.handBack(unstarted);
   }
@@ -359,7 +398,7 @@ export class WorkerPool {
   /** Starts claimed jobs while slots are free, except those an earlier attempt of which still runs here. */
   private startPrefetched(): void {
     let index = 0;
-    while (index < this.prefetched.length && this.busySlots < this.options.concurrency && !this.stopping) {
+    while (index < this.prefetched.length && this.busySlots + this.reservedSlots < this.options.concurrency && !this.stopping) {
       const job = this.prefetched[index]!;
       if (this.hasUnsettledAttempt(job.id)) index++;
       else this.run(this.prefetched.splice(index, 1)[0]!);

@@ -3,6 +3,7 @@ import type { JobChange } from "../../src/events/messages.js";
 import type { JobHandler } from "../../src/handlers/registry.js";
 import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 import { startSiblingConveyor } from "../multi-instance/instances.js";
+import { WAKE_POOLS } from "../../src/jobs/sql.js";
 
 // Handlers that wait until the test lets them go, so that the pool's slots are busy for as long as it needs.
 const releases: (() => void)[] = [];
@@ -224,6 +225,68 @@ describe("jobs enqueued into an idle pool in the same process start without a cl
       releaseAll();
       await other.dispose();
     }
+  });
+
+  /**
+   * An idle pool of one slot offers it to an enqueue without keys, which then waits on a lock on
+   * audit_events (claims never take one) while another job, after it in claim order, falls due and
+   * the pool is woken to claim it. `whileHeld` runs meanwhile; then the enqueue goes on.
+   */
+  async function enqueueHeldWhileAnotherFallsDue(reserveMs: number, whileHeld: (other: TestConveyor, later: string) => Promise<void>) {
+    const other = await startTestConveyor({
+      handlers: [held],
+      environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "1", REDIS_URL: "", WORKER_POLL_INTERVAL_MS: "60000", WORKER_HANDOFF_RESERVE_MS: String(reserveMs) },
+    });
+    const blocker = await other.database.pool.connect();
+    let enqueued: Promise<unknown> | undefined;
+    try {
+      const { job: later } = await other.jobs.enqueue({ type: "held", owner: "alice", runAt: new Date(Date.now() + 3_600_000), priority: "LOW" }, "alice");
+      await untilIdle(other);
+      await blocker.query("BEGIN");
+      await blocker.query("LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE");
+      const enqueuing = other.jobs.enqueue({ type: "held", owner: "alice" }, "alice");
+      enqueued = enqueuing;
+      const waiting = "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()";
+      await eventually(async () => (await other.database.pool.query(waiting)).rowCount! > 0);
+      await other.database.pool.query("UPDATE processing_jobs SET run_at = now() WHERE id = $1", [later.id]);
+      await other.database.pool.query(WAKE_POOLS);
+      await whileHeld(other, later.id);
+      await blocker.query("COMMIT");
+      const { job } = await enqueuing;
+      expect(job.status).toBe("PROCESSING");
+      await eventually(async () => {
+        releaseAll();
+        const [first, second] = await Promise.all([other.jobs.find(job.id), other.jobs.find(later.id)]);
+        return first?.status === "COMPLETED" && second?.status === "COMPLETED";
+      });
+      const events = await other.database.pool.query("SELECT to_status FROM job_events WHERE job_id = $1 ORDER BY id", [job.id]);
+      return { handedOff: job.id, later: later.id, statuses: events.rows.map((row) => row.to_status as string) };
+    } finally {
+      await blocker.query("ROLLBACK").catch(() => undefined);
+      blocker.release();
+      await enqueued?.catch(() => undefined);
+      releaseAll();
+      await other.dispose();
+    }
+  }
+
+  it("keeps the slot offered to an enqueue without keys from the claims that run while it waits, so its job starts first", async () => {
+    const { handedOff, later, statuses } = await enqueueHeldWhileAnotherFallsDue(60_000, async (other, laterId) => {
+      // Time enough for the claim the wake-up would make, had it not left the slot free.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect((await other.jobs.find(laterId))?.status).toBe("QUEUED");
+    });
+    expect(started.indexOf(handedOff)).toBeLessThan(started.indexOf(later));
+    expect(statuses).toEqual(["QUEUED", "PROCESSING", "COMPLETED"]);
+  });
+
+  it("lets claims take the offered slot once WORKER_HANDOFF_RESERVE_MS has passed; the handed-off job then goes back to the queue", async () => {
+    const { handedOff, later, statuses } = await enqueueHeldWhileAnotherFallsDue(50, async (other, laterId) => {
+      await eventually(() => started.includes(laterId));
+      expect((await other.jobs.find(laterId))?.status).toBe("PROCESSING");
+    });
+    expect(started.indexOf(later)).toBeLessThan(started.indexOf(handedOff));
+    expect(statuses).toEqual(["QUEUED", "PROCESSING", "QUEUED", "PROCESSING", "COMPLETED"]);
   });
 
   it("offers nothing once the pool is stopping, and a stopped pool's instance still enqueues", async () => {

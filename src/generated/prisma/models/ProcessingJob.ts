@@ -2314,6 +2314,9 @@ export type $ProcessingJobPayload<ExtArgs extends runtime.Types.Extensions.Inter
     validationRun: Prisma.$ValidationRunPayload<ExtArgs> | null
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
+    /**
+     * Time-ordered (UUIDv7): the engine supplies it (normalize in src/jobs/queue.ts explains why).
+     */
     id: string
     type: string
     owner: string
