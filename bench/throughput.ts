@@ -13,7 +13,8 @@
 //      1000/LATENCY_RATE ms, open loop: each job's clock starts at its scheduled send time, so a
 //      slow enqueue counts against the engine instead of delaying the next send. Twice: enqueued
 //      beside a pool of its own (an API instance and a worker instance), and through one instance
-//      that runs its own pool (the server's default).
+//      that runs its own pool (the server's default). Then the floor under both: a one-row INSERT
+//      committed on its own, on the same cadence, what any durable enqueue costs at least.
 //   npm run bench                       (DATABASE_URL defaults to the local PostgreSQL)
 //   JOBS=10000 CONCURRENCY=1,10,50 BACKLOGS=10000,100000,1000000 BACKLOG_MEASURED=10000 BACKLOG_REPS=3 \
 //     LATENCY_JOBS=500 LATENCY_RATE=50 LATENCY_CONCURRENCY=10 npm run bench
@@ -251,6 +252,31 @@ async function latency(concurrency: number, shape: "separate" | "one instance") 
   );
 }
 
+/**
+ * What any durable enqueue costs at least here, on the same cadence and clock as `latency`: a
+ * one-row INSERT that commits on its own (one round trip, one WAL flush) through the engine's pool
+ * of connections, from its scheduled send to its return.
+ */
+async function latencyFloor() {
+  return withConveyor(1, async (conveyor) => {
+    const pool = conveyor.database.pool;
+    await pool.query("CREATE TABLE latency_floor (id bigserial PRIMARY KEY, sent double precision NOT NULL)");
+    const samples: number[] = [];
+    const intervalMs = 1000 / latencyRate;
+    const begin = performance.now();
+    for (let i = 0; i < latencyJobs; i++) {
+      const due = begin + i * intervalMs;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      await pool.query({ name: "latency-floor", text: "INSERT INTO latency_floor (sent) VALUES ($1)", values: [due] });
+      samples.push(performance.now() - due);
+    }
+    samples.sort((a, b) => a - b);
+    const ms = (value: number) => Number(value.toFixed(2));
+    return { jobs: latencyJobs, p50Ms: ms(percentile(samples, 50)), p95Ms: ms(percentile(samples, 95)), p99Ms: ms(percentile(samples, 99)), maxMs: ms(samples.at(-1)!) };
+  });
+}
+
 console.log(`Conveyor throughput benchmark on ${new URL(process.env.DATABASE_URL ?? "postgresql://127.0.0.1:5432").host}, Node ${process.version}; fresh database per line, no ANALYZE`);
 for (const concurrency of concurrencies) console.log("throughput", JSON.stringify(await throughput(concurrency)));
 if (backlogs.length > 0) {
@@ -280,4 +306,5 @@ if (latencyJobs > 0) {
   for (const shape of ["separate", "one instance"] as const) {
     console.log("enqueue→start latency (from the scheduled send)", JSON.stringify(await latency(latencyConcurrency, shape)));
   }
+  console.log("floor: a one-row INSERT committed on its own, same cadence (from the scheduled send)", JSON.stringify(await latencyFloor()));
 }
