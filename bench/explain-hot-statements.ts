@@ -1,9 +1,11 @@
 // EXPLAIN (ANALYZE, BUFFERS) of every hot statement of the engine against a table of ROWS jobs (a
 // week of history, 1,000,000 by default) plus BACKLOG runnable jobs, first as a burst leaves it
 // (never analyzed: the planner knows nothing) and then after ANALYZE. Each statement runs on the
-// connection settings the engine gives it (the worker's for claim, progress and heartbeat), inside
-// a transaction that is rolled back. Prints time, the plan's shape, and a warning for every
-// sequential scan of a big table or sort of many rows.
+// connection settings the engine gives it (the worker's for claim, progress and heartbeat), as the
+// prepared statement the engine runs (the plan PostgreSQL keeps for it: test/support/prepared-plan.ts),
+// inside a transaction that is rolled back. Prints time, whether the plan is generic or made for
+// each execution, the plan's shape, and a warning for every sequential scan of a big table or sort
+// of many rows.
 //   npx tsx bench/explain-hot-statements.ts            (ROWS=1000000 BACKLOG=10000)
 import { randomUUID } from "node:crypto";
 import { v7 as uuidv7 } from "uuid";
@@ -16,18 +18,13 @@ import * as sql from "../src/jobs/sql.js";
 import { createLogger } from "../src/logger.js";
 import { createBenchDatabase } from "./support/database.js";
 import { seedJobs } from "./support/seed-jobs.js";
+import { explainPrepared, planNodes, type PlanNode } from "../test/support/prepared-plan.js";
 
 const rows = Number(process.env.ROWS ?? 1_000_000);
 const backlog = Number(process.env.BACKLOG ?? 10_000);
+/** The statements the engine sends by name, which pg prepares once per connection; it sends the others unnamed, planned each time. */
+const PREPARED = new Set([sql.ENQUEUE_MANY, sql.SELECT_JOB_DOCUMENTS, sql.CLAIM, sql.PROGRESS_MANY, sql.COMPLETE_MANY, sql.FAIL_MANY, sql.HEARTBEAT]);
 
-interface PlanNode {
-  "Node Type": string;
-  "Relation Name"?: string;
-  "Index Name"?: string;
-  "Actual Rows"?: number;
-  "Actual Loops"?: number;
-  Plans?: PlanNode[];
-}
 
 const database = await createBenchDatabase();
 const plain = new pg.Pool({ connectionString: database.url, max: 2 });
@@ -80,13 +77,13 @@ async function explainAll() {
     };
     return sql.ENQUEUE_FIELD_ORDER.map((name) => fields[name]);
   };
-  await explain("enqueue, one new job and one whose idempotency key exists", plain, sql.ENQUEUE_MANY, [
+  await explain("enqueue, one new job and one whose idempotency key exists", plain, sql.ENQUEUE_MANY, () => [
     null,
     JSON.stringify([newJob("user-1", null), newJob("user-2", "key-2")]),
     "bench",
     null,
   ]);
-  await explain("enqueue, one job handed off to an idle pool here", plain, sql.ENQUEUE_MANY, [null, JSON.stringify([newJob("user-3", null, true)]), "bench", "explain"]);
+  await explain("enqueue, one job handed off to an idle pool here", plain, sql.ENQUEUE_MANY, () => [null, JSON.stringify([newJob("user-3", null, true)]), "bench", "explain"]);
   await explain("enqueue's re-read of existing keys", plain, sql.FIND_EXISTING, [["key-2"], [null], ["x"], ["v1"], ["user-2"]]);
   await explain("claim 10 (worker connection)", worker, sql.CLAIM, [null, "explain", ["noop"], 10, []]);
   await withClaim((client, claim) => explainOn("complete (batch of 1)", client, sql.COMPLETE_MANY, [null, [claim.id], [claim.token], ["{}"]]));
@@ -105,7 +102,10 @@ async function explainAll() {
   await explain("retention batch (1,000 finished jobs older than 7 days)", plain, sql.DELETE_FINISHED_BATCH, [null, 7 * 86_400_000, 1000]);
 }
 
-async function explain(label: string, pool: pg.Pool, text: string, values: unknown[]) {
+/** `values`: a function when each execution needs values of its own (new jobs' ids). */
+type Values = unknown[] | (() => unknown[]);
+
+async function explain(label: string, pool: pg.Pool, text: string, values: Values) {
   const client = await pool.connect();
   try {
     await client.query("BEGIN");
@@ -116,20 +116,23 @@ async function explain(label: string, pool: pg.Pool, text: string, values: unkno
   }
 }
 
-async function explainOn(label: string, client: pg.PoolClient, text: string, values: unknown[]) {
-  const result = await client.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${text}`, values);
-  const report = (result.rows[0]["QUERY PLAN"] as { Plan: PlanNode; "Execution Time": number; "Planning Time": number }[])[0]!;
-  const nodes = flatten(report.Plan);
+async function explainOn(label: string, client: pg.PoolClient, text: string, values: Values) {
+  const report = PREPARED.has(text) ? await explainPrepared(client, text, values, { buffers: true }) : await explainUnnamed(client, text, values);
+  const planKind = PREPARED.has(text) ? (report.generic ? "prepared, generic plan" : "prepared, planned per execution") : "unnamed, planned per execution";
+  const nodes = planNodes(report.plan);
   const warnings = nodes
     .filter((node) => (node["Node Type"] === "Seq Scan" && /processing_jobs|job_events|audit_events/.test(node["Relation Name"] ?? "")) || (node["Node Type"] === "Sort" && (node["Actual Rows"] ?? 0) > 1000))
     .map((node) => `${node["Node Type"]} ${node["Relation Name"] ?? ""} (${node["Actual Rows"]} rows)`.trim());
   const scans = nodes
     .filter((node) => node["Relation Name"] || node["Index Name"])
     .map((node) => `${node["Node Type"]}${node["Index Name"] ? ` ${node["Index Name"]}` : node["Relation Name"] ? ` ${node["Relation Name"]}` : ""}×${(node["Actual Rows"] ?? 0) * (node["Actual Loops"] ?? 1)}`);
-  console.log(`${label.padEnd(62)} ${report["Execution Time"].toFixed(2).padStart(8)} ms  ${warnings.length ? `WARNING ${warnings.join(", ")}` : "ok"}`);
+  const planning = report.planningMs > 0.05 ? `, planning ${report.planningMs.toFixed(2)} ms` : "";
+  console.log(`${label.padEnd(62)} ${report.executionMs.toFixed(2).padStart(8)} ms  ${planKind}${planning}  ${warnings.length ? `WARNING ${warnings.join(", ")}` : "ok"}`);
   console.log(`    ${[...new Set(scans)].join(", ")}`);
 }
 
-function flatten(node: PlanNode): PlanNode[] {
-  return [node, ...(node.Plans ?? []).flatMap(flatten)];
+async function explainUnnamed(client: pg.PoolClient, text: string, values: Values) {
+  const { rows } = await client.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${text}`, typeof values === "function" ? values() : values);
+  const report = (rows[0]["QUERY PLAN"] as { Plan: PlanNode; "Execution Time": number; "Planning Time": number }[])[0]!;
+  return { plan: report.Plan, executionMs: report["Execution Time"], planningMs: report["Planning Time"], generic: false };
 }

@@ -9,6 +9,9 @@
 //      BACKLOG_REPS times (default 3), each repetition starting one size further along, then the
 //      median of each size and how far it lies from the smallest's: one line per size moves by a
 //      fifth between runs on a shared machine, more than the difference being measured.
+//      BACKLOG_ANALYZE=1 runs the series again with ANALYZE after each fill (what a user does not
+//      have after a burst, for comparison only) and prints each size's median against the
+//      never-analyzed one.
 //   3. enqueue→handler-start latency into an idle pool of LATENCY_CONCURRENCY slots, one job every
 //      1000/LATENCY_RATE ms, open loop: each job's clock starts at its scheduled send time, so a
 //      slow enqueue counts against the engine instead of delaying the next send. Twice: enqueued
@@ -34,6 +37,7 @@ const backlogMeasured = Number(process.env.BACKLOG_MEASURED ?? 10_000);
 // writes the same rows (enqueueing a million jobs 1,000 at a time would dominate the run).
 const backlogEngineMax = Number(process.env.BACKLOG_ENGINE_MAX ?? 100_000);
 const backlogReps = Number(process.env.BACKLOG_REPS ?? 3);
+const backlogAnalyze = process.env.BACKLOG_ANALYZE === "1";
 if (!Number.isInteger(backlogReps) || backlogReps < 1) throw new Error(`BACKLOG_REPS must be a whole number of at least 1, not ${process.env.BACKLOG_REPS}`);
 const latencyJobs = Number(process.env.LATENCY_JOBS ?? 500);
 const latencyRate = Number(process.env.LATENCY_RATE ?? 50);
@@ -173,13 +177,14 @@ async function throughput(concurrency: number) {
   });
 }
 
-async function backlog(size: number) {
+async function backlog(size: number, analyze: boolean) {
   return withConveyor(1, async (conveyor) => {
     const fillStart = performance.now();
     const filledWith = size <= backlogEngineMax ? "enqueueJobs, batches of 1,000" : "one INSERT … SELECT generate_series (enqueue's rows)";
     if (size <= backlogEngineMax) await enqueueInBatches(conveyor, size);
     else await fillWithSql(conveyor, size);
     const fillSeconds = (performance.now() - fillStart) / 1000;
+    if (analyze) await conveyor.database.pool.query("ANALYZE processing_jobs, job_events, audit_events");
     const measured = Math.min(backlogMeasured, size);
     const done = processed(conveyor, measured);
     const pool = startPool(conveyor, 1);
@@ -279,14 +284,16 @@ async function latencyFloor() {
 
 console.log(`Conveyor throughput benchmark on ${new URL(process.env.DATABASE_URL ?? "postgresql://127.0.0.1:5432").host}, Node ${process.version}; fresh database per line, no ANALYZE`);
 for (const concurrency of concurrencies) console.log("throughput", JSON.stringify(await throughput(concurrency)));
-if (backlogs.length > 0) {
+/** The backlog series, BACKLOG_REPS times in rotated order: each size's median jobs/s. */
+async function backlogSeries(analyze: boolean): Promise<Map<number, number>> {
+  const label = analyze ? "backlog, concurrency 1, after ANALYZE" : "backlog, concurrency 1";
   const rates = new Map<number, number[]>(backlogs.map((size) => [size, []]));
   for (let rep = 0; rep < backlogReps; rep++) {
     for (let index = 0; index < backlogs.length; index++) {
       const size = backlogs[(index + rep) % backlogs.length]!;
-      const line = await backlog(size);
+      const line = await backlog(size, analyze);
       rates.get(size)!.push(line.jobsPerSecond);
-      console.log("backlog, concurrency 1", JSON.stringify({ repetition: rep + 1, ...line }));
+      console.log(label, JSON.stringify({ repetition: rep + 1, ...line, ...(analyze ? { statistics: "analyzed after the fill" } : {}) }));
     }
   }
   const median = (values: number[]) => {
@@ -294,13 +301,28 @@ if (backlogs.length > 0) {
     const middle = sorted.length / 2;
     return Number.isInteger(middle) ? Math.round((sorted[middle - 1]! + sorted[middle]!) / 2) : sorted[Math.floor(middle)]!;
   };
-  const smallestSize = Math.min(...backlogs);
-  const smallest = median(rates.get(smallestSize)!);
-  const medians = backlogs.map((size) => {
-    const rate = median(rates.get(size)!);
+  const medians = new Map(backlogs.map((size) => [size, median(rates.get(size)!)]));
+  const smallest = medians.get(Math.min(...backlogs))!;
+  const summary = backlogs.map((size) => {
+    const rate = medians.get(size)!;
     return { backlog: size, medianJobsPerSecond: rate, all: rates.get(size), fromSmallestPercent: Number(((rate / smallest - 1) * 100).toFixed(1)) };
   });
-  console.log(`backlog, concurrency 1, medians of ${backlogReps}`, JSON.stringify(medians));
+  console.log(`${label}, medians of ${backlogReps}`, JSON.stringify(summary));
+  return medians;
+}
+
+if (backlogs.length > 0) {
+  const neverAnalyzed = await backlogSeries(false);
+  if (backlogAnalyze) {
+    const analyzed = await backlogSeries(true);
+    const compared = backlogs.map((size) => ({
+      backlog: size,
+      neverAnalyzed: neverAnalyzed.get(size),
+      analyzed: analyzed.get(size),
+      neverAnalyzedFromAnalyzedPercent: Number(((neverAnalyzed.get(size)! / analyzed.get(size)! - 1) * 100).toFixed(1)),
+    }));
+    console.log("backlog, concurrency 1, never analyzed against analyzed (medians)", JSON.stringify(compared));
+  }
 }
 if (latencyJobs > 0) {
   for (const shape of ["separate", "one instance"] as const) {

@@ -72,8 +72,15 @@ export const SESSION_SETTINGS = "-c TimeZone=UTC";
  * disabled node that a plan still needs (a sort of a handful of rows) is costed at 10^10, past
  * jit_above_cost, and PostgreSQL then JIT-compiles the statement on every execution: over a
  * second on this machine for a one-row statement. JIT is off on these connections.
+ * Each prepared statement keeps one generic plan (plan_cache_mode): once the jobs table had
+ * statistics, PostgreSQL priced CLAIM's generic plan above its custom ones and planned it afresh on
+ * every execution (0.4 ms each, the same plan every time): claims took 1.14 ms at the median
+ * instead of 0.71 with 10,000 jobs waiting, and concurrency 1 ran 10–25 % slower analyzed than
+ * never analyzed (bench/throughput.ts with BACKLOG_ANALYZE=1). Kept, that generic plan took its
+ * LIMIT for a tenth of the waiting jobs and hashed every job to find the ten it locked: no hash or
+ * merge joins here, only the key lookups these statements are (test/jobs/claim-plan.test.ts).
  */
-export const WORKER_PLANNER_SETTINGS = "-c enable_seqscan=off -c enable_bitmapscan=off -c enable_sort=off -c jit=off";
+export const WORKER_PLANNER_SETTINGS = "-c enable_seqscan=off -c enable_bitmapscan=off -c enable_sort=off -c enable_hashjoin=off -c enable_mergejoin=off -c jit=off -c plan_cache_mode=force_generic_plan";
 
 // BIGINT columns (bytes done/total, event ids) come back as strings from pg; values stay well
 // inside 2^53, so numbers are what callers expect.
