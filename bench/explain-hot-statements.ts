@@ -91,7 +91,7 @@ async function explainAll() {
     explainOn("fail (batch of 1)", client, sql.FAIL_MANY, [null, [claim.id], [claim.token], ["RETRYING"], [0], ["WORKER_ERROR"], ["x"], ["{}"], [true]]),
   );
   await withClaim((client, claim) =>
-    explainOn("progress (batch of 1, with a stage)", client, sql.PROGRESS_MANY, [null, [claim.id], [claim.token], ["reading"], [10], [null], [null], [claim.id], ["reading"], [10], [new Date()]]),
+    explainOn("progress (batch of 1, with a stage)", client, sql.PROGRESS_MANY, [null, [claim.id], [claim.token], ["reading"], [10], [null], [null], [JSON.stringify([{ stage: "reading", progress: 10, at: new Date() }])]]),
   );
   await withClaim((client, claim) => explainOn("heartbeat", client, sql.HEARTBEAT, [null, [claim.id], [claim.token]]));
   await explain("stalled recovery (batch of 500)", plain, sql.RECOVER_STALLED, [null, 300_000, 500, "stalled", 1000, 2, 60_000, 0.1]);

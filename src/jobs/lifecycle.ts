@@ -229,6 +229,13 @@ export class JobLifecycle {
 
   private async writeProgress(batch: ProgressBatch): Promise<Set<string>> {
     const { latest, stages } = batch;
+    // Each job's new stages as one JSON array beside its latest report (sql.PROGRESS_MANY).
+    const stagesByJob = new Map<string, { stage: string; progress: number; at: Date }[]>();
+    for (const entry of stages) {
+      const entries = stagesByJob.get(entry.id) ?? [];
+      entries.push({ stage: entry.stage, progress: entry.percent, at: entry.at });
+      stagesByJob.set(entry.id, entries);
+    }
     const { rows } = await this.workerPool.query<{ token: string }>({
       name: "conveyor-progress",
       text: sql.PROGRESS_MANY,
@@ -240,10 +247,10 @@ export class JobLifecycle {
         latest.map((report) => report.percent),
         latest.map((report) => report.bytesDone),
         latest.map((report) => report.bytesTotal),
-        stages.map((entry) => entry.id),
-        stages.map((entry) => entry.stage),
-        stages.map((entry) => entry.percent),
-        stages.map((entry) => entry.at),
+        latest.map((report) => {
+          const entries = stagesByJob.get(report.id);
+          return entries ? JSON.stringify(entries) : null;
+        }),
       ],
     });
     return new Set(rows.map((row) => row.token));

@@ -267,31 +267,32 @@ ${announceChanges("updated", "u.from_status")}
 SELECT ${CHANGE_COLUMNS}, from_status, (SELECT count(*) FROM wake) AS notified, (SELECT count(*) FROM announced) AS announced FROM updated`;
 
 /**
- * Progress of many running jobs in one statement; not a status change. $2..$7 one row per job, its
- * latest report: ids, claim tokens, stages, percents, bytes done, bytes total. $8..$11 one row per
- * stage a job entered since the last write, for the timeline: ids, stages, percents, times (the
- * moment each was reported). Returns the tokens still valid; a report whose claim was taken over
- * writes nothing.
+ * Progress of many running jobs in one statement; not a status change. $2..$8 one row per job, its
+ * latest report: ids, claim tokens, stages, percents, bytes done, bytes total, and the stages it
+ * entered since the last write, for the timeline (a JSON array of {stage, progress, at}, at the
+ * moment each was reported; NULL for none). Returns the tokens still valid; a report whose claim
+ * was taken over writes nothing.
  */
 export const PROGRESS_MANY = `WITH ${CLOCK},
 latest AS (
-  SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::bigint[], $7::bigint[])
-    AS l(id, token, stage, progress, bytes_done, bytes_total)
+  SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::bigint[], $7::bigint[], $8::jsonb[])
+    AS l(id, token, stage, progress, bytes_done, bytes_total, new_stages)
 ),
-target AS (SELECT i.id, i.stage, i.progress, i.bytes_done, i.bytes_total FROM ${claimedRows("latest")}),
+target AS (SELECT i.id, i.stage, i.progress, i.bytes_done, i.bytes_total, i.new_stages FROM ${claimedRows("latest")}),
 updated AS (
   UPDATE processing_jobs j SET stage = t.stage, progress = GREATEST(0, LEAST(100, t.progress)),
     bytes_done = t.bytes_done, bytes_total = t.bytes_total, heartbeat_at = clock.now, updated_at = clock.now
   FROM target t, clock
   WHERE j.id = t.id
-  RETURNING j.*
+  RETURNING j.*, t.new_stages
 ),
 events AS (
-  -- The timeline records each new stage, not every percent.
+  -- The timeline records each new stage, not every percent. Each job's stages ride with it, in
+  -- order: matched to the updated jobs by a join instead, they cost stages × jobs comparisons, as
+  -- the worker's connections join a data-modifying CTE's rows only in a nested loop.
   INSERT INTO job_events (job_id, from_status, to_status, attempt, stage, progress, at)
-  SELECT e.id, 'PROCESSING', 'PROCESSING', u.retry_count + 1, e.stage, GREATEST(0, LEAST(100, e.progress)), e.at
-  FROM unnest($8::uuid[], $9::text[], $10::int[], $11::timestamptz[]) AS e(id, stage, progress, at)
-  JOIN updated u ON u.id = e.id
+  SELECT u.id, 'PROCESSING', 'PROCESSING', u.retry_count + 1, e.stage, GREATEST(0, LEAST(100, e.progress)), e.at
+  FROM updated u CROSS JOIN LATERAL jsonb_to_recordset(u.new_stages) AS e(stage text, progress int, at timestamptz)
 ),
 ${announceChanges("updated", "'PROCESSING'")}
 SELECT lock_token AS token, (SELECT count(*) FROM announced) AS announced FROM updated`;
