@@ -638,11 +638,13 @@ export const DELETE_FINISHED_BATCH = `WITH doomed AS (
   FOR UPDATE SKIP LOCKED
 ),
 deleted AS (DELETE FROM processing_jobs j USING doomed d WHERE j.id = d.id RETURNING j.id),
--- job_events has no foreign key (it would cost every transition a lookup): its rows go here.
-events AS (DELETE FROM job_events e USING deleted d WHERE e.job_id = d.id),
+-- job_events has no foreign key (it would cost every transition a lookup): its rows go here, found
+-- by one probe of its index per deleted job. Joined to the deleted rows instead, a never-analyzed
+-- table got a merge join that read every event's index entry: 177 ms per batch at a million jobs.
+events AS (DELETE FROM job_events e WHERE e.job_id = ANY(ARRAY(SELECT id FROM deleted))),
 -- A validation run's uploaded file goes with its job; the run itself and the file's chunks follow
 -- by their foreign keys (ON DELETE CASCADE).
-files AS (DELETE FROM validation_files f USING validation_runs r, deleted d WHERE r.job_id = d.id AND f.id = r.file_id)
+files AS (DELETE FROM validation_files f USING validation_runs r WHERE r.job_id = ANY(ARRAY(SELECT id FROM deleted)) AND f.id = r.file_id)
 SELECT count(*)::int AS deleted FROM deleted`;
 
 /**
