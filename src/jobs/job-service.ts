@@ -9,7 +9,7 @@ import { THROUGHPUT_RANGES, throughputSeries, type ThroughputRange, type Through
 import type { JobLifecycle, JobSelection } from "./lifecycle.js";
 import type { Maintenance } from "./maintenance.js";
 import type { WorkerPool } from "./worker-pool.js";
-import { enqueueJobs, findJob, findJobRecords, queuePosition, queuePositions, type EnqueueInput, type EnqueueOptions, type Queryable } from "./queue.js";
+import { enqueueJobs, findJob, isDue, findJobRecords, queuePosition, queuePositions, type EnqueueInput, type EnqueueOptions, type Queryable } from "./queue.js";
 import type { Clock } from "./types.js";
 import { InvalidJobInputError, UnknownJobTypeError } from "./enqueue-errors.js";
 import { UUID } from "../events/messages.js";
@@ -59,7 +59,7 @@ export class JobService {
     const workers = db === this.deps.pool && publish ? this.deps.workers : null;
     if (!workers) return this.insert(checked, actor, db, publish, {});
     const nowMs = (this.deps.clock?.() ?? new Date()).getTime();
-    const due = checked.filter((input) => !input.runAt || input.runAt.getTime() <= nowMs).length;
+    const due = checked.filter((input) => isDue(input, nowMs)).length;
     // A keyed insert waits on another transaction's equal key until that one ends (ON CONFLICT).
     const waitsOnKeys = checked.some((input) => (input.idempotencyKey ?? null) !== null || (input.assessmentId ?? null) !== null);
     return workers.offerSlots({ wanted: due, waitsOnKeys }, (offer) =>

@@ -228,14 +228,7 @@ export class JobLifecycle {
   }
 
   private async writeProgress(batch: ProgressBatch): Promise<Set<string>> {
-    const { latest, stages } = batch;
-    // Each job's new stages as one JSON array beside its latest report (sql.PROGRESS_MANY).
-    const stagesByJob = new Map<string, { stage: string; progress: number; at: Date }[]>();
-    for (const entry of stages) {
-      const entries = stagesByJob.get(entry.id) ?? [];
-      entries.push({ stage: entry.stage, progress: entry.percent, at: entry.at });
-      stagesByJob.set(entry.id, entries);
-    }
+    const { latest } = batch;
     const { rows } = await this.workerPool.query<{ token: string }>({
       name: "conveyor-progress",
       text: sql.PROGRESS_MANY,
@@ -247,10 +240,8 @@ export class JobLifecycle {
         latest.map((report) => report.percent),
         latest.map((report) => report.bytesDone),
         latest.map((report) => report.bytesTotal),
-        latest.map((report) => {
-          const entries = stagesByJob.get(report.id);
-          return entries ? JSON.stringify(entries) : null;
-        }),
+        // Each job's new stages as one JSON array (sql.PROGRESS_MANY), in StageReached's shape.
+        latest.map((report) => (report.stages.length > 0 ? JSON.stringify(report.stages) : null)),
       ],
     });
     return new Set(rows.map((row) => row.token));

@@ -17,16 +17,22 @@ export function storedReport(report: ProgressReport): Required<ProgressReport> {
   };
 }
 
-/** What one write sends: each job's latest report, and each stage it entered since the last write. */
+/** A stage a job entered, for its timeline: when it was reported, at what percent. */
+export interface StageReached {
+  stage: string;
+  progress: number;
+  at: Date;
+}
+
+/** What one write sends: each job's latest report, with each stage it entered since the last write. */
 export interface ProgressBatch {
-  latest: (Claim & Required<ProgressReport>)[];
-  stages: { id: string; stage: string; percent: number; at: Date }[];
+  latest: (Claim & Required<ProgressReport> & { stages: StageReached[] })[];
 }
 
 interface Pending {
   claim: Claim;
   latest: Required<ProgressReport>;
-  stages: ProgressBatch["stages"];
+  stages: StageReached[];
   /** Settles once this entry is written: whether its claim was still valid. */
   written: Promise<boolean>;
   settle: (valid: boolean) => void;
@@ -61,7 +67,7 @@ export class ProgressWriter {
     entry.latest = latest;
     if (this.lastStage.get(claim.token) !== latest.stage) {
       this.lastStage.set(claim.token, latest.stage);
-      entry.stages.push({ id: claim.id, stage: latest.stage, percent: latest.percent, at });
+      entry.stages.push({ stage: latest.stage, progress: latest.percent, at });
     }
     this.flushing ??= this.flush();
     return entry.written;
@@ -88,8 +94,7 @@ export class ProgressWriter {
       this.inFlight = entries;
       try {
         const valid = await this.write({
-          latest: entries.map((entry) => ({ ...entry.claim, ...entry.latest })),
-          stages: entries.flatMap((entry) => entry.stages),
+          latest: entries.map((entry) => ({ ...entry.claim, ...entry.latest, stages: entry.stages })),
         });
         for (const entry of entries) {
           const ok = valid.has(entry.claim.token);

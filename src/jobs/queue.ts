@@ -207,10 +207,15 @@ function normalize(input: EnqueueInput, defaultMaxAttempts: number) {
  * among them may turn out to exist already: their slot goes unused.
  */
 function markForHandoff(rows: NormalizedInput[], slots: number, nowMs: number): void {
-  const due = rows.filter((row) => row.runAt === null || row.runAt.getTime() <= nowMs);
+  const due = rows.filter((row) => isDue(row, nowMs));
   // Array.prototype.sort is stable: input order within a priority.
   due.sort((a, b) => PRIORITY_RANK[b.priority] - PRIORITY_RANK[a.priority]);
   for (const row of due.slice(0, slots)) row.handoff = true;
+}
+
+/** Whether a job asked to run at `runAt` (none: at once) is due by the caller's clock; the statement checks again by the database's. */
+export function isDue(input: Pick<EnqueueInput, "runAt">, nowMs: number): boolean {
+  return !input.runAt || input.runAt.getTime() <= nowMs;
 }
 
 /** What ENQUEUE_MANY returns of each job it created: its id and what the database decided. */
