@@ -40,8 +40,9 @@ export class RecoverableJobError extends Error {
 }
 
 /**
- * A handler returned a value JSON cannot represent (a BigInt, a cycle, a NUL character): running it
- * again would return the same, so the job fails at once, in a category of its own.
+ * A handler returned a value JSON cannot represent (a BigInt, a cycle) or jsonb cannot store (a NUL
+ * character, an unpaired UTF-16 surrogate): running it again would return the same, so the job
+ * fails at once, in a category of its own.
  */
 export class UnrepresentableResultError extends PermanentJobError {
   override name = "UnrepresentableResultError";

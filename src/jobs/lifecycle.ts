@@ -7,6 +7,7 @@ import { UnrepresentableResultError } from "./job-errors.js";
 import { hasAttemptsLeft, retryDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.js";
 import * as sql from "./sql.js";
 import { StatementBatcher } from "./statement-batcher.js";
+import { storableJson, storableText, unstorableInJson } from "./storable-text.js";
 import { ProgressWriter, storedReport, type ProgressBatch, type ProgressReport } from "./progress-writer.js";
 import { inClaimOrder, jobFromRow, type Clock, type Job, type JobStatus } from "./types.js";
 
@@ -304,8 +305,8 @@ export class JobLifecycle {
         items.map((item) => item.status),
         items.map((item) => item.delayMs),
         items.map((item) => item.error.category),
-        items.map((item) => item.error.message),
-        items.map((item) => JSON.stringify(item.error.details)),
+        items.map((item) => storableText(item.error.message)),
+        items.map((item) => storableJson(JSON.stringify(item.error.details))),
         items.map((item) => item.error.recoverable),
       ],
     });
@@ -497,7 +498,7 @@ function uuidArray(values: readonly string[]): string {
   return `{${values.join(",")}}`;
 }
 
-/** The JSON text of a result, or UnrepresentableResultError: PostgreSQL's jsonb refuses NUL too. */
+/** The JSON text of a result, or UnrepresentableResultError: jsonb also refuses NUL and unpaired surrogates. */
 function serializeResult(result: unknown): string {
   let text: string | undefined;
   try {
@@ -507,7 +508,8 @@ function serializeResult(result: unknown): string {
     throw new UnrepresentableResultError(/circular/i.test(message) ? "it contains a cycle" : /BigInt/i.test(message) ? "it contains a BigInt" : "serializing it threw");
   }
   if (text === undefined) return "null";
-  if (text.includes("\\u0000")) throw new UnrepresentableResultError("it contains a NUL character");
+  const unstorable = unstorableInJson(text);
+  if (unstorable) throw new UnrepresentableResultError(`it contains ${unstorable}`);
   return text;
 }
 

@@ -1,4 +1,5 @@
 import type { Claim } from "./lifecycle.js";
+import { storableText } from "./storable-text.js";
 
 export interface ProgressReport {
   stage: string;
@@ -7,14 +8,27 @@ export interface ProgressReport {
   bytesTotal?: number | null;
 }
 
-/** A report as it is stored and published: the stage cut to 200 characters, a whole percent from 0 to 100. */
+/**
+ * A report as it is stored and published: the stage cut to 200 characters (a NUL or a surrogate pair
+ * the cut splits becomes U+FFFD, storableText), a whole percent from 0 to 100.
+ */
 export function storedReport(report: ProgressReport): Required<ProgressReport> {
   return {
-    stage: report.stage.slice(0, 200),
+    stage: storableText(report.stage.slice(0, 200)),
     percent: Math.max(0, Math.min(100, Number.isFinite(report.percent) ? Math.round(report.percent) : 0)),
-    bytesDone: report.bytesDone ?? null,
-    bytesTotal: report.bytesTotal ?? null,
+    bytesDone: storableByteCount(report.bytesDone),
+    bytesTotal: storableByteCount(report.bytesTotal),
   };
+}
+
+/**
+ * A byte count as the bigint column takes it: a whole number from 0 up (rounded, capped at 2^53 - 1),
+ * or null for none and for what is not a finite number. PostgreSQL refuses NaN or 1.5 as a bigint,
+ * and would fail the progress of every job written in the same statement.
+ */
+function storableByteCount(value: number | null | undefined): number | null {
+  if (typeof value !== "number" || !Number.isFinite(value)) return null;
+  return Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.round(value)));
 }
 
 /** A stage a job entered, for its timeline: when it was reported, at what percent. */

@@ -6,6 +6,7 @@ import { changeOf } from "./lifecycle.js";
 import * as sql from "./sql.js";
 import type { ProcessingJob } from "../generated/prisma/client.js";
 import { InvalidJobInputError } from "./enqueue-errors.js";
+import { unstorableInJson } from "./storable-text.js";
 import { jobFromRow, processingJobFromDocument, PRIORITY_RANK, type Clock, type Job, type JobPriority } from "./types.js";
 
 export type Queryable = Pick<pg.Pool | pg.PoolClient, "query">;
@@ -83,6 +84,7 @@ const MAX_BATCH_JSON_BYTES = 200 * 1024 * 1024;
 
 async function insertRows(db: Queryable, rows: NormalizedInput[], options: EnqueueOptions, retriesLeft: number): Promise<EnqueueResult[]> {
   const document = JSON.stringify(rows.map(insertFields));
+  if (unstorableInJson(document) !== null) throw unstorableInputError(rows);
   // A UTF-8 byte count only when the text could be that long (at most 3 bytes per UTF-16 unit).
   if (document.length * 3 > MAX_BATCH_JSON_BYTES && Buffer.byteLength(document) > MAX_BATCH_JSON_BYTES) {
     throw new InvalidJobInputError([`the jobs of one call must total at most ${MAX_BATCH_JSON_BYTES / 1024 / 1024} MB of JSON: enqueue them in smaller batches`]);
@@ -170,6 +172,19 @@ export async function queuePositions(db: Queryable, ids: readonly string[]): Pro
   const { rows } = await db.query<{ id: string; position: string | number | null }>(sql.QUEUE_POSITIONS, [[...new Set(ids)]]);
   for (const row of rows) positions.set(row.id, row.position === null ? null : Number(row.position));
   return positions;
+}
+
+/**
+ * The jobs whose JSON holds what jsonb refuses, named: a payload or metadata (or text, a NUL) the
+ * statement would fail on, for all the jobs of the call.
+ */
+function unstorableInputError(rows: NormalizedInput[]): InvalidJobInputError {
+  const problems = rows.flatMap((row, index) => {
+    const unstorable = unstorableInJson(JSON.stringify(insertFields(row)));
+    const which = rows.length > 1 ? `job ${index + 1} of ${rows.length}: its` : "the job's";
+    return unstorable === null ? [] : [`${which} payload, metadata or text contains ${unstorable}, which PostgreSQL cannot store`];
+  });
+  return new InvalidJobInputError(problems);
 }
 
 /**

@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { JobValidationError } from "../../src/jobs/job-errors.js";
+import { JobValidationError, UnrepresentableResultError } from "../../src/jobs/job-errors.js";
+import { InvalidJobInputError } from "../../src/jobs/enqueue-errors.js";
 import { JobAbortReason } from "../../src/jobs/job-errors.js";
-import { enqueueJob } from "../../src/jobs/queue.js";
+import { enqueueJob, enqueueJobs } from "../../src/jobs/queue.js";
 import type { JobHandler } from "../../src/handlers/registry.js";
 import type { Job } from "../../src/jobs/types.js";
 import { startTestConveyor, type TestConveyor } from "../support/conveyor.js";
@@ -162,6 +163,75 @@ describe("job lifecycle", () => {
     expect(text).not.toContain("123 45 67");
     expect(stored.error_message).toContain("[email]");
     expect(stored.error_details.code).toBe("EMAIL_FAILED");
+  });
+
+  describe("characters PostgreSQL cannot store, from one handler, among other jobs' writes of the same moment", () => {
+    const claimTwo = async () => {
+      await enqueue();
+      await enqueue();
+      const claimed = await conveyor.lifecycle.claim(WORKER, ["noop"], 2);
+      expect(claimed).toHaveLength(2);
+      return claimed as [Job, Job];
+    };
+
+    it("stores progress whose stage a cut left with half a surrogate pair, or that holds a NUL, and the other jobs' too", async () => {
+      const [a, b] = await claimTwo();
+      const written = await Promise.all([
+        conveyor.lifecycle.progress(claimOf(a), { stage: "x".repeat(199) + "😀", percent: 10 }),
+        conveyor.lifecycle.progress(claimOf(b), { stage: "b\u0000", percent: 20 }),
+      ]);
+      expect(written).toEqual([true, true]);
+      expect((await row(a.id)).stage).toBe("x".repeat(199) + "\uFFFD");
+      expect((await row(b.id)).stage).toBe("b\uFFFD");
+      expect((await events(b.id)).map((event) => event.stage).filter(Boolean)).toEqual(["b\uFFFD"]);
+    });
+
+    it("stores progress whose byte counts are not whole numbers (NaN, 1.5, negative), and the other jobs' too", async () => {
+      const [a, b] = await claimTwo();
+      const written = await Promise.all([
+        conveyor.lifecycle.progress(claimOf(a), { stage: "reading", percent: 10, bytesDone: 1.5, bytesTotal: Number.NaN }),
+        conveyor.lifecycle.progress(claimOf(b), { stage: "reading", percent: 20, bytesDone: -3, bytesTotal: Infinity }),
+      ]);
+      expect(written).toEqual([true, true]);
+      expect([(await row(a.id)).bytes_done, (await row(a.id)).bytes_total]).toEqual([2, null]);
+      expect([(await row(b.id)).bytes_done, (await row(b.id)).bytes_total, (await row(b.id)).progress]).toEqual([0, null, 20]);
+    });
+
+    it("stores a failure whose message and details hold a NUL and an unpaired surrogate, and the other job's failure", async () => {
+      const [a, b] = await claimTwo();
+      const unstorable = Object.assign(new Error("broke\u0000 at \ud800"), { code: "E\udfff" });
+      const outcomes = await Promise.all([
+        conveyor.lifecycle.fail(a, a.lockToken!, unstorable),
+        conveyor.lifecycle.fail(b, b.lockToken!, new Error("plain")),
+      ]);
+      expect(outcomes.map((outcome) => outcome?.status)).toEqual(["RETRYING", "RETRYING"]);
+      const stored = await row(a.id);
+      expect(stored.error_message).toBe("broke\uFFFD at \uFFFD");
+      expect(stored.error_details.code).toBe("E\uFFFD");
+      expect((await row(b.id)).error_message).toBe("plain");
+    });
+
+    it("fails a job whose result holds an unpaired surrogate, writing nothing of it, and completes the other", async () => {
+      const [a, b] = await claimTwo();
+      // Refused as complete() is called (UnrepresentableResultError, which the pool turns into the
+      // job's failure), before anything joins the batch the other completion is written in.
+      const completed = conveyor.lifecycle.complete(claimOf(b), { text: "\\ud83d is how JSON writes it" });
+      expect(() => conveyor.lifecycle.complete(claimOf(a), { text: "\ud83d" })).toThrow(UnrepresentableResultError);
+      expect(() => conveyor.lifecycle.complete(claimOf(a), { text: "\ud83d" })).toThrow(/an unpaired UTF-16 surrogate/);
+      expect(await completed).toBe(true);
+      expect((await row(a.id)).status).toBe("PROCESSING");
+      expect((await row(b.id)).result).toEqual({ text: "\\ud83d is how JSON writes it" });
+    });
+
+    it("refuses an enqueue whose payload holds what jsonb cannot store, naming the job, and keeps a backslash followed by those letters", async () => {
+      const call = enqueueJobs(conveyor.database.pool, [{ type: "noop", owner: "alice", payload: { ok: true } }, { type: "noop", owner: "alice", payload: { t: "\ud800" } }], { actor: "alice" });
+      await expect(call).rejects.toThrow(InvalidJobInputError);
+      await expect(call).rejects.toMatchObject({ problems: ["job 2 of 2: its payload, metadata or text contains an unpaired UTF-16 surrogate, which PostgreSQL cannot store"] });
+      await expect(enqueue({ payload: { t: "x\u0000" } })).rejects.toThrow(/the job's payload, metadata or text contains a NUL character/);
+      expect((await conveyor.database.pool.query("SELECT count(*)::int AS n FROM processing_jobs")).rows[0].n).toBe(0);
+      const kept = await enqueue({ payload: { t: "\\ud800 and \\u0000" } });
+      expect((await row(kept.id)).payload).toEqual({ t: "\\ud800 and \\u0000" });
+    });
   });
 
   it("refuses a worker whose claim was taken over", async () => {
