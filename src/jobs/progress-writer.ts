@@ -1,4 +1,5 @@
 import type { Claim } from "./lifecycle.js";
+import { runIsolatingDataErrors } from "./statement-batcher.js";
 import { storableText } from "./storable-text.js";
 
 export interface ProgressReport {
@@ -106,18 +107,16 @@ export class ProgressWriter {
       const entries = [...this.pending.values()];
       this.pending = new Map();
       this.inFlight = entries;
-      try {
-        const valid = await this.write({
-          latest: entries.map((entry) => ({ ...entry.claim, ...entry.latest, stages: entry.stages })),
-        });
-        for (const entry of entries) {
-          const ok = valid.has(entry.claim.token);
-          if (!ok) this.forget(entry.claim.token);
-          entry.settle(ok);
-        }
-      } catch (error) {
-        for (const entry of entries) entry.reject(error);
-      }
+      const outcomes = await runIsolatingDataErrors(entries, async (part) => {
+        const valid = await this.write({ latest: part.map((entry) => ({ ...entry.claim, ...entry.latest, stages: entry.stages })) });
+        return part.map((entry) => valid.has(entry.claim.token));
+      });
+      entries.forEach((entry, index) => {
+        const outcome = outcomes[index]!;
+        if ("error" in outcome) return entry.reject(outcome.error);
+        if (!outcome.answer) this.forget(entry.claim.token);
+        entry.settle(outcome.answer);
+      });
     }
     this.inFlight = [];
     this.flushing = null;

@@ -1,7 +1,8 @@
 /**
  * Gathers what arrives in the same turn of the event loop and sends it as one statement (one round
  * trip; for writes, one commit), in batches of at most `maxBatch`. Each caller gets its own item's
- * answer, or the batch's error: a statement that fails fails every item it carried.
+ * answer, or the error: a statement that fails on one item's data fails that item alone
+ * (runIsolatingDataErrors), any other failure every item it carried.
  *
  * `oneAtATime` (writes): while a batch is in flight, new arrivals wait and go together in the next,
  * so that a burst becomes a few large commits. Otherwise (reads), every turn's batch is sent at
@@ -40,14 +41,44 @@ export class StatementBatcher<Item, Answer> {
     this.flushing = null;
   }
 
-  /** Never rejects: the batch's error goes to its items. */
+  /** Never rejects: each item's error goes to its caller. */
   private async send(batch: typeof this.pending): Promise<void> {
-    try {
-      const answers = await this.run(batch.map((entry) => entry.item));
-      batch.forEach((entry, index) => entry.settle(answers[index]!));
-    } catch (error) {
-      for (const entry of batch) entry.reject(error);
-    }
+    const outcomes = await runIsolatingDataErrors(batch.map((entry) => entry.item), this.run);
+    batch.forEach((entry, index) => {
+      const outcome = outcomes[index]!;
+      if ("error" in outcome) entry.reject(outcome.error);
+      else entry.settle(outcome.answer);
+    });
+  }
+}
+
+/**
+ * A statement's failure that comes from what some item it carried holds (SQLSTATE classes 22, data
+ * exception; 23, integrity constraint violation; 54, program limit exceeded), rather than from the
+ * connection, the database or the moment, which would fail each item alike.
+ */
+export function isDataError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return typeof code === "string" && /^(22|23|54)/.test(code);
+}
+
+export type Outcome<Answer> = { answer: Answer } | { error: unknown };
+
+/**
+ * Runs `items` as one statement. When it fails on the data of some item (isDataError), each half
+ * runs on its own, and so on down to single items, so that the items at fault fail alone: one bad
+ * item among n costs about 2·log2(n) statements more, once. Without this, the other items' callers
+ * retry together and meet the bad item again in their next batch. A statement that failed wrote
+ * nothing, so its items may run again.
+ */
+export async function runIsolatingDataErrors<Item, Answer>(items: Item[], run: (items: Item[]) => Promise<Answer[]>): Promise<Outcome<Answer>[]> {
+  try {
+    const answers = await run(items);
+    return items.map((_, index) => ({ answer: answers[index]! }));
+  } catch (error) {
+    if (items.length === 1 || !isDataError(error)) return items.map(() => ({ error }));
+    const middle = Math.ceil(items.length / 2);
+    return [...(await runIsolatingDataErrors(items.slice(0, middle), run)), ...(await runIsolatingDataErrors(items.slice(middle), run))];
   }
 }
 

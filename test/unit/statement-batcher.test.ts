@@ -68,4 +68,27 @@ describe("StatementBatcher", () => {
     for (const call of calls) call.answer();
     expect(await answers).toEqual([10, 20, 30, 40, 50]);
   });
+
+  it("fails only the item whose data a statement refused, halving the batch until it finds it; any other failure fails them all", async () => {
+    const refusedData = Object.assign(new Error("invalid input syntax for type bigint"), { code: "22P02" });
+    const sent: number[][] = [];
+    const batcher = new StatementBatcher(async (items: number[]) => {
+      sent.push(items);
+      if (items.includes(3)) throw refusedData;
+      return items.map((item) => item * 10);
+    });
+    const outcomes = await Promise.allSettled([1, 2, 3, 4, 5].map((item) => batcher.add(item)));
+    expect(outcomes.map((outcome) => (outcome.status === "fulfilled" ? outcome.value : outcome.reason))).toEqual([10, 20, refusedData, 40, 50]);
+    expect(sent).toEqual([[1, 2, 3, 4, 5], [1, 2, 3], [1, 2], [3], [4, 5]]);
+
+    const lost = Object.assign(new Error("terminating connection"), { code: "57P01" });
+    sent.length = 0;
+    const failing = new StatementBatcher(async (items: number[]) => {
+      sent.push(items);
+      throw lost;
+    });
+    const all = await Promise.allSettled([1, 2, 3].map((item) => failing.add(item)));
+    expect(all.map((outcome) => outcome.status === "rejected" && outcome.reason)).toEqual([lost, lost, lost]);
+    expect(sent).toEqual([[1, 2, 3]]);
+  });
 });
