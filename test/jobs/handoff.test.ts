@@ -27,9 +27,17 @@ async function untilIdle(conveyor: TestConveyor): Promise<void> {
   await eventually(() => conveyor.workerPool!.idleSlots() === conveyor.config.worker.concurrency);
 }
 
+/**
+ * What every pool here runs with but the ones that test the reservation's lapse (below): offered
+ * slots stay reserved however long the enqueue's statement takes, so that no test depends on it
+ * finishing within the default 100 ms on a loaded machine (once it did not, a claim took two
+ * slots meanwhile, and the jobs were not started in the order asserted).
+ */
+const POOL_ENVIRONMENT = { WORKER_ENABLED: "true", REDIS_URL: "", WORKER_POLL_INTERVAL_MS: "60000", WORKER_HANDOFF_RESERVE_MS: "60000" };
+
 /** An idle pool of its own (`concurrency` slots), on a fresh database. */
 function startIdlePool(concurrency: number): Promise<TestConveyor> {
-  return startTestConveyor({ handlers: [held], environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: String(concurrency), REDIS_URL: "", WORKER_POLL_INTERVAL_MS: "60000" } });
+  return startTestConveyor({ handlers: [held], environment: { ...POOL_ENVIRONMENT, WORKER_CONCURRENCY: String(concurrency) } });
 }
 
 /**
@@ -55,7 +63,7 @@ async function whileKeyHeld<T>(conveyor: TestConveyor, key: string, enqueue: () 
 describe("jobs enqueued into an idle pool in the same process start without a claim of their own", () => {
   let conveyor: TestConveyor;
   beforeAll(async () => {
-    conveyor = await startTestConveyor({ handlers: [held, quick], environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "3", REDIS_URL: "", WORKER_POLL_INTERVAL_MS: "60000" } });
+    conveyor = await startTestConveyor({ handlers: [held, quick], environment: { ...POOL_ENVIRONMENT, WORKER_CONCURRENCY: "3" } });
   });
   afterEach(async () => {
     releaseAll();
