@@ -15,15 +15,33 @@ export function requireUuid(value: string, argument = "id"): string {
 
 /**
  * Connection cursors are base64 of `GPC:S:<uuid>`; anything else would reach the database as a
- * malformed id and fail there as an unexpected error, so it is refused as bad input.
+ * malformed id and fail there as an unexpected error, so it is refused as bad input. Returns the
+ * ids the cursors name.
  */
-export function requireIdCursors(args: { after?: string | null; before?: string | null }): void {
+export function requireIdCursors(args: { after?: string | null; before?: string | null }): { name: "after" | "before"; id: string }[] {
+  const cursors: { name: "after" | "before"; id: string }[] = [];
   for (const name of ["after", "before"] as const) {
     const cursor = args[name];
     if (cursor === null || cursor === undefined) continue;
     const match = /^GPC:S:(.*)$/s.exec(Buffer.from(cursor, "base64").toString("utf8"));
-    if (!match || !UUID.test(match[1]!)) throw badInput(`${name} is not a valid cursor`, [{ field: name, message: "expected a cursor from this connection" }]);
+    if (!match || !UUID.test(match[1]!)) throw invalidCursor(name);
+    cursors.push({ name, id: match[1]!.toLowerCase() });
   }
+  return cursors;
+}
+
+/**
+ * A cursor names a row, and the page starts where that row sits, whoever owns it: a cursor naming
+ * another user's row would page the caller's own rows from its place, telling that it exists and
+ * when it was made. So each cursor must name a row the connection could list for the caller
+ * (`listable`); any other is refused like a malformed one, whether it exists or not.
+ */
+export async function requireListableCursors(args: { after?: string | null; before?: string | null }, listable: (id: string) => Promise<boolean>): Promise<void> {
+  for (const { name, id } of requireIdCursors(args)) if (!(await listable(id))) throw invalidCursor(name);
+}
+
+function invalidCursor(name: string) {
+  return badInput(`${name} is not a valid cursor`, [{ field: name, message: "expected a cursor from this connection" }]);
 }
 
 /**

@@ -2,7 +2,7 @@ import type pg from "pg";
 import type { ProcessingJob } from "../generated/prisma/client.js";
 import type { EventBus } from "../events/event-bus.js";
 import type { HandlerRegistry } from "../handlers/registry.js";
-import { queueHealth, queueStats, type HealthThresholds, type QueueHealth } from "./health.js";
+import { queueHealth, queueStats, type HealthThresholds, type QueueHealth, type QueueStats } from "./health.js";
 import { SharedComputation } from "./shared-computation.js";
 import { batchedReadsById } from "./statement-batcher.js";
 import { THROUGHPUT_RANGES, throughputSeries, type ThroughputRange, type ThroughputSeries } from "./throughput-series.js";
@@ -14,10 +14,13 @@ import type { Clock } from "./types.js";
 import { InvalidJobInputError, UnknownJobTypeError } from "./enqueue-errors.js";
 import { UUID } from "../events/messages.js";
 
+const RECENT_WINDOW_MS = 3600_000;
+
 /** What the API and the tests use of the engine: enqueue, look up, cancel, retry, health. */
 export class JobService {
   private readonly sharedHealth: SharedComputation<QueueHealth>;
   private readonly sharedThroughput: Record<ThroughputRange, SharedComputation<ThroughputSeries>>;
+  private readonly sharedRecentStats: SharedComputation<QueueStats>;
   private readonly readRecord = batchedReadsById((ids) => findJobRecords(this.deps.pool, ids));
 
   constructor(
@@ -40,6 +43,7 @@ export class JobService {
     const series = (range: ThroughputRange) =>
       new SharedComputation(() => throughputSeries(this.deps.pool, range, this.deps.clock), Math.max(deps.healthCacheMs, THROUGHPUT_RANGES[range].minRefreshMs));
     this.sharedThroughput = { HOUR: series("HOUR"), DAY: series("DAY"), WEEK: series("WEEK") };
+    this.sharedRecentStats = new SharedComputation(() => this.stats(RECENT_WINDOW_MS), deps.healthCacheMs);
   }
 
   /** Validates against the handler registry, then enqueues exactly once per unique key. */
@@ -196,6 +200,14 @@ export class JobService {
   /** Completions and failures per bucket over `range`, for charts; shared like the health (longer for DAY and WEEK). */
   throughput(range: ThroughputRange) {
     return this.sharedThroughput[range].get();
+  }
+
+  /**
+   * The last hour's figures, for the estimates any user may ask of a waiting job: shared like the
+   * health, since each computation counts every waiting and running job.
+   */
+  recentStats(): Promise<QueueStats> {
+    return this.sharedRecentStats.get();
   }
 
   stats(windowMs: number) {

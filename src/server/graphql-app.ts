@@ -21,6 +21,7 @@ import { badInput } from "../graphql/errors.js";
 import type { FinishedJobCache } from "./finished-job-cache.js";
 import type { UploadRegistry } from "../validation-runs/upload-registry.js";
 import { SerializeOnce } from "./serialize-once.js";
+import { useEndStreamsAtTokenExpiry } from "./stream-expiry.js";
 import { coalesceWrites } from "./socket-writes.js";
 import { SharedSubscriptions, SubscriptionRefused } from "./shared-subscriptions.js";
 
@@ -104,6 +105,7 @@ export function createGraphQLApp(options: {
       useVariableErrorCodes(),
       ...(limits.hideSuggestions ? [useHideSuggestions()] : []),
       useRejectUnstorableText(),
+      useEndStreamsAtTokenExpiry(),
       useCSRFPrevention({ requestHeaders: ["x-graphql-yoga-csrf", "apollo-require-preflight"] }),
       ...(limits.introspection ? [] : [useDisableIntrospection()]),
     ],

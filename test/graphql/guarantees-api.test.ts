@@ -2,7 +2,7 @@
 // for every document. Each test names its item.
 import { getIntrospectionQuery } from "graphql";
 import { complexityFromQuery } from "@pothos/plugin-complexity";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { JobHandler } from "../../src/handlers/registry.js";
 import { schema } from "../../src/graphql/schema/index.js";
 import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
@@ -229,5 +229,26 @@ describe("issue 9 guarantees at the API", () => {
         await closed.dispose();
       }
     });
+  });
+});
+
+describe("estimates shared between requests", () => {
+  let conveyor: TestConveyor;
+  let alice: string;
+  beforeAll(async () => {
+    // The default health cache, which the estimates' figures share.
+    conveyor = await startTestConveyor({ handlers, environment: { HEALTH_CACHE_MS: "2000" } });
+    alice = await tokenFor(conveyor, "alice");
+  });
+  afterAll(() => conveyor?.dispose());
+
+  it("computes the queue figures behind estimatedStartAt once for many users' concurrent requests, not once each", async () => {
+    const { id } = ok(await gql(conveyor, `mutation { enqueueJob(input: { type: "quick" }) { job { id } } }`, {}, { token: alice })).enqueueJob.job;
+    const stats = vi.spyOn(conveyor.jobs, "stats");
+    const query = `query($id: ID!) { job(id: $id) { queuePosition estimatedStartAt estimatedCompletionAt } }`;
+    const answers = await Promise.all(Array.from({ length: 20 }, () => gql(conveyor, query, { id }, { token: alice })));
+    for (const answer of answers) expect(ok(answer).job.queuePosition).toBe(1);
+    expect(stats).toHaveBeenCalledTimes(1);
+    stats.mockRestore();
   });
 });

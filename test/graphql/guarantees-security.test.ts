@@ -12,7 +12,7 @@ import type { JobHandler } from "../../src/handlers/registry.js";
 import { createLogger } from "../../src/logger.js";
 import { startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 import { collect, tokenFor, wsClient } from "../support/graphql-client.js";
-import { codeOf, createAssessment, enqueue, gql, PARKED, wsClientWith } from "./helpers.js";
+import { codeOf, createAssessment, enqueue, gql, PARKED, readSse, wsClientWith } from "./helpers.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const handlers: JobHandler<any, any>[] = [{ type: "quick", run: async () => ({ ok: true }) }];
@@ -184,6 +184,28 @@ describe("items 2 and 6 over a real server", () => {
       expect((error as { code?: number }).code).toBe(4401);
       expect(closedWith).toBe(4401);
       await client.dispose();
+    });
+
+    it("item 2: ends a subscription over SSE when its token expires, with UNAUTHENTICATED, then complete", async () => {
+      const jobId = await enqueue(conveyor, alice, { type: "quick", runAt: PARKED });
+      const exp = Math.floor(Date.now() / 1000) + 3;
+      const shortLived = await new SignJWT({ role: "user" }).setProtectedHeader({ alg: "HS256" }).setSubject("alice").setIssuedAt().setExpirationTime(exp).sign(new TextEncoder().encode(secret));
+      const response = await fetch(`${conveyor.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "text/event-stream", authorization: `Bearer ${shortLived}` },
+        body: JSON.stringify({ query: `subscription($id: ID!) { jobProgress(jobId: $id) { status } }`, variables: { id: jobId } }),
+      });
+      expect(response.status).toBe(200);
+      const arrivals: number[] = [];
+      const notEnded = new Promise<null>((resolve) => setTimeout(() => resolve(null), exp * 1000 - Date.now() + 3000));
+      const events = await Promise.race([readSse(response, () => arrivals.push(Date.now())), notEnded]);
+      expect(events, "the stream outlived its token").not.toBeNull();
+      expect(events!.map((event) => event.event)).toEqual(["next", "next", "complete"]);
+      expect(events![0]!.data.data).toEqual({ jobProgress: { status: "QUEUED" } });
+      expect(codeOf(events![1]!.data)).toBe("UNAUTHENTICATED");
+      // At expiry: not before, and not long after.
+      expect(arrivals[1]).toBeGreaterThanOrEqual(exp * 1000 - 50);
+      expect(arrivals[1]).toBeLessThan(exp * 1000 + 1500);
     });
 
     it("item 2: keeps a socket whose token is still valid open", async () => {

@@ -172,6 +172,18 @@ describe("queries", () => {
       }
     });
 
+    it("refuses a cursor naming another user's job exactly as one naming no job, and pages from an operator's", async () => {
+      const cursorOf = (id: string) => Buffer.from(`GPC:S:${id}`).toString("base64");
+      const foreign = await gql(conveyor, JOBS, { first: 100, after: cursorOf(bobJob) }, { token: alice });
+      const missing = await gql(conveyor, JOBS, { first: 100, after: cursorOf("00000000-0000-7000-8000-000000000000") }, { token: alice });
+      expect(codeOf(foreign)).toBe("BAD_USER_INPUT");
+      expect(foreign.errors).toEqual(missing.errors);
+      expect(codeOf(await gql(conveyor, JOBS, { last: 2, before: cursorOf(bobJob) }, { token: alice }))).toBe("BAD_USER_INPUT");
+      // Its own job's id pages as a cursor from this connection does; an operator's reaches anyone's.
+      expect(ids(await list(alice, { first: 100, after: cursorOf(aliceCompleted) }))).not.toContain(aliceCompleted);
+      expect(ids(await list(olga, { first: 100, after: cursorOf(bobJob) }))).not.toContain(bobJob);
+    });
+
     it("shows users only their own jobs and operators everybody's", async () => {
       const mine = await list(alice, { first: 100 });
       expect(new Set(mine.edges.map((edge) => edge.node.owner))).toEqual(new Set(["alice"]));
@@ -254,6 +266,14 @@ describe("queries", () => {
     it("refuses a malformed cursor on its jobs connection", async () => {
       const response = await gql(conveyor, `query($id: ID!, $after: String) { assessment(id: $id) { jobs(after: $after) { edges { node { id } } } } }`, { id: assessmentId, after: Buffer.from("GPC:S:x").toString("base64") }, { token: alice });
       expect(codeOf(response)).toBe("BAD_USER_INPUT");
+    });
+
+    it("refuses a cursor on its jobs connection that names a job of another assessment, or another user's", async () => {
+      const query = `query($id: ID!, $after: String) { assessment(id: $id) { jobs(first: 10, after: $after) { edges { node { id } } } } }`;
+      const after = (id: string) => Buffer.from(`GPC:S:${id}`).toString("base64");
+      expect(codeOf(await gql(conveyor, query, { id: assessmentId, after: after(bobJob) }, { token: alice }))).toBe("BAD_USER_INPUT");
+      expect(codeOf(await gql(conveyor, query, { id: assessmentId, after: after(aliceCompleted) }, { token: alice }))).toBe("BAD_USER_INPUT");
+      expect(ok(await gql(conveyor, query, { id: assessmentId, after: after(assessmentJob) }, { token: alice })).assessment.jobs.edges).toEqual([]);
     });
 
     it("lists the kinds of assessment", async () => {

@@ -180,6 +180,13 @@ describe("validation runs over real HTTP multipart uploads", () => {
     const bobsRuns = ok(await gql(conveyor, `{ validationRuns(first: 100) { edges { node { id owner } } } }`, {}, { token: bob })).validationRuns.edges;
     expect(bobsRuns.length).toBeGreaterThan(0);
     expect(bobsRuns.every((edge: any) => edge.node.owner === "bob")).toBe(true);
+    // A cursor naming alice's run is refused to bob as one naming no run is.
+    const RUNS_AFTER = `query($after: String) { validationRuns(first: 100, after: $after) { edges { node { id } } } }`;
+    const cursorOf = (id: string) => Buffer.from(`GPC:S:${id}`).toString("base64");
+    const foreignCursor = await gql(conveyor, RUNS_AFTER, { after: cursorOf(run.id) }, { token: bob });
+    expect(foreignCursor.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+    expect(foreignCursor.errors).toEqual((await gql(conveyor, RUNS_AFTER, { after: cursorOf("00000000-0000-4000-8000-000000000000") }, { token: bob })).errors);
+    expect(ok(await gql(conveyor, RUNS_AFTER, { after: cursorOf(run.id) }, { token: alice })).validationRuns.edges.map((edge: any) => edge.node.id)).not.toContain(run.id);
     expect((await gql(conveyor, `query($id: ID!) { validationRun(id: $id) { id } }`, { id: "not-a-uuid" }, { token: alice })).errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
   });
 

@@ -3,7 +3,7 @@ import { ASSESSMENT_DEFINITIONS } from "../../assessments/definitions.js";
 import { translate } from "../../i18n/messages.js";
 import type { Locale } from "../../i18n/locale.js";
 import type { ProcessingJob, Assessment } from "../../generated/prisma/client.js";
-import { loadAccessible, requireIdCursors, requireViewer } from "../access.js";
+import { loadAccessible, requireListableCursors, requireViewer } from "../access.js";
 import { builder } from "../builder.js";
 import type { GraphQLContext } from "../context.js";
 import { badInput, conflict, notFound } from "../errors.js";
@@ -21,11 +21,16 @@ const AssessmentType = builder.prismaObject("Assessment", {
     completedAt: t.expose("completedAt", { type: "DateTime", nullable: true }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     updatedAt: t.expose("updatedAt", { type: "DateTime" }),
-    jobs: t.relatedConnection("jobs", {
+    // Not a relatedConnection: its query cannot wait for the cursor's check.
+    jobs: t.prismaConnection({
+      type: "ProcessingJob",
       cursor: "id",
-      query: (args) => {
-        requireIdCursors(args);
-        return { orderBy: [{ createdAt: "desc" }, { id: "desc" }] };
+      resolve: async (query, assessment, args, context) => {
+        await requireListableCursors(args, async (id) => {
+          const job = await context.services.prisma.processingJob.findUnique({ where: { id }, select: { assessmentId: true } });
+          return job?.assessmentId === assessment.id;
+        });
+        return context.services.prisma.processingJob.findMany({ ...query, where: { assessmentId: assessment.id }, orderBy: [{ createdAt: "desc" }, { id: "desc" }] });
       },
     }),
   }),

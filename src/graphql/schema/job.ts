@@ -6,7 +6,7 @@ import type { QueueStats } from "../../jobs/health.js";
 import type { JobSelection } from "../../jobs/lifecycle.js";
 import { isTerminalStatus, RUNNABLE_STATUSES, type JobStatus } from "../../jobs/types.js";
 import type { Locale } from "../../i18n/locale.js";
-import { loadAccessible, requireIdCursors, requireUuid, requireViewer } from "../access.js";
+import { loadAccessible, requireListableCursors, requireUuid, requireViewer } from "../access.js";
 import { builder, PAGE_DEFAULT, PAGE_MAX } from "../builder.js";
 import { once, type GraphQLContext } from "../context.js";
 import { badInput, forbidden } from "../errors.js";
@@ -143,9 +143,9 @@ function isWaiting(status: JobStatus): boolean {
   return (RUNNABLE_STATUSES as string[]).includes(status);
 }
 
-/** The last hour's figures, for estimates. */
+/** The last hour's figures, for estimates (JobService.recentStats: shared between requests too). */
 function recentStats(context: GraphQLContext, info: GraphQLResolveInfo): Promise<QueueStats> {
-  return once(context, info, "recent-stats", () => context.services.jobs.stats(3600_000));
+  return once(context, info, "recent-stats", () => context.services.jobs.recentStats());
 }
 
 const EVENTS_DEFAULT = 100;
@@ -243,9 +243,12 @@ builder.queryField("jobs", (t) =>
     defaultSize: PAGE_DEFAULT,
     maxSize: PAGE_MAX,
     args: { filter: t.arg({ type: JobFilter, required: false }) },
-    resolve: (query, _root, args, context) => {
-      requireIdCursors(args);
+    resolve: async (query, _root, args, context) => {
       const selection = jobSelection(context, args.filter);
+      await requireListableCursors(args, async (id) => {
+        const job = await context.services.prisma.processingJob.findUnique({ where: { id }, select: { owner: true } });
+        return job !== null && (selection.owner === undefined || job.owner === selection.owner);
+      });
       const where: Prisma.ProcessingJobWhereInput = {
         owner: selection.owner,
         status: selection.statuses?.length ? { in: [...selection.statuses] } : undefined,

@@ -4,7 +4,7 @@ import type { ValidationRun } from "../../generated/prisma/client.js";
 import type { ValidationReport } from "../../validation-runs/report.js";
 import type { RuleSet } from "../../validation-runs/rule-set-schema.js";
 import { ValidationRunInputError } from "../../validation-runs/validation-run-service.js";
-import { loadAccessible, requireIdCursors, requireViewer } from "../access.js";
+import { loadAccessible, requireListableCursors, requireViewer } from "../access.js";
 import { builder, PAGE_DEFAULT, PAGE_MAX } from "../builder.js";
 import { once, type GraphQLContext } from "../context.js";
 import { badInput } from "../errors.js";
@@ -153,12 +153,16 @@ builder.queryField("validationRuns", (t) =>
     authScopes: { authenticated: true },
     defaultSize: PAGE_DEFAULT,
     maxSize: PAGE_MAX,
-    resolve: (query, _root, args, context) => {
+    resolve: async (query, _root, args, context) => {
       const viewer = requireViewer(context);
-      requireIdCursors(args);
+      const owner = viewer.role === "operator" ? undefined : viewer.id;
+      await requireListableCursors(args, async (id) => {
+        const run = await context.services.prisma.validationRun.findUnique({ where: { id }, select: { owner: true } });
+        return run !== null && (owner === undefined || run.owner === owner);
+      });
       return context.services.prisma.validationRun.findMany({
         ...query,
-        where: viewer.role === "operator" ? {} : { owner: viewer.id },
+        where: owner === undefined ? {} : { owner },
         orderBy: [{ createdAt: "desc" }, { id: "desc" }],
       });
     },
