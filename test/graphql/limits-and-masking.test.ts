@@ -2,7 +2,7 @@ import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 import { collect, tokenFor, wsClient } from "../support/graphql-client.js";
-import { codeOf, createAssessment, errorCodes, expectNoInternals, gql, ok, PARKED, readSse } from "./helpers.js";
+import { codeOf, completeAssessment, createAssessment, errorCodes, expectNoInternals, gql, ok, PARKED, readSse } from "./helpers.js";
 
 const PRODUCTION = {
   NODE_ENV: "production",
@@ -127,6 +127,32 @@ describe("limits and masking (production settings)", () => {
         expect(error).toBeUndefined();
         expect(events.map((event) => (event.data as any).jobProgress.status)).toEqual(["QUEUED", "CANCELLED"]);
       } finally {
+        await client.dispose();
+      }
+    });
+  });
+
+  describe("subscriptions per WebSocket", () => {
+    it("refuses a 101st live subscription on one socket with TOO_MANY_SUBSCRIPTIONS, and takes one again once another completes", async () => {
+      const jobId = await completeAssessment(conveyor, alice, await createAssessment(conveyor, alice));
+      const client = wsClient(conveyor, alice);
+      // Distinct documents, which the server cannot share between subscriptions.
+      const follow = (name: string) => collect(client, `subscription ${name}($id: ID!) { jobProgress(jobId: $id) { status } }`, { id: jobId });
+      const live = Array.from({ length: 100 }, (_, index) => follow(`Live${index}`));
+      try {
+        await eventually(() => live.every((subscription) => subscription.events.length > 0));
+        const oneTooMany = follow("OneTooMany");
+        live.push(oneTooMany);
+        const refused = await Promise.race([oneTooMany.done, new Promise<{ error: string }>((resolve) => setTimeout(() => resolve({ error: "not refused" }), 5000))]);
+        expect((refused.error as { extensions?: { code?: string } }[])[0]?.extensions?.code, JSON.stringify(refused.error)).toBe("TOO_MANY_SUBSCRIPTIONS");
+        live.pop();
+        live.shift()!.stop();
+        const again = follow("AfterOneEnded");
+        live.push(again);
+        await eventually(() => again.events.length > 0);
+        expect(again.events[0]!.data).toEqual({ jobProgress: { status: "QUEUED" } });
+      } finally {
+        for (const subscription of live) subscription.stop();
         await client.dispose();
       }
     });
