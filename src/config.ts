@@ -77,6 +77,7 @@ const environmentSchema = z.object({
   GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(1).default(15),
   GRAPHQL_MAX_COST: z.coerce.number().int().min(1).default(5000),
   GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).default(30),
+  GRAPHQL_MAX_SUBSCRIPTIONS_PER_SOCKET: z.coerce.number().int().min(1).default(1000),
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(1).default(2000),
   GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).default(20),
   GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(100_000),
@@ -195,6 +196,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       maxTokens: env.GRAPHQL_MAX_TOKENS,
       maxDirectives: env.GRAPHQL_MAX_DIRECTIVES,
       maxBodyBytes: env.GRAPHQL_MAX_BODY_BYTES,
+      maxSubscriptionsPerSocket: env.GRAPHQL_MAX_SUBSCRIPTIONS_PER_SOCKET,
       introspection: env.GRAPHQL_INTROSPECTION ? env.GRAPHQL_INTROSPECTION === "true" : !production,
       graphiql: env.GRAPHIQL ? env.GRAPHIQL === "true" : !production,
       // Field suggestions ("did you mean …") reveal the schema; hidden in production.

@@ -172,8 +172,13 @@ export function createGraphQLApp(options: {
       },
       onSubscribe: async (context, _id, payload) => {
         // This one is counted already (graphql-ws enters it before asking).
-        if (Object.keys(context.subscriptions).length > MAX_SUBSCRIPTIONS_PER_SOCKET) {
-          return [new GraphQLError(`At most ${MAX_SUBSCRIPTIONS_PER_SOCKET} subscriptions per connection: complete one first`, { extensions: { code: "TOO_MANY_SUBSCRIPTIONS" } })];
+        // Each live subscription holds a listener, a bounded backlog and an execution per event;
+        // thousands on one socket (distinct documents defeat the sharing of identical ones) would
+        // cost the server for everyone.
+        if (Object.keys(context.subscriptions).length > limits.maxSubscriptionsPerSocket) {
+          return [
+            new GraphQLError(`At most ${limits.maxSubscriptionsPerSocket} subscriptions per connection: complete one first`, { extensions: { code: "TOO_MANY_SUBSCRIPTIONS" } }),
+          ];
         }
         const { schema: envelopedSchema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...context,
@@ -260,13 +265,6 @@ export function createGraphQLApp(options: {
     },
   };
 }
-
-/**
- * Each live subscription holds a listener, a bounded backlog and an execution per event; one client
- * opening thousands on a socket (distinct documents defeat the sharing of identical ones) would
- * cost the server for everyone. A browser tab follows a handful.
- */
-const MAX_SUBSCRIPTIONS_PER_SOCKET = 100;
 
 /**
  * A token is checked once, at connection_init; without this a socket would outlive its token for
