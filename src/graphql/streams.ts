@@ -28,3 +28,7 @@ export function guardStream<T>(source: AsyncIterable<T>, logger: Logger): AsyncI
     throw: (error?: unknown) => iterator.throw?.(error) ?? Promise.reject(error),
   };
 }
+
+export function isAsyncIterable<T = unknown>(value: unknown): value is AsyncIterable<T> {
+  return typeof (value as AsyncIterable<unknown> | null)?.[Symbol.asyncIterator] === "function";
+}

@@ -62,7 +62,7 @@ export function isDataError(error: unknown): boolean {
   return typeof code === "string" && /^(22|23|54)/.test(code);
 }
 
-export type Outcome<Answer> = { answer: Answer } | { error: unknown };
+type Outcome<Answer> = { answer: Answer } | { error: unknown };
 
 /**
  * Runs `items` as one statement. When it fails on the data of some item (isDataError), each half

@@ -22,6 +22,8 @@ import type { FinishedJobCache } from "./finished-job-cache.js";
 import type { UploadRegistry } from "../validation-runs/upload-registry.js";
 import { SerializeOnce } from "./serialize-once.js";
 import { useEndStreamsAtTokenExpiry } from "./stream-expiry.js";
+import { callAt } from "./timer-at.js";
+import { isAsyncIterable } from "../graphql/streams.js";
 import { coalesceWrites } from "./socket-writes.js";
 import { SharedSubscriptions, SubscriptionRefused } from "./shared-subscriptions.js";
 
@@ -271,16 +273,8 @@ export function createGraphQLApp(options: {
  * as long as the client keeps it open.
  */
 function closeAtExpiry(socket: WebSocket, expiresAt: number): void {
-  // setTimeout cannot wait longer than 2^31 - 1 ms; a longer wait is taken in steps.
-  const MAX_DELAY = 2 ** 31 - 1;
   if (socket.readyState === socket.CLOSED) return;
-  let timer: NodeJS.Timeout;
-  const schedule = () => {
-    const remaining = expiresAt * 1000 - Date.now();
-    timer = setTimeout(() => (remaining > MAX_DELAY ? schedule() : socket.close(4401, "Token expired")), Math.min(Math.max(remaining, 0), MAX_DELAY));
-  };
-  schedule();
-  socket.once("close", () => clearTimeout(timer));
+  socket.once("close", callAt(expiresAt * 1000, () => socket.close(4401, "Token expired")));
 }
 
 function formatForClient(error: GraphQLError): GraphQLFormattedError {
@@ -290,9 +284,6 @@ function formatForClient(error: GraphQLError): GraphQLFormattedError {
   return { ...formatted, extensions };
 }
 
-function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult> {
-  return typeof (value as AsyncIterable<unknown> | null)?.[Symbol.asyncIterator] === "function";
-}
 
 /** A stream that fails at once, so graphql-ws answers the Subscribe with an `error` message. */
 async function* refusedStream(result: ExecutionResult): AsyncGenerator<never> {

@@ -7,6 +7,7 @@ import type pg from "pg";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { QueueHealth } from "../jobs/health.js";
 import type { Logger } from "../logger.js";
+import { isAsyncIterable } from "../graphql/streams.js";
 
 /** What the scrape reads at collection time, rather than counting on a hot path. */
 export interface MetricsSources {
@@ -484,9 +485,6 @@ function secondsBetween(from: number | null, to: unknown): number | null {
   return from === null || end === null ? null : Math.max(0, end - from) / 1000;
 }
 
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof (value as AsyncIterable<unknown> | null)?.[Symbol.asyncIterator] === "function";
-}
 
 /**
  * The stream, counted in `gauge` until it ends, fails or is closed. A plain iterator rather than an

@@ -2,6 +2,7 @@ import { Repeater } from "@graphql-yoga/subscription";
 import { getOperationAST, type ExecutionArgs, type ExecutionResult, type GraphQLError } from "graphql";
 import type { GraphQLContext } from "../graphql/context.js";
 import { readEagerly } from "../graphql/eager-reader.js";
+import { isAsyncIterable } from "../graphql/streams.js";
 
 type Results = AsyncIterable<ExecutionResult>;
 type Outcome = Results | ExecutionResult;
@@ -221,8 +222,4 @@ function sharingOf(args: ExecutionArgs): { key: string; replay: boolean } | null
   if (SHAREABLE_FIELDS.has(name)) return { key: JSON.stringify([context.viewer.id, context.viewer.role, ...request]), replay: true };
   if (OPERATOR_CHANGE_STREAMS.has(name) && context.viewer.role === "operator") return { key: JSON.stringify(["operators", ...request]), replay: false };
   return null;
-}
-
-function isAsyncIterable(value: unknown): value is Results {
-  return typeof (value as Results | null)?.[Symbol.asyncIterator] === "function";
 }

@@ -1,9 +1,8 @@
 import type { Plugin } from "graphql-yoga";
 import { GraphQLError, type ExecutionResult } from "graphql";
 import type { GraphQLContext } from "../graphql/context.js";
-
-// setTimeout cannot wait longer than 2^31 - 1 ms; a longer wait is taken in steps.
-const MAX_DELAY = 2 ** 31 - 1;
+import { isAsyncIterable } from "../graphql/streams.js";
+import { callAt } from "./timer-at.js";
 
 /**
  * Ends a subscription over HTTP (SSE) when the token it was started with expires: one last event
@@ -19,7 +18,7 @@ export function useEndStreamsAtTokenExpiry(): Plugin<GraphQLContext> {
       if (expiresAt === undefined) return;
       return {
         onSubscribeResult({ result, setResult }) {
-          if (isAsyncIterable(result)) setResult(endingAt(result, expiresAt * 1000));
+          if (isAsyncIterable<ExecutionResult>(result)) setResult(endingAt(result, expiresAt * 1000));
         },
       };
     },
@@ -36,27 +35,20 @@ function endingAt(source: AsyncIterable<ExecutionResult>, expiresAtMs: number): 
   let expired = false;
   // The caller of a next() that waits for the source, woken with the expiry event if it comes first.
   let waiting: ((step: IteratorResult<ExecutionResult>) => void) | null = null;
-  let timer: NodeJS.Timeout | undefined;
   const finish = () => {
     finished = true;
-    clearTimeout(timer);
+    cancelExpiry();
     // Not awaited: a next() of the source may be pending, and its return() could wait for it.
     void Promise.resolve(iterator.return?.()).catch(() => {});
   };
-  const schedule = () => {
-    const remaining = expiresAtMs - Date.now();
-    timer = setTimeout(() => {
-      if (remaining > MAX_DELAY) return schedule();
-      expired = true;
-      if (!waiting) return;
-      const wake = waiting;
-      waiting = null;
-      finish();
-      wake(expiredEvent());
-    }, Math.min(Math.max(remaining, 0), MAX_DELAY));
-    timer.unref();
-  };
-  schedule();
+  const cancelExpiry = callAt(expiresAtMs, () => {
+    expired = true;
+    if (!waiting) return;
+    const wake = waiting;
+    waiting = null;
+    finish();
+    wake(expiredEvent());
+  });
   return {
     [Symbol.asyncIterator]() {
       return this;
@@ -75,7 +67,7 @@ function endingAt(source: AsyncIterable<ExecutionResult>, expiresAtMs: number): 
             waiting = null;
             if (step.done) {
               finished = true;
-              clearTimeout(timer);
+              cancelExpiry();
             }
             resolve(step);
           },
@@ -83,7 +75,7 @@ function endingAt(source: AsyncIterable<ExecutionResult>, expiresAtMs: number): 
             if (waiting !== resolve) return;
             waiting = null;
             finished = true;
-            clearTimeout(timer);
+            cancelExpiry();
             reject(error);
           },
         );
@@ -98,8 +90,4 @@ function endingAt(source: AsyncIterable<ExecutionResult>, expiresAtMs: number): 
       throw error;
     },
   };
-}
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult> {
-  return typeof (value as AsyncIterable<unknown> | null)?.[Symbol.asyncIterator] === "function";
 }
