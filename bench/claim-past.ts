@@ -4,8 +4,8 @@
 //                 jobs on a shared database, or a retired type's backlog), due, same priority.
 //   SHAPE=future: the jobs ahead are HIGH priority and due tomorrow.
 // The runnable index is ordered by priority, run_at and id, not by type (README, "The hot path"):
-// a claim steps over the first shape's jobs reading each one's row, and over the second's within
-// the index. Each line is its own database and server; the clock runs from the pool's start to the
+// a claim steps over the first shape's jobs reading each one's row. The second's it does not read:
+// it walks each priority apart and stops at its first job not due (sql.ts, CLAIM). Each line is its own database and server; the clock runs from the pool's start to the
 // last job's handler start.
 //   npx tsx bench/claim-past.ts
 //   SHAPES=type,future AHEAD=0,10000,50000 MEASURED=5000 npx tsx bench/claim-past.ts

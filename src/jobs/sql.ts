@@ -1,6 +1,7 @@
 import { CANCEL_CHANNEL, JOBS_CHANNEL } from "./notification-listener.js";
 import { JOB_TOPIC_PREFIX } from "../events/messages.js";
 import { EVENTS_CHANNEL, MAX_NOTIFY_BYTES } from "../events/pg-event-target.js";
+import { PRIORITY_RANK } from "./types.js";
 
 /**
  * Every statement the job engine runs, in plain SQL, in one place. Each transition is a single
@@ -114,21 +115,13 @@ function claimedRows(input: string): string {
   ) j`;
 }
 
-interface TransitionParts {
-  /** WHERE on processing_jobs (unaliased) selecting the rows allowed to move. */
-  where: string;
+type TransitionParts = TargetParts & {
   /** SET assignments; `j` is the job, `clock.now` the time. */
   set: string;
   /** JobEvent.attempt for the event; defaults to the attempt in progress. */
   attempt?: string;
   /** JobEvent.message expression. */
   message?: string;
-  /** LIMIT and ordering of the locked rows, for batch transitions. */
-  tail?: string;
-  /** SKIP LOCKED for maintenance sweeps that must not wait on busy rows. */
-  skipLocked?: boolean;
-  /** Extra columns of the locked rows (`t.<name>` in `set`). */
-  targetColumns?: string;
   /** Extra columns to return. */
   returning?: string;
   /** Writes an AuditEvent per moved job in the same statement: `actor` is an SQL expression. */
@@ -137,15 +130,33 @@ interface TransitionParts {
   finishes?: boolean;
   /** The transition can take jobs out of a final state: announce them on jobs:reopened too. */
   mayReopen?: boolean;
+};
+
+/** The rows allowed to move, locked: a WHERE (with its ordering and limit), or a whole SELECT of `id` and `from_status`. */
+type TargetParts = { target: string; where?: never; tail?: never; skipLocked?: never; targetColumns?: never } | WhereParts;
+
+interface WhereParts {
+  target?: never;
+  /** WHERE on processing_jobs (unaliased) selecting the rows allowed to move. */
+  where: string;
+  /** LIMIT and ordering of the locked rows, for batch transitions. */
+  tail?: string;
+  /** SKIP LOCKED for maintenance sweeps that must not wait on busy rows. */
+  skipLocked?: boolean;
+  /** Extra columns of the locked rows (`t.<name>` in `set`). */
+  targetColumns?: string;
 }
 
 export function transitionSql(parts: TransitionParts): string {
   return `WITH ${CLOCK},
 target AS (
-  SELECT id, status AS from_status${parts.targetColumns ? `, ${parts.targetColumns}` : ""} FROM processing_jobs
+  ${
+    parts.target ??
+    `SELECT id, status AS from_status${parts.targetColumns ? `, ${parts.targetColumns}` : ""} FROM processing_jobs
   WHERE ${parts.where}
   ${parts.tail ?? ""}
-  FOR UPDATE${parts.skipLocked ? " SKIP LOCKED" : ""}
+  FOR UPDATE${parts.skipLocked ? " SKIP LOCKED" : ""}`
+  }
 ),
 updated AS (
   UPDATE processing_jobs j SET ${parts.set}, revision = j.revision + 1, updated_at = clock.now
@@ -174,24 +185,41 @@ SELECT ${CHANGE_COLUMNS}, from_status${parts.returning ? `, ${parts.returning}` 
  * theirs still runs here). Highest priority first, then oldest run_at. Each claimed row gets a
  * fresh lock_token: the claim's identity, which every later worker-side write must present.
  *
- * The claim must walk processing_jobs_runnable_idx in its order and stop after $4 rows, whatever
- * the planner believes. On a table never analyzed (a burst on a fresh or quiet table, before
- * autovacuum gets to it) PostgreSQL guesses a dozen waiting rows and prefers a bitmap scan of every
- * waiting job plus a sort: 10,000 waiting jobs made each claim read and sort all 10,000 (9.5 ms),
- * and the cost grew with the backlog. No shape of this query is planned safely on guesses alone,
- * so the worker's connections run with the sequential scan, the bitmap scan and the sort disabled
- * (database.ts, WORKER_PLANNER_SETTINGS): the ordered index scan is then the only plan left, and a
- * claim reads about $4 index entries at any backlog. The worker's other statements (progress,
- * heartbeat, completions, failures) are primary-key lookups (claimedRows), which those settings
- * keep that way.
+ * The claim must walk processing_jobs_runnable_idx (priority_rank DESC, run_at, id) in its order
+ * and stop after $4 rows, whatever the planner believes. On a table never analyzed (a burst on a
+ * fresh or quiet table, before autovacuum gets to it) PostgreSQL guesses a dozen waiting rows and
+ * prefers a bitmap scan of every waiting job plus a sort: 10,000 waiting jobs made each claim read
+ * and sort all 10,000 (9.5 ms), and the cost grew with the backlog. No shape of this query is
+ * planned safely on guesses alone, so the worker's connections run with the sequential scan, the
+ * bitmap scan and the sort disabled (database.ts, WORKER_PLANNER_SETTINGS): the ordered index scan
+ * is then the only plan left. The worker's other statements (progress, heartbeat, completions,
+ * failures) are primary-key lookups (claimedRows), which those settings keep that way.
+ *
+ * One walk per priority, highest first, appended: within one priority the index is ordered by
+ * run_at, so `run_at <= now` bounds the walk and it ends at the first job not yet due. A single
+ * walk of the whole index read every job of a higher priority that was not due yet before reaching
+ * a due one (200,000 HIGH jobs due tomorrow, or retrying after a long backoff, took a claim of
+ * NORMAL jobs from about 3,600 to 1,270 jobs/s in bench/claim-past.ts). PostgreSQL runs an Append's
+ * branches in order (a statement that locks rows is never run in parallel), and the LIMIT above
+ * stops pulling once it has $4 rows: a lower priority's walk does not start, nor lock anything,
+ * when a higher one filled the claim. Each walk's own LIMIT comes after its row locks (SKIP
+ * LOCKED), so it counts the rows it took.
  */
+// Time columns keep milliseconds and round half up, so a run_at written as "now" can lie up to
+// half a millisecond ahead of the clock: allow for it, or a job woken by NOTIFY would wait a poll.
+const CLAIMABLE = `status IN ('QUEUED', 'RETRYING')
+      AND run_at <= COALESCE($1::timestamptz, now()) + interval '0.5 milliseconds'
+      AND type = ANY($3::text[]) AND id <> ALL($5::uuid[])`;
+
+// A subquery each: a branch of a UNION cannot lock rows itself.
+const claimWalk = (rank: number) => `SELECT * FROM (SELECT id, status AS from_status FROM processing_jobs
+    WHERE priority_rank = ${rank} AND ${CLAIMABLE}
+    ORDER BY run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) AS rank_${rank}`;
+
 export const CLAIM = transitionSql({
-  // Time columns keep milliseconds and round half up, so a run_at written as "now" can lie up to
-  // half a millisecond ahead of the clock: allow for it, or a job woken by NOTIFY would wait a poll.
-  where: `status IN ('QUEUED', 'RETRYING') AND run_at <= COALESCE($1::timestamptz, now()) + interval '0.5 milliseconds'
-    AND type = ANY($3::text[]) AND id <> ALL($5::uuid[])`,
-  tail: `ORDER BY priority_rank DESC, run_at, id LIMIT $4`,
-  skipLocked: true,
+  target: `SELECT id, from_status FROM (
+    ${Object.values(PRIORITY_RANK).sort((a, b) => b - a).map(claimWalk).join("\n    UNION ALL\n    ")}
+  ) AS by_priority LIMIT $4`,
   set: `status = 'PROCESSING', locked_by = $2, lock_token = gen_random_uuid(), started_at = clock.now, heartbeat_at = clock.now,
     completed_at = NULL, processing_time_ms = NULL, stage = NULL, progress = 0, bytes_done = NULL, bytes_total = NULL`,
   returning: `assessment_id, correlation_id, schema_version, idempotency_key, priority, max_attempts, run_at,

@@ -117,3 +117,30 @@ describe("the claim's plan once the table has statistics", () => {
     await checkClaimPlan(conveyor);
   });
 });
+
+describe("the claim's plan behind jobs of a higher priority that are not due yet", () => {
+  let conveyor: TestConveyor;
+  beforeAll(async () => {
+    conveyor = await startTestConveyor({ handlers: [{ type: "noop", run: async () => null }], start: false });
+  });
+  afterAll(() => conveyor?.dispose());
+
+  it("ends each priority's walk at its first job not due, reading none of the 5,000 HIGH jobs due tomorrow", async () => {
+    // First in the runnable index's order, and not claimable: a single walk of the whole index
+    // read all of them before it reached a due job.
+    const tomorrow = new Date(Date.now() + 86_400_000);
+    for (let batch = 0; batch < 5; batch++) {
+      const later = Array.from({ length: 1000 }, (_, index) => ({ type: "noop", owner: "user-1", priority: "HIGH" as const, runAt: tomorrow, payload: { batch, index } }));
+      await enqueueJobs(conveyor.database.pool, later, { actor: "test" });
+    }
+    const due = Array.from({ length: 20 }, (_, index) => ({ type: "noop", owner: "user-2", payload: { index } }));
+    await enqueueJobs(conveyor.database.pool, due, { actor: "test" });
+
+    const all = await checkClaimPlan(conveyor);
+    const scans = all.filter((node) => node["Index Name"] === "processing_jobs_runnable_idx");
+    // HIGH, NORMAL, LOW in that order: NORMAL fills the claim, and LOW's walk never starts.
+    expect(scans.map((node) => node["Actual Rows"] ?? null)).toEqual([0, 10, 0]);
+    expect(scans.map((node) => node["Rows Removed by Filter"] ?? 0)).toEqual([0, 0, 0]);
+    expect(scans[2]!["Actual Loops"]).toBe(0);
+  });
+});
