@@ -96,7 +96,7 @@ async function explainAll() {
   await withClaim((client, claim) => explainOn("heartbeat", client, sql.HEARTBEAT, [null, [claim.id], [claim.token]]));
   await explain("stalled recovery (batch of 500)", plain, sql.RECOVER_STALLED, [null, 300_000, 500, "stalled", 1000, 2, 60_000, 0.1]);
   await explain("job(id) reads that arrived together (10 rows as JSON)", plain, sql.SELECT_JOB_DOCUMENTS, [ids(10)]);
-  await explain("queue positions of a page of 20", plain, sql.QUEUE_POSITIONS, [ids(20)]);
+  await explain("queue positions of a page of 20", plain, sql.QUEUE_POSITIONS, [ids(20), null]);
   await explain("health aggregates, 1 h window", plain, STATS_SQL, [null, 3_600_000, 300_000]);
   await explain("health aggregates, 7 d window", plain, STATS_SQL, [null, 7 * 86_400_000, 300_000]);
   await explain("retention batch (1,000 finished jobs older than 7 days)", plain, sql.DELETE_FINISHED_BATCH, [null, 7 * 86_400_000, 1000]);

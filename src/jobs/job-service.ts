@@ -160,12 +160,12 @@ export class JobService {
   }
 
   queuePosition(id: string) {
-    return queuePosition(this.deps.pool, id);
+    return queuePosition(this.deps.pool, id, this.deps.clock);
   }
 
   /** Positions of many jobs in one statement (a page of a connection); keyed by id. */
   queuePositions(ids: readonly string[]) {
-    return queuePositions(this.deps.pool, ids);
+    return queuePositions(this.deps.pool, ids, this.deps.clock);
   }
 
   /** Who may enqueue `type` through the API; undefined for a type nobody registered. */

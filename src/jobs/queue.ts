@@ -160,16 +160,16 @@ export async function findJobRecords(db: Queryable, ids: readonly string[]): Pro
   return new Map(rows.map((row) => [row.id, processingJobFromDocument(row.job)]));
 }
 
-/** 1-based position among runnable jobs in claim order; null once the job is no longer waiting. */
-export async function queuePosition(db: Queryable, id: string): Promise<number | null> {
-  return (await queuePositions(db, [id])).get(id) ?? null;
+/** 1-based place among the jobs claims take first (sql.QUEUE_POSITIONS); null once the job is no longer waiting. */
+export async function queuePosition(db: Queryable, id: string, clock?: Clock): Promise<number | null> {
+  return (await queuePositions(db, [id], clock)).get(id) ?? null;
 }
 
-/** 1-based positions in claim order, by job id; null for a job that is not waiting or not found. */
-export async function queuePositions(db: Queryable, ids: readonly string[]): Promise<Map<string, number | null>> {
+/** 1-based places among the jobs claims take first (sql.QUEUE_POSITIONS), by job id; null for a job that is not waiting or not found. */
+export async function queuePositions(db: Queryable, ids: readonly string[], clock?: Clock): Promise<Map<string, number | null>> {
   const positions = new Map<string, number | null>(ids.map((id) => [id, null]));
   if (ids.length === 0) return positions;
-  const { rows } = await db.query<{ id: string; position: string | number | null }>(sql.QUEUE_POSITIONS, [[...new Set(ids)]]);
+  const { rows } = await db.query<{ id: string; position: string | number | null }>(sql.QUEUE_POSITIONS, [[...new Set(ids)], clock?.() ?? null]);
   for (const row of rows) positions.set(row.id, row.position === null ? null : Number(row.position));
   return positions;
 }

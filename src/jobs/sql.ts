@@ -633,25 +633,48 @@ export const SELECT_JOB = `SELECT * FROM processing_jobs WHERE id = $1`;
 export const SELECT_JOB_DOCUMENTS = `SELECT id, row_to_json(j) AS job FROM processing_jobs j WHERE id = ANY($1::uuid[])`;
 
 /**
- * $1 job ids: for each waiting one, its 1-based position in claim order (priority, then run_at, then
- * id); ids that are not waiting (or do not exist) come back with a null position. A whole page in
- * one statement and one walk: the waiting jobs up to the deepest one asked about are numbered once,
- * in claim order, so a page costs that one job's position in rows, not every job's position summed
- * (a page of 20 jobs around 10,000 deep read 200,000 rows when each counted its own).
+ * $1 job ids, $2 now: for each waiting one, its 1-based place among the jobs claims will take before
+ * it; ids that are not waiting (or do not exist) come back with a null position.
+ *
+ * Claims take due jobs only, highest priority first, then oldest run_at, then id (CLAIM). So the
+ * jobs ahead of a job are those of its own priority before it in that order, and those of a higher
+ * priority due by the time it is due itself: now for a due job, its run_at for one scheduled
+ * later (the count as of that moment, the jobs it knows of now). A job of a higher priority due
+ * tomorrow is not ahead of one due now: counted as ahead, 200,000 HIGH jobs retrying after a
+ * backoff made a NORMAL job that a claim would take next read as 200,001st, and its estimated
+ * start hours away.
+ *
+ * A whole page in one statement: each priority's waiting jobs are walked once, up to the furthest
+ * point any job asked about needs, and a mark per job asked about and priority is sorted in among
+ * them, so that one running count gives every job's count in that priority (a page of 20 jobs around
+ * 10,000 deep read 200,000 rows when each counted its own).
  */
-export const QUEUE_POSITIONS = `WITH wanted AS (
-  SELECT priority_rank, run_at, id FROM processing_jobs
+export const QUEUE_POSITIONS = `WITH asked AS (
+  SELECT id, priority_rank AS rank, run_at, GREATEST(run_at, COALESCE($2::timestamptz, now())) AS due_by FROM processing_jobs
   WHERE id = ANY($1::uuid[]) AND status IN ('QUEUED', 'RETRYING')
 ),
-deepest AS (SELECT priority_rank, run_at, id FROM wanted ORDER BY priority_rank, run_at DESC, id DESC LIMIT 1),
-numbered AS (
-  SELECT o.id, row_number() OVER (ORDER BY o.priority_rank DESC, o.run_at, o.id) AS position
-  FROM processing_jobs o, deepest d
-  WHERE o.status IN ('QUEUED', 'RETRYING')
-    AND (o.priority_rank > d.priority_rank OR (o.priority_rank = d.priority_rank AND (o.run_at, o.id) <= (d.run_at, d.id)))
-)
-SELECT asked.id, numbered.position
-FROM unnest($1::uuid[]) AS asked(id) LEFT JOIN numbered ON numbered.id = asked.id`;
+-- Where each job's count stops in each priority at or above its own: in its own, just before
+-- itself (the mark sorts before the job's row); in a higher one, after every job due by due_by.
+marks AS (
+  SELECT a.id AS asked, r.rank,
+    CASE WHEN r.rank = a.rank THEN a.run_at ELSE a.due_by END AS run_at,
+    CASE WHEN r.rank = a.rank THEN a.id ELSE 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid END AS id
+  FROM asked a JOIN (VALUES ${Object.values(PRIORITY_RANK).map((rank) => `(${rank})`).join(", ")}) AS r(rank) ON r.rank >= a.rank
+),
+reach AS (SELECT rank, max(run_at) AS run_at FROM marks GROUP BY rank),
+walked AS (
+  SELECT o.* FROM reach CROSS JOIN LATERAL (
+    SELECT priority_rank AS rank, run_at, id, NULL::uuid AS asked FROM processing_jobs
+    WHERE status IN ('QUEUED', 'RETRYING') AND priority_rank = reach.rank AND run_at <= reach.run_at
+  ) o
+),
+counted AS (
+  SELECT asked, count(*) FILTER (WHERE asked IS NULL) OVER (PARTITION BY rank ORDER BY run_at, id, asked IS NULL ROWS UNBOUNDED PRECEDING) AS ahead
+  FROM (SELECT * FROM walked UNION ALL SELECT rank, run_at, id, asked FROM marks) AS rows_and_marks
+),
+positions AS (SELECT asked AS id, 1 + sum(ahead) AS position FROM counted WHERE asked IS NOT NULL GROUP BY asked)
+SELECT wanted.id, positions.position
+FROM unnest($1::uuid[]) AS wanted(id) LEFT JOIN positions ON positions.id = wanted.id`;
 
 /**
  * $1 now, $2 max age ms, $3 batch size. Deletes one bounded batch of finished jobs with their
@@ -687,7 +710,6 @@ export const DELETE_ORPHAN_FILES_BATCH = `DELETE FROM validation_files WHERE id 
   LIMIT $3
 )`;
 
-/** $1 now, $2 max age ms, $3 batch size: one bounded batch of old audit events (audit_events_at_idx). */
 /**
  * $1 now. Folds the per-minute outcome counters older than two hours into one row per hour: the
  * hour and the minutes around it stay exact, longer windows (a day, a week) are read to the hour,
@@ -713,6 +735,7 @@ ${ADD_TO_OUTCOME_COUNTS}`;
 export const DELETE_OLD_OUTCOME_COUNTS = `DELETE FROM job_outcome_counts
   WHERE minute < COALESCE($1::timestamptz, now()) - make_interval(secs => $2::double precision / 1000)`;
 
+/** $1 now, $2 max age ms, $3 batch size: one bounded batch of old audit events (audit_events_at_idx). */
 export const DELETE_AUDIT_BATCH = `DELETE FROM audit_events WHERE id IN (
   SELECT id FROM audit_events
   WHERE at < COALESCE($1::timestamptz, now()) - make_interval(secs => $2::double precision / 1000)

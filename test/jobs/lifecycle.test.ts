@@ -316,7 +316,8 @@ describe("job lifecycle", () => {
     const at = new Date(Date.now() + 3600_000);
     const low = await enqueue({ priority: "LOW", runAt: at });
     const normal = await Promise.all(Array.from({ length: 5 }, () => enqueue({ runAt: at })));
-    const high = await enqueue({ priority: "HIGH", runAt: new Date(at.getTime() + 1000) });
+    // Due before the others: a job of a higher priority counts as ahead once it is due.
+    const high = await enqueue({ priority: "HIGH", runAt: new Date(at.getTime() - 1000) });
     // Same run_at: the claim order, and so the positions, follow the ids.
     const normalInOrder = [...normal].sort((a, b) => (a.id < b.id ? -1 : 1));
     const missing = "00000000-0000-4000-8000-000000000000";
@@ -328,6 +329,27 @@ describe("job lifecycle", () => {
     // The deepest job asked about bounds the walk: asking only for the first ones changes nothing.
     const page = await conveyor.jobs.queuePositions([high.id, normalInOrder[0]!.id]);
     expect([page.get(high.id), page.get(normalInOrder[0]!.id)]).toEqual([1, 2]);
+  });
+
+  it("counts as ahead only what claims take first: a higher priority's jobs once due by the job's own due time", async () => {
+    await conveyor.database.pool.query(`DELETE FROM processing_jobs WHERE status IN ('QUEUED', 'RETRYING')`);
+    const inOneHour = new Date(Date.now() + 3600_000);
+    const highLater = (await Promise.all(Array.from({ length: 3 }, () => enqueue({ priority: "HIGH", runAt: inOneHour })))).sort((a, b) => (a.id < b.id ? -1 : 1));
+    const normalNow = await enqueue();
+    const lowNow = await enqueue({ priority: "LOW" });
+    const normalLater = await enqueue({ runAt: new Date(Date.now() + 2 * 3600_000) });
+    const positions = await conveyor.jobs.queuePositions([normalNow, lowNow, normalLater, ...highLater].map((job) => job.id));
+    // The next claim takes normalNow, then lowNow: the HIGH jobs are not due.
+    expect([positions.get(normalNow.id), positions.get(lowNow.id)]).toEqual([1, 2]);
+    // Due in two hours, it finds the three HIGH jobs due by then ahead of it, and normalNow.
+    expect(positions.get(normalLater.id)).toBe(5);
+    expect(highLater.map((job) => positions.get(job.id))).toEqual([1, 2, 3]);
+    // Each alone, as in a page of its own.
+    expect(await conveyor.jobs.queuePosition(lowNow.id)).toBe(2);
+    expect(await conveyor.jobs.queuePosition(normalLater.id)).toBe(5);
+    const claimed = await claimOne();
+    expect(claimed.id).toBe(normalNow.id);
+    expect(await conveyor.jobs.queuePosition(lowNow.id)).toBe(1);
   });
 
   it("deletes finished jobs past retention in bounded batches, with their events", async () => {

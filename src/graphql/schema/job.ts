@@ -102,7 +102,7 @@ export const JobType = builder.prismaObject("ProcessingJob", {
     }),
     queuePosition: t.int({
       nullable: true,
-      description: "1-based place in the claim order while waiting; null otherwise.",
+      description: "While waiting, 1 + the jobs claims will take before it: those before it in its own priority, and those of a higher priority due by the time it is due (now, or its runAt if later). Null otherwise.",
       resolve: (job, _args, context, info) => (isWaiting(job.status) ? positionOf(context, info, job.id) : null),
     }),
     estimatedStartAt: t.field({
