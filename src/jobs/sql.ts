@@ -207,8 +207,10 @@ SELECT ${CHANGE_COLUMNS}, from_status${parts.returning ? `, ${parts.returning}` 
  */
 // Time columns keep milliseconds and round half up, so a run_at written as "now" can lie up to
 // half a millisecond ahead of the clock: allow for it, or a job woken by NOTIFY would wait a poll.
+const DUE_ALLOWANCE = `interval '0.5 milliseconds'`;
+
 const CLAIMABLE = `status IN ('QUEUED', 'RETRYING')
-      AND run_at <= COALESCE($1::timestamptz, now()) + interval '0.5 milliseconds'
+      AND run_at <= COALESCE($1::timestamptz, now()) + ${DUE_ALLOWANCE}
       AND type = ANY($3::text[]) AND id <> ALL($5::uuid[])`;
 
 // A subquery each: a branch of a UNION cannot lock rows itself.
@@ -638,11 +640,11 @@ export const SELECT_JOB_DOCUMENTS = `SELECT id, row_to_json(j) AS job FROM proce
  *
  * Claims take due jobs only, highest priority first, then oldest run_at, then id (CLAIM). So the
  * jobs ahead of a job are those of its own priority before it in that order, and those of a higher
- * priority due by the time it is due itself: now for a due job, its run_at for one scheduled
- * later (the count as of that moment, the jobs it knows of now). A job of a higher priority due
- * tomorrow is not ahead of one due now: counted as ahead, 200,000 HIGH jobs retrying after a
- * backoff made a NORMAL job that a claim would take next read as 200,001st, and its estimated
- * start hours away.
+ * priority due by the time it is due itself: now (with the claim's half millisecond) for a due
+ * job, its run_at for one scheduled later (the count as of that moment, of the jobs known now).
+ * A job of a higher priority due tomorrow is not ahead of one due now: counted as ahead, 200,000
+ * HIGH jobs retrying after a backoff made a NORMAL job that a claim would take next read as
+ * 200,001st, and its estimated start hours away.
  *
  * A whole page in one statement: each priority's waiting jobs are walked once, up to the furthest
  * point any job asked about needs, and a mark per job asked about and priority is sorted in among
@@ -650,7 +652,7 @@ export const SELECT_JOB_DOCUMENTS = `SELECT id, row_to_json(j) AS job FROM proce
  * 10,000 deep read 200,000 rows when each counted its own).
  */
 export const QUEUE_POSITIONS = `WITH asked AS (
-  SELECT id, priority_rank AS rank, run_at, GREATEST(run_at, COALESCE($2::timestamptz, now())) AS due_by FROM processing_jobs
+  SELECT id, priority_rank AS rank, run_at, GREATEST(run_at, COALESCE($2::timestamptz, now()) + ${DUE_ALLOWANCE}) AS due_by FROM processing_jobs
   WHERE id = ANY($1::uuid[]) AND status IN ('QUEUED', 'RETRYING')
 ),
 -- Where each job's count stops in each priority at or above its own: in its own, just before
