@@ -646,35 +646,51 @@ export const SELECT_JOB_DOCUMENTS = `SELECT id, row_to_json(j) AS job FROM proce
  * HIGH jobs retrying after a backoff made a NORMAL job that a claim would take next read as
  * 200,001st, and its estimated start hours away.
  *
- * A whole page in one statement: each priority's waiting jobs are walked once, up to the furthest
- * point any job asked about needs, and a mark per job asked about and priority is sorted in among
- * them, so that one running count gives every job's count in that priority (a page of 20 jobs around
- * 10,000 deep read 200,000 rows when each counted its own).
+ * A whole page in one statement, reading each priority's waiting jobs up to the furthest point the
+ * jobs asked about need, at most twice (a page of 20 jobs around 10,000 deep read 200,000 rows when
+ * each counted its own): once numbered, for the jobs asked about of that priority, which take their
+ * numbers; once with a mark sorted in per job of a lower priority, after the jobs due by its
+ * due_by, where one running count gives every mark its count.
  */
 export const QUEUE_POSITIONS = `WITH asked AS (
   SELECT id, priority_rank AS rank, run_at, GREATEST(run_at, COALESCE($2::timestamptz, now()) + ${DUE_ALLOWANCE}) AS due_by FROM processing_jobs
   WHERE id = ANY($1::uuid[]) AND status IN ('QUEUED', 'RETRYING')
 ),
--- Where each job's count stops in each priority at or above its own: in its own, just before
--- itself (the mark sorts before the job's row); in a higher one, after every job due by due_by.
+-- Its place in its own priority: that priority's waiting jobs numbered once, up to the latest asked
+-- about, and the numbers of those asked about kept (materialized: inlined, a never-analyzed table
+-- got it numbered again for each job asked about).
+own AS MATERIALIZED (
+  SELECT id, place FROM (
+    SELECT o.id, row_number() OVER (PARTITION BY o.rank ORDER BY o.run_at, o.id) AS place
+    FROM (SELECT rank, max(run_at) AS run_at FROM asked GROUP BY rank) AS reach CROSS JOIN LATERAL (
+      SELECT priority_rank AS rank, run_at, id FROM processing_jobs
+      WHERE status IN ('QUEUED', 'RETRYING') AND priority_rank = reach.rank AND run_at <= reach.run_at
+    ) AS o
+  ) AS numbered
+  WHERE id = ANY($1::uuid[])
+),
+-- A higher priority's jobs due by its due_by: a mark per job asked about and higher priority,
+-- sorted in after that priority's jobs due by then, counts them.
 marks AS (
-  SELECT a.id AS asked, r.rank,
-    CASE WHEN r.rank = a.rank THEN a.run_at ELSE a.due_by END AS run_at,
-    CASE WHEN r.rank = a.rank THEN a.id ELSE 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid END AS id
-  FROM asked a JOIN (VALUES ${Object.values(PRIORITY_RANK).map((rank) => `(${rank})`).join(", ")}) AS r(rank) ON r.rank >= a.rank
+  SELECT a.id AS asked, r.rank, a.due_by AS run_at
+  FROM asked a JOIN (VALUES ${Object.values(PRIORITY_RANK).map((rank) => `(${rank})`).join(", ")}) AS r(rank) ON r.rank > a.rank
 ),
-reach AS (SELECT rank, max(run_at) AS run_at FROM marks GROUP BY rank),
-walked AS (
-  SELECT o.* FROM reach CROSS JOIN LATERAL (
-    SELECT priority_rank AS rank, run_at, id, NULL::uuid AS asked FROM processing_jobs
-    WHERE status IN ('QUEUED', 'RETRYING') AND priority_rank = reach.rank AND run_at <= reach.run_at
-  ) o
+higher AS (
+  SELECT asked, count(*) FILTER (WHERE asked IS NULL) OVER (PARTITION BY rank ORDER BY run_at, asked IS NOT NULL ROWS UNBOUNDED PRECEDING) AS ahead
+  FROM (
+    SELECT o.* FROM (SELECT rank, max(run_at) AS run_at FROM marks GROUP BY rank) AS reach CROSS JOIN LATERAL (
+      SELECT priority_rank AS rank, run_at, NULL::uuid AS asked FROM processing_jobs
+      WHERE status IN ('QUEUED', 'RETRYING') AND priority_rank = reach.rank AND run_at <= reach.run_at
+    ) AS o
+    UNION ALL
+    SELECT rank, run_at, asked FROM marks
+  ) AS jobs_and_marks
 ),
-counted AS (
-  SELECT asked, count(*) FILTER (WHERE asked IS NULL) OVER (PARTITION BY rank ORDER BY run_at, id, asked IS NULL ROWS UNBOUNDED PRECEDING) AS ahead
-  FROM (SELECT * FROM walked UNION ALL SELECT rank, run_at, id, asked FROM marks) AS rows_and_marks
-),
-positions AS (SELECT asked AS id, 1 + sum(ahead) AS position FROM counted WHERE asked IS NOT NULL GROUP BY asked)
+ahead_of AS (SELECT asked AS id, sum(ahead) AS ahead FROM higher WHERE asked IS NOT NULL GROUP BY asked),
+positions AS (
+  SELECT a.id, own.place + COALESCE(ahead_of.ahead, 0) AS position
+  FROM asked a JOIN own ON own.id = a.id LEFT JOIN ahead_of ON ahead_of.id = a.id
+)
 SELECT wanted.id, positions.position
 FROM unnest($1::uuid[]) AS wanted(id) LEFT JOIN positions ON positions.id = wanted.id`;
 
