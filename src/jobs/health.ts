@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { PRIORITY_RANK_ROWS } from "./sql.js";
 import type { Clock } from "./types.js";
 
 export type HealthStatus = "HEALTHY" | "DEGRADED" | "UNHEALTHY";
@@ -83,7 +84,7 @@ SELECT
   -- The earliest run_at of each priority is the first entry of the runnable index for it: three
   -- probes, whatever the backlog.
   (SELECT EXTRACT(EPOCH FROM (max(bounds.now) - min(first.run_at))) * 1000
-     FROM bounds, (VALUES (0), (1), (2)) AS ranks(rank),
+     FROM bounds, ${PRIORITY_RANK_ROWS} AS ranks(rank),
      LATERAL (SELECT run_at FROM processing_jobs WHERE status IN ('QUEUED', 'RETRYING') AND priority_rank = ranks.rank
               ORDER BY priority_rank DESC, run_at LIMIT 1) first
      WHERE first.run_at <= bounds.now) AS oldest_queued_age_ms`;

@@ -634,6 +634,22 @@ export const SELECT_JOB = `SELECT * FROM processing_jobs WHERE id = $1`;
  */
 export const SELECT_JOB_DOCUMENTS = `SELECT id, row_to_json(j) AS job FROM processing_jobs j WHERE id = ANY($1::uuid[])`;
 
+/** One row per priority, `(VALUES (0), (1), (2))`: for a walk per priority (queue positions, health). */
+export const PRIORITY_RANK_ROWS = `(VALUES ${Object.values(PRIORITY_RANK)
+  .map((rank) => `(${rank})`)
+  .join(", ")})`;
+
+/**
+ * Each priority's waiting jobs (rank, run_at and `columns`), in the runnable index, up to the latest
+ * run_at that `bounds` (rows of rank and run_at) gives for that priority.
+ */
+function waitingUpTo(bounds: string, columns: string): string {
+  return `(SELECT rank, max(run_at) AS run_at FROM ${bounds} GROUP BY rank) AS reach CROSS JOIN LATERAL (
+      SELECT priority_rank AS rank, run_at, ${columns} FROM processing_jobs
+      WHERE status IN ('QUEUED', 'RETRYING') AND priority_rank = reach.rank AND run_at <= reach.run_at
+    )`;
+}
+
 /**
  * $1 job ids, $2 now: for each waiting one, its 1-based place among the jobs claims will take before
  * it; ids that are not waiting (or do not exist) come back with a null position.
@@ -662,10 +678,7 @@ export const QUEUE_POSITIONS = `WITH asked AS (
 own AS MATERIALIZED (
   SELECT id, place FROM (
     SELECT o.id, row_number() OVER (PARTITION BY o.rank ORDER BY o.run_at, o.id) AS place
-    FROM (SELECT rank, max(run_at) AS run_at FROM asked GROUP BY rank) AS reach CROSS JOIN LATERAL (
-      SELECT priority_rank AS rank, run_at, id FROM processing_jobs
-      WHERE status IN ('QUEUED', 'RETRYING') AND priority_rank = reach.rank AND run_at <= reach.run_at
-    ) AS o
+    FROM ${waitingUpTo("asked", "id")} AS o
   ) AS numbered
   WHERE id = ANY($1::uuid[])
 ),
@@ -673,15 +686,12 @@ own AS MATERIALIZED (
 -- sorted in after that priority's jobs due by then, counts them.
 marks AS (
   SELECT a.id AS asked, r.rank, a.due_by AS run_at
-  FROM asked a JOIN (VALUES ${Object.values(PRIORITY_RANK).map((rank) => `(${rank})`).join(", ")}) AS r(rank) ON r.rank > a.rank
+  FROM asked a JOIN ${PRIORITY_RANK_ROWS} AS r(rank) ON r.rank > a.rank
 ),
 higher AS (
   SELECT asked, count(*) FILTER (WHERE asked IS NULL) OVER (PARTITION BY rank ORDER BY run_at, asked IS NOT NULL ROWS UNBOUNDED PRECEDING) AS ahead
   FROM (
-    SELECT o.* FROM (SELECT rank, max(run_at) AS run_at FROM marks GROUP BY rank) AS reach CROSS JOIN LATERAL (
-      SELECT priority_rank AS rank, run_at, NULL::uuid AS asked FROM processing_jobs
-      WHERE status IN ('QUEUED', 'RETRYING') AND priority_rank = reach.rank AND run_at <= reach.run_at
-    ) AS o
+    SELECT o.* FROM ${waitingUpTo("marks", "NULL::uuid AS asked")} AS o
     UNION ALL
     SELECT rank, run_at, asked FROM marks
   ) AS jobs_and_marks

@@ -284,7 +284,6 @@ function formatForClient(error: GraphQLError): GraphQLFormattedError {
   return { ...formatted, extensions };
 }
 
-
 /** A stream that fails at once, so graphql-ws answers the Subscribe with an `error` message. */
 async function* refusedStream(result: ExecutionResult): AsyncGenerator<never> {
   throw new SubscriptionRefused(result.errors ?? []);

@@ -485,7 +485,6 @@ function secondsBetween(from: number | null, to: unknown): number | null {
   return from === null || end === null ? null : Math.max(0, end - from) / 1000;
 }
 
-
 /**
  * The stream, counted in `gauge` until it ends, fails or is closed. A plain iterator rather than an
  * async generator: a generator would queue the client's return() behind the pending next(), so a
