@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { v7 as uuidv7 } from "uuid";
+import { newJobId } from "./job-ids.js";
 import type pg from "pg";
 import type { JobChange } from "../events/messages.js";
 import { changeOf } from "./lifecycle.js";
@@ -90,7 +90,7 @@ async function insertRows(db: Queryable, rows: NormalizedInput[], options: Enque
     throw new InvalidJobInputError([`the jobs of one call must total at most ${MAX_BATCH_JSON_BYTES / 1024 / 1024} MB of JSON: enqueue them in smaller batches`]);
   }
   // Named, so each connection parses and plans this large statement once.
-  const inserted = await db.query<{ created: CreatedJob[] | null }>({
+  const inserted = await db.query<{ created_at: number; created: CreatedJob[] | null }>({
     name: "conveyor-enqueue",
     text: sql.ENQUEUE_MANY,
     values: [options.clock ? options.clock() : null, document, options.actor, options.handoff?.workerId ?? null],
@@ -107,7 +107,7 @@ async function insertRows(db: Queryable, rows: NormalizedInput[], options: Enque
       missing.push({ index, row });
       return;
     }
-    const job = createdJob(row, returned, options.handoff?.workerId ?? null);
+    const job = createdJob(row, inserted.rows[0]!.created_at, returned, options.handoff?.workerId ?? null);
     results[index] = { job, created: true };
     // A job handed off announces its creation with its start (handoff.start).
     if (job.lockToken !== null) claimed.push(job);
@@ -199,7 +199,7 @@ function normalize(input: EnqueueInput, defaultMaxAttempts: number) {
     // each index: with a million jobs those indexes outgrew shared_buffers, and each claim and
     // completion read and dirtied pages all over them (1M backlog 4,300–4,700 jobs/s at
     // concurrency 1 against 5,600–6,600 at 10k; 6,300 with these ids).
-    id: uuidv7(),
+    id: newJobId(),
     type: input.type.toWellFormed(),
     owner: input.owner.toWellFormed(),
     payload: input.payload,
@@ -233,8 +233,8 @@ export function isDue(input: Pick<EnqueueInput, "runAt">, nowMs: number): boolea
   return !input.runAt || input.runAt.getTime() <= nowMs;
 }
 
-/** What ENQUEUE_MANY returns of each job it created: its id and what the database decided. */
-type CreatedJob = [id: string, createdAtMs: number, runAtMs: number, payload: unknown, metadata: Record<string, unknown>, lockToken: string | null];
+/** What ENQUEUE_MANY returns of each job it created: its id, what it stored, its claim if handed off. */
+type CreatedJob = [id: string, payload: unknown, metadata: Record<string, unknown>, lockToken: string | null];
 
 type NormalizedInput = ReturnType<typeof normalize>;
 
@@ -264,8 +264,11 @@ function insertFields(row: NormalizedInput): unknown[] {
  * A job just created, as findJob would read it: the input, the database's decisions, the columns'
  * defaults; claimed by `workerId` when the statement handed it off (it returned a claim token).
  */
-function createdJob(row: NormalizedInput, [, createdAtMs, runAtMs, payload, metadata, lockToken]: CreatedJob, workerId: string | null): Job {
+function createdJob(row: NormalizedInput, createdAtMs: number, [, payload, metadata, lockToken]: CreatedJob, workerId: string | null): Job {
   const createdAt = new Date(createdAtMs);
+  // Stored as GREATEST(runAt, creation) rounded to the millisecond: a runAt is whole milliseconds
+  // already, and the creation time came back rounded.
+  const runAtMs = Math.max(row.runAt?.getTime() ?? createdAtMs, createdAtMs);
   const handedOff = lockToken !== null && lockToken !== undefined;
   return {
     id: row.id,

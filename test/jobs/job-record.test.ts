@@ -42,6 +42,34 @@ describe("a job's record read for the API", () => {
     expect(await conveyor.jobs.findRecord(job.id)).toEqual(await prismaRead(job.id));
   });
 
+  // The statement returns only the creation time and what it stored of each payload and metadata;
+  // the rest of the job the enqueue builds from its input.
+  it("gives back each enqueued job as a read of it gives it, key order of its payload included", async () => {
+    const { rows } = await conveyor.database.pool.query<{ now: Date }>("SELECT now() AS now");
+    const now = rows[0]!.now.getTime();
+    const payload = { zebra: 1, b: { yy: [1e21, 0.1, -0], x: "grüße 😀" }, ä: true, aa: null, "10": "ten", "2": "two" };
+    const inputs = [
+      { type: "noop", owner: "frank", payload, metadata: { source: "web", a: [] } },
+      { type: "noop", owner: "frank", payload: null, runAt: new Date(now - 60_000) },
+      { type: "noop", owner: "frank", runAt: new Date(now + 3_600_123), priority: "HIGH" as const, maxAttempts: 7, timeoutMs: 1500 },
+      { type: "noop", owner: "frank", idempotencyKey: "record-key", payload: { later: 1, first: 2 } },
+    ];
+    const results = await conveyor.jobs.enqueueMany(inputs, "frank");
+    const again = await conveyor.jobs.enqueueMany([inputs[3]!], "frank");
+
+    expect(results.map((result) => result.created)).toEqual([true, true, true, true]);
+    expect(again[0]!.created).toBe(false);
+    for (const { job } of [...results, ...again]) {
+      const read = await conveyor.jobs.find(job.id);
+      expect(job).toEqual(read);
+      expect(JSON.stringify(job.payload)).toBe(JSON.stringify(read!.payload));
+      expect(JSON.stringify(job.metadata)).toBe(JSON.stringify(read!.metadata));
+    }
+    // Jobs due already run from their creation; the one asked for later, at that millisecond.
+    expect(results[1]!.job.runAt).toEqual(results[1]!.job.createdAt);
+    expect(results[2]!.job.runAt.getTime()).toBe(now + 3_600_123);
+  });
+
   it("answers reads that arrive together each with its own row, a missing one with null", async () => {
     const jobs = await Promise.all(["carol", "dave", "erin"].map(async (owner) => (await conveyor.jobs.enqueue({ type: "noop", owner }, owner)).job));
     const missing = "00000000-0000-4000-8000-000000000001";
