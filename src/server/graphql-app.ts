@@ -24,6 +24,7 @@ import { SerializeOnce } from "./serialize-once.js";
 import { useEndStreamsAtTokenExpiry } from "./stream-expiry.js";
 import { callAt } from "./timer-at.js";
 import { isAsyncIterable } from "../graphql/streams.js";
+import { useCompiledSubscriptionEvents } from "../graphql/compiled-subscription-events.js";
 import { coalesceWrites } from "./socket-writes.js";
 import { SharedSubscriptions, SubscriptionRefused } from "./shared-subscriptions.js";
 
@@ -108,6 +109,7 @@ export function createGraphQLApp(options: {
       ...(limits.hideSuggestions ? [useHideSuggestions()] : []),
       useRejectUnstorableText(),
       useEndStreamsAtTokenExpiry(),
+      useCompiledSubscriptionEvents(),
       useCSRFPrevention({ requestHeaders: ["x-graphql-yoga-csrf", "apollo-require-preflight"] }),
       ...(limits.introspection ? [] : [useDisableIntrospection()]),
     ],

@@ -1,0 +1,177 @@
+import {
+  GraphQLBoolean,
+  GraphQLError,
+  GraphQLInt,
+  GraphQLNonNull,
+  GraphQLObjectType,
+  GraphQLSchema,
+  GraphQLString,
+  type ExecutionArgs,
+  type ExecutionResult,
+} from "graphql";
+import { createYoga } from "graphql-yoga";
+import { describe, expect, it, vi } from "vitest";
+import { useCompiledSubscriptionEvents } from "../../src/graphql/compiled-subscription-events.js";
+
+const compilations = vi.hoisted(() => ({ count: 0 }));
+vi.mock("graphql-jit", async (importOriginal) => {
+  const original = await importOriginal<typeof import("graphql-jit")>();
+  return {
+    ...original,
+    compileQuery: ((...args: Parameters<typeof original.compileQuery>) => {
+      compilations.count++;
+      return original.compileQuery(...args);
+    }) as typeof original.compileQuery,
+  };
+});
+
+/** Whether the latest source was ended (its return() called). */
+let sourceClosed = false;
+const Tick = new GraphQLObjectType({
+  name: "Tick",
+  fields: {
+    n: { type: new GraphQLNonNull(GraphQLInt) },
+    // A field that fails for one event: its error and the null it leaves, as the executor gives them.
+    label: {
+      type: GraphQLString,
+      resolve: (tick: { n: number }) => (tick.n === 2 ? Promise.reject(new GraphQLError("no label for two", { extensions: { code: "FORBIDDEN" } })) : `tick ${tick.n}`),
+    },
+    doubled: { type: new GraphQLNonNull(GraphQLInt), args: { by: { type: new GraphQLNonNull(GraphQLInt) } }, resolve: (tick: { n: number }, { by }) => tick.n * by },
+  },
+});
+const schema = new GraphQLSchema({
+  query: new GraphQLObjectType({ name: "Query", fields: { ok: { type: GraphQLBoolean, resolve: () => true } } }),
+  subscription: new GraphQLObjectType({
+    name: "Subscription",
+    fields: {
+      ticks: {
+        type: Tick,
+        args: { upTo: { type: new GraphQLNonNull(GraphQLInt) }, secret: { type: GraphQLBoolean }, breakAt: { type: GraphQLInt } },
+        subscribe(_root, { upTo, secret, breakAt }: { upTo: number; secret?: boolean; breakAt?: number }) {
+          if (secret) throw new GraphQLError("not yours", { extensions: { code: "FORBIDDEN" } });
+          return ticks(upTo, breakAt);
+        },
+        resolve: (payload: unknown) => payload,
+      },
+    },
+  }),
+});
+
+/**
+ * Ticks 1 to upTo (failing at breakAt), then nothing until the subscriber leaves. Not an async
+ * generator, whose return() would wait for the event it is waiting for: as the server's sources.
+ */
+function ticks(upTo: number, breakAt?: number): AsyncIterableIterator<{ n: number }> {
+  let n = 0;
+  let wake: ((step: IteratorResult<{ n: number }>) => void) | null = null;
+  sourceClosed = false;
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    next() {
+      n++;
+      if (n === breakAt) return Promise.reject(new Error("the source broke"));
+      if (n <= upTo) return Promise.resolve({ done: false, value: { n } });
+      return new Promise((resolve) => (wake = resolve));
+    },
+    return() {
+      sourceClosed = true;
+      wake?.({ done: true, value: undefined });
+      return Promise.resolve({ done: true, value: undefined });
+    },
+  };
+}
+
+const DOCUMENT = `subscription Ticks($upTo: Int!, $secret: Boolean, $breakAt: Int, $by: Int!) {
+  ticks(upTo: $upTo, secret: $secret, breakAt: $breakAt) { n label doubled(by: $by) }
+}`;
+
+const yogas = {
+  compiled: createYoga({ schema, plugins: [useCompiledSubscriptionEvents()], logging: false }),
+  executor: createYoga({ schema, logging: false }),
+};
+
+/** A subscription through yoga's enveloped subscribe, with the plugin or without it (the executor's answer). */
+async function subscribe(compiled: boolean, variableValues: Record<string, unknown>) {
+  const enveloped = yogas[compiled ? "compiled" : "executor"].getEnveloped({});
+  const args: ExecutionArgs = {
+    schema: enveloped.schema,
+    document: enveloped.parse(DOCUMENT),
+    variableValues,
+    contextValue: await enveloped.contextFactory(),
+  };
+  return (await enveloped.subscribe(args)) as AsyncIterableIterator<ExecutionResult> | ExecutionResult;
+}
+
+/** A first subscription, so that the document is compiled for the ones a test then makes. */
+async function warm(): Promise<void> {
+  await take(await subscribe(true, { upTo: 1, by: 1 }), 1);
+}
+
+/** Up to `count` events, as clients receive them (JSON). */
+async function take(result: AsyncIterableIterator<ExecutionResult> | ExecutionResult, count: number): Promise<unknown> {
+  if (!(Symbol.asyncIterator in result)) return JSON.parse(JSON.stringify(result));
+  const events: unknown[] = [];
+  try {
+    while (events.length < count) {
+      const step = await result.next();
+      if (step.done) break;
+      events.push(JSON.parse(JSON.stringify(step.value)));
+    }
+  } catch (error) {
+    events.push({ thrown: (error as Error).message, locations: (error as GraphQLError).locations });
+  }
+  await result.return?.();
+  return events;
+}
+
+describe("subscription events executed by compiled code", () => {
+  it("gives each event what the executor gives, field errors and arguments included, compiling a document once", async () => {
+    const variables = { upTo: 3, by: 10 };
+    const before = compilations.count;
+    // The first subscription of a document goes to the executor; the next ones run compiled.
+    const first = await take(await subscribe(true, variables), 3);
+    expect(compilations.count - before).toBe(0);
+    const compiled = await take(await subscribe(true, variables), 3);
+    expect(compilations.count - before).toBe(1);
+    expect(await take(await subscribe(true, variables), 3)).toEqual(compiled);
+    expect(compiled).toEqual(first);
+    expect(compiled).toEqual(await take(await subscribe(false, variables), 3));
+    expect(compiled).toMatchObject([
+      { data: { ticks: { n: 1, label: "tick 1", doubled: 10 } } },
+      { data: { ticks: { n: 2, label: null, doubled: 20 } }, errors: [{ message: "no label for two", path: ["ticks", "label"], extensions: { code: "FORBIDDEN" } }] },
+      { data: { ticks: { n: 3, label: "tick 3", doubled: 30 } } },
+    ]);
+    // Three subscriptions, one compilation: yoga parses the same text to the same document.
+    expect(compilations.count - before).toBe(1);
+  });
+
+  it("refuses as the executor refuses: the subscribe resolver's error, and variables that do not coerce", async () => {
+    await warm();
+    for (const variables of [{ upTo: 1, by: 1, secret: true }, { upTo: "many", by: 1 }, { by: 1 }]) {
+      const compiled = await take(await subscribe(true, variables), 1);
+      expect(compiled).toEqual(await take(await subscribe(false, variables), 1));
+      expect(compiled).toMatchObject({ errors: [{}] });
+    }
+  });
+
+  // Masked, as yoga masks every error that is not a GraphQL error of the API's own.
+  it("fails a broken source as the executor does, located at the operation", async () => {
+    await warm();
+    const variables = { upTo: 5, by: 1, breakAt: 2 };
+    const compiled = await take(await subscribe(true, variables), 5);
+    expect(compiled).toEqual(await take(await subscribe(false, variables), 5));
+    expect(compiled).toMatchObject([{ data: { ticks: { n: 1 } } }, { thrown: "Unexpected error.", locations: [{ line: 1, column: 1 }] }]);
+  });
+
+  it("ends its source at once when the subscriber leaves while waiting for an event", async () => {
+    await warm();
+    const result = (await subscribe(true, { upTo: 1, by: 1 })) as AsyncIterableIterator<ExecutionResult>;
+    expect((await result.next()).value).toMatchObject({ data: { ticks: { n: 1 } } });
+    const pending = result.next();
+    await result.return!();
+    expect(sourceClosed).toBe(true);
+    await expect(pending).resolves.toMatchObject({ done: true });
+  });
+});
