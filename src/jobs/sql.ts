@@ -562,9 +562,11 @@ const ENQUEUE_INSERT = `INSERT INTO processing_jobs (${ENQUEUE_FIELD_ORDER.filte
  * correlation id and schema version) is inserted with ON CONFLICT DO NOTHING, and the caller
  * re-reads the existing job where nothing was inserted. Keyed jobs are inserted in key order, so
  * that two batches sharing keys wait for each other's keys in the same order rather than deadlock
- * (in input order they could, each holding a key the other needs). A job without one cannot
- * conflict (its id is a fresh UUIDv7 the caller chose), so it is inserted without the speculative
- * insertion that ON CONFLICT costs on every row. One NOTIFY per statement wakes idle pools when
+ * (in input order they could, each holding a key the other needs). Of the jobs of one batch that
+ * share a key, the first given is created, as calls one after another would create it (ordered by
+ * the key alone, the random correlation ids picked one). A job without a key cannot conflict (its
+ * id is a fresh UUIDv7 the caller chose), so it is inserted without the speculative insertion
+ * that ON CONFLICT costs on every row. One NOTIFY per statement wakes idle pools when
  * a job waits.
  *
  * Handoff (WorkerPool.offerSlots): a due job marked `handoff` is created already claimed by $4, as
@@ -582,10 +584,10 @@ const ENQUEUE_INSERT = `INSERT INTO processing_jobs (${ENQUEUE_FIELD_ORDER.filte
  * statement took 1.7 ms less of its 18 (interleaved, medians of 30 runs each).
  */
 export const ENQUEUE_MANY = `WITH ${CLOCK},
-input AS (SELECT ${ENQUEUE_INPUT} FROM jsonb_array_elements($2::jsonb) AS jobs(job)),
+input AS (SELECT ${ENQUEUE_INPUT}, position FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS jobs(job, position)),
 keyed AS (
   ${ENQUEUE_INSERT} WHERE idempotency_key IS NOT NULL OR assessment_id IS NOT NULL
-  ORDER BY owner, idempotency_key, assessment_id, correlation_id, schema_version
+  ORDER BY owner, idempotency_key, CASE WHEN idempotency_key IS NOT NULL THEN position END, assessment_id, correlation_id, schema_version, position
   ON CONFLICT DO NOTHING
   RETURNING *
 ),

@@ -70,6 +70,14 @@ describe("a job's record read for the API", () => {
     expect(results[2]!.job.runAt.getTime()).toBe(now + 3_600_123);
   });
 
+  it("creates the first of the jobs of one batch that share a key, and gives the others that job", async () => {
+    const inputs = ["first", "second", "third"].map((name) => ({ type: "noop", owner: "gina", idempotencyKey: "shared-key", payload: { name } }));
+    const results = await conveyor.jobs.enqueueMany([{ type: "noop", owner: "gina", payload: { name: "unkeyed" } }, ...inputs], "gina");
+    expect(results.map((result) => result.created)).toEqual([true, true, false, false]);
+    expect(new Set(results.slice(1).map((result) => result.job.id)).size).toBe(1);
+    expect((await conveyor.jobs.find(results[1]!.job.id))!.payload).toEqual({ name: "first" });
+  });
+
   it("answers reads that arrive together each with its own row, a missing one with null", async () => {
     const jobs = await Promise.all(["carol", "dave", "erin"].map(async (owner) => (await conveyor.jobs.enqueue({ type: "noop", owner }, owner)).job));
     const missing = "00000000-0000-4000-8000-000000000001";
