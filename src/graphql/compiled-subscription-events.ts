@@ -1,17 +1,32 @@
+import { execute as executeWithExecutor } from "@graphql-tools/executor";
 import {
   createSourceEventStream,
+  getNamedType,
   getOperationAST,
   getVariableValues,
   GraphQLError,
+  isAbstractType,
+  isObjectType,
+  Kind,
   type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
+  type FragmentDefinitionNode,
+  type GraphQLObjectType,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  type SelectionSetNode,
 } from "graphql";
 import { compileQuery, isCompiledQuery, type CompiledQuery } from "graphql-jit";
 import type { Plugin } from "graphql-yoga";
 import { isAsyncIterable } from "./streams.js";
+
+/** Documents with more fields than this, fragments expanded, are never compiled. */
+const MAX_COMPILED_FIELDS = 200;
+/** Compiled documents kept; the least recently used goes first. */
+const MAX_COMPILED_DOCUMENTS = 64;
+/** Accepted subscriptions of one document before it is compiled. */
+const COMPILE_AFTER_ACCEPTED = 2;
 
 /**
  * Executes each event of a subscription with code compiled once per document (graphql-jit), instead
@@ -20,55 +35,112 @@ import { isAsyncIterable } from "./streams.js";
  * different): the executor's walk was 12 % of the server's CPU (bench/subscription-fanout.ts,
  * SHAPE=watched, CPU profile), more than anything of Conveyor's own.
  *
- * Only the events: setting the subscription up (its variables, the field's subscribe resolver and
- * the refusals it throws) is graphql-js's createSourceEventStream, as the executor does it. A
- * subscription goes to the executor whole when its variables do not coerce, when its document is
- * new or cannot be compiled, or when it has an abort signal (the executor ends its stream on abort).
- * graphql-jit's own subscribe passes the variables where the field's arguments belong, so it is
- * not used.
+ * Only the events, and only where the executor's answer cannot differ:
+ * - a subscription is set up, checked and refused as before: the executor runs it whole until its
+ *   document has been accepted COMPILE_AFTER_ACCEPTED times (a refused one, such as an anonymous
+ *   client's, never leads to a compilation), and afterwards graphql-js's createSourceEventStream
+ *   sets it up (graphql-jit's own subscribe passes the variables where the field's arguments belong);
+ * - an event whose compiled execution reports any error (or throws) is executed again by the
+ *   executor, whose answer is sent: graphql-jit's own errors (a null in a non-null field, an enum
+ *   value it cannot serialize) carry no original error and no location, so masking would let
+ *   their text through, and some of its answers with errors differ from the executor's (a list
+ *   with a failed element). Errors are the exception, so this costs nothing in the common case;
+ * - documents that reach an abstract type (whose isTypeOf graphql-jit calls without a context) or
+ *   more than MAX_COMPILED_FIELDS fields are left to the executor: a large document took a quarter
+ *   of a second to compile and kept 15 MB. At most MAX_COMPILED_DOCUMENTS compiled documents are
+ *   kept; a subscription with an abort signal is left to the executor too, which ends its stream
+ *   on abort.
  */
 export function useCompiledSubscriptionEvents(): Plugin {
-  // Per operation: compiled (null: it cannot be), or SEEN_ONCE. A document is compiled when a second
-  // subscription uses it, so that documents used once (a client sending a new one each time) cost
-  // no compilation (0.2 to 0.6 ms each) and hold no compiled code, while one that thousands of
-  // subscribers share is compiled once. Documents are yoga's parsed ones, which its parse cache
-  // reuses for the same text; what is kept here goes with them.
-  const compiled = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, Map<string | undefined, CompiledQuery | null | typeof SEEN_ONCE>>>();
-  const compiledFor = (args: ExecutionArgs): CompiledQuery | null => {
-    let documents = compiled.get(args.schema);
-    if (!documents) compiled.set(args.schema, (documents = new WeakMap()));
-    let operations = documents.get(args.document);
-    if (!operations) documents.set(args.document, (operations = new Map()));
-    const name = args.operationName ?? undefined;
-    const known = operations.get(name);
-    if (known === undefined) {
-      operations.set(name, SEEN_ONCE);
-      return null;
+  // Per document and operation name. Documents are yoga's parsed ones, which its parse cache reuses
+  // for the same text: a document gets a number of its own for as long as it lives.
+  const documentNumbers = new WeakMap<DocumentNode, number>();
+  let nextDocumentNumber = 0;
+  const keyOf = (document: DocumentNode, operationName: string | undefined) => {
+    let number = documentNumbers.get(document);
+    if (number === undefined) documentNumbers.set(document, (number = nextDocumentNumber++));
+    return `${number}:${operationName ?? ""}`;
+  };
+  const accepted = new WeakMap<DocumentNode, Map<string, number>>();
+  // Least recently used first; null: the document is not compiled (compilable() said no).
+  const compiled = new Map<string, CompiledQuery | null>();
+
+  const compiledFor = (key: string): CompiledQuery | null | undefined => {
+    const query = compiled.get(key);
+    if (query !== undefined) {
+      compiled.delete(key);
+      compiled.set(key, query);
     }
-    if (known !== SEEN_ONCE) return known;
-    const result = compileQuery(args.schema, args.document, name);
-    const query = isCompiledQuery(result) ? result : null;
-    operations.set(name, query);
     return query;
+  };
+
+  const noteAccepted = (args: ExecutionArgs, operation: OperationDefinitionNode, key: string) => {
+    let counts = accepted.get(args.document);
+    if (!counts) accepted.set(args.document, (counts = new Map()));
+    const count = (counts.get(key) ?? 0) + 1;
+    counts.set(key, count);
+    if (count < COMPILE_AFTER_ACCEPTED) return;
+    counts.delete(key);
+    const result = compilable(args.schema, args.document, operation) ? compileQuery(args.schema, args.document, args.operationName ?? undefined) : null;
+    compiled.set(key, result && isCompiledQuery(result) ? result : null);
+    if (compiled.size > MAX_COMPILED_DOCUMENTS) compiled.delete(compiled.keys().next().value!);
   };
 
   return {
     onSubscribe({ subscribeFn, setSubscribeFn }) {
       setSubscribeFn(async (args: ExecutionArgs) => {
         const operation = getOperationAST(args.document, args.operationName);
-        const query = operation?.operation === "subscription" && !("signal" in args && args.signal) ? compiledFor(args) : null;
-        if (!query || !operation || "errors" in getVariableValues(args.schema, operation.variableDefinitions ?? [], args.variableValues ?? {})) {
-          return subscribeFn(args);
+        if (operation?.operation !== "subscription" || ("signal" in args && args.signal)) return subscribeFn(args);
+        const key = keyOf(args.document, args.operationName ?? undefined);
+        const query = compiledFor(key);
+        if (!query || "errors" in getVariableValues(args.schema, operation.variableDefinitions ?? [], args.variableValues ?? {})) {
+          const result = await subscribeFn(args);
+          if (query === undefined && isAsyncIterable(result)) noteAccepted(args, operation, key);
+          return result;
         }
         const stream = await createSourceEventStream(args);
         if (!isAsyncIterable(stream)) return stream;
-        return eachExecuted(stream, operation, (event) => query.query(event, args.contextValue, args.variableValues));
+        return eachExecuted(stream, operation, async (event) => {
+          const result = await Promise.resolve()
+            .then(() => query.query(event, args.contextValue, args.variableValues))
+            .catch(() => null);
+          return result && !result.errors?.length ? result : ((await executeWithExecutor({ ...args, rootValue: event })) as ExecutionResult);
+        });
       });
     },
   };
 }
 
-const SEEN_ONCE = Symbol("seen once");
+/**
+ * Whether graphql-jit may compile the operation: at most MAX_COMPILED_FIELDS fields with its
+ * fragments expanded, and no field of an abstract type.
+ */
+function compilable(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode): boolean {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  let fields = 0;
+  const walk = (type: GraphQLObjectType, selectionSet: SelectionSetNode): boolean => {
+    for (const selection of selectionSet.selections) {
+      if (selection.kind === Kind.FIELD) {
+        if (++fields > MAX_COMPILED_FIELDS) return false;
+        if (selection.name.value.startsWith("__")) continue;
+        const field = type.getFields()[selection.name.value];
+        if (!field) return false;
+        const named = getNamedType(field.type);
+        if (isAbstractType(named)) return false;
+        if (selection.selectionSet && !(isObjectType(named) && walk(named, selection.selectionSet))) return false;
+      } else {
+        const fragment = selection.kind === Kind.INLINE_FRAGMENT ? selection : fragments.get(selection.name.value);
+        if (!fragment || !walk(type, fragment.selectionSet)) return false;
+      }
+    }
+    return true;
+  };
+  const root = schema.getSubscriptionType();
+  return root !== null && root !== undefined && walk(root, operation.selectionSet);
+}
 
 /**
  * The source's events, each executed. Not an async generator: its return() would wait for the
@@ -78,7 +150,7 @@ const SEEN_ONCE = Symbol("seen once");
 function eachExecuted(
   source: AsyncIterable<unknown>,
   operation: OperationDefinitionNode,
-  execute: (event: unknown) => ExecutionResult | Promise<ExecutionResult>,
+  execute: (event: unknown) => Promise<ExecutionResult>,
 ): AsyncIterableIterator<ExecutionResult> {
   const iterator = source[Symbol.asyncIterator]();
   const executed = async (step: IteratorResult<unknown>): Promise<IteratorResult<ExecutionResult>> =>
