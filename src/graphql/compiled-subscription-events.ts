@@ -5,7 +5,6 @@ import {
   getOperationAST,
   getVariableValues,
   GraphQLError,
-  isAbstractType,
   isObjectType,
   Kind,
   type DocumentNode,
@@ -129,7 +128,7 @@ function compilable(schema: GraphQLSchema, document: DocumentNode, operation: Op
         const field = type.getFields()[selection.name.value];
         if (!field) return false;
         const named = getNamedType(field.type);
-        if (isAbstractType(named)) return false;
+        // A selection on an interface or union is not followed: not compiled.
         if (selection.selectionSet && !(isObjectType(named) && walk(named, selection.selectionSet))) return false;
       } else {
         const fragment = selection.kind === Kind.INLINE_FRAGMENT ? selection : fragments.get(selection.name.value);

@@ -6,6 +6,7 @@ import {
   GraphQLObjectType,
   GraphQLSchema,
   GraphQLString,
+  GraphQLUnionType,
   type ExecutionArgs,
   type ExecutionResult,
 } from "graphql";
@@ -40,6 +41,9 @@ vi.mock("@graphql-tools/executor", async (importOriginal) => {
 
 /** Whether the latest source was ended (its return() called). */
 let sourceClosed = false;
+const Even = new GraphQLObjectType({ name: "Even", fields: { n: { type: GraphQLInt } }, isTypeOf: (value: { n: number }) => value.n % 2 === 0 });
+const Odd = new GraphQLObjectType({ name: "Odd", fields: { n: { type: GraphQLInt } }, isTypeOf: (value: { n: number }) => value.n % 2 === 1 });
+const Parity = new GraphQLUnionType({ name: "Parity", types: [Even, Odd] });
 const Tick = new GraphQLObjectType({
   name: "Tick",
   fields: {
@@ -52,6 +56,8 @@ const Tick = new GraphQLObjectType({
     doubled: { type: new GraphQLNonNull(GraphQLInt), args: { by: { type: new GraphQLNonNull(GraphQLInt) } }, resolve: (tick: { n: number }, { by }) => tick.n * by },
     // Null in a non-null field for tick 3: an error graphql-jit makes itself (no original error, no location).
     strict: { type: new GraphQLNonNull(GraphQLInt), resolve: (tick: { n: number }) => (tick.n === 3 ? null : tick.n) },
+    // An abstract type, whose isTypeOf graphql-jit would call without a context.
+    parity: { type: Parity, resolve: (tick: { n: number }) => ({ n: tick.n }) },
   },
 });
 const schema = new GraphQLSchema({
@@ -178,12 +184,19 @@ describe("subscription events executed by compiled code", () => {
     ]);
   });
 
-  it("compiles nothing for subscriptions it refuses, nor for documents of more than 200 fields", async () => {
+  it("compiles nothing for subscriptions it refuses, nor for documents of more than 200 fields or reaching an abstract type", async () => {
     const before = compilations.count;
     const refusedDocument = `subscription Refused($by: Int!) { ticks(upTo: 1, secret: true) { n doubled(by: $by) } }`;
     for (let i = 0; i < 3; i++) expect(await take(await subscribe(true, { by: 1 }, refusedDocument), 1)).toMatchObject({ errors: [{}] });
     const large = `subscription { ticks(upTo: 1) { ${Array.from({ length: 201 }, (_, i) => `n${i}: n`).join(" ")} } }`;
     for (let i = 0; i < 3; i++) expect(await take(await subscribe(true, {}, large), 1)).toMatchObject([{ data: { ticks: { n0: 1, n200: 1 } } }]);
+    const abstract = `subscription { ticks(upTo: 2) { n parity { __typename ... on Even { n } } } }`;
+    for (let i = 0; i < 3; i++) {
+      expect(await take(await subscribe(true, {}, abstract), 2)).toEqual([
+        { data: { ticks: { n: 1, parity: { __typename: "Odd" } } } },
+        { data: { ticks: { n: 2, parity: { __typename: "Even", n: 2 } } } },
+      ]);
+    }
     expect(compilations.count - before).toBe(0);
   });
 
