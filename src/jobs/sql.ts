@@ -69,13 +69,18 @@ function countOutcomes(source: string): string {
  * all if it rolls back. `twicePerJob`: the source may hold two changes of one job (an enqueue's
  * handoff: QUEUED, then PROCESSING), sent in revision order. Only there: on PostgreSQL 16 and later
  * an ordered aggregate is planned with a Sort node, which the worker's connections must not need.
+ * `newJobs`: the source holds jobs the statement created, whose own topics nobody can follow yet
+ * (jobProgress finds the job before it registers, so its registration comes after this commit):
+ * only jobs:changed is asked about, instead of a topic built and looked up per job (0.6 to 0.75 ms
+ * of a 1,000-job enqueue's 16, interleaved, medians of 30).
  * conveyor_listened_topics is VOLATILE: called once the rows are updated (and locked), it sees a
  * registration committed meanwhile (migration 20261126120000_event_listeners).
  * The statement must read `(SELECT count(*) FROM announced)` for these to run.
  */
-function announceChanges(source: string, previousStatus: string, options: { mayReopen?: boolean; twicePerJob?: boolean } = {}): string {
+function announceChanges(source: string, previousStatus: string, options: { mayReopen?: boolean; twicePerJob?: boolean; newJobs?: boolean } = {}): string {
+  const jobTopics = options.newJobs ? "" : ` || ARRAY(SELECT '${JOB_TOPIC_PREFIX}' || id FROM ${source})`;
   return `listened AS (
-  SELECT conveyor_listened_topics(ARRAY['jobs:changed'${options.mayReopen ? ", 'jobs:reopened'" : ""}] || ARRAY(SELECT '${JOB_TOPIC_PREFIX}' || id FROM ${source})) AS topics
+  SELECT conveyor_listened_topics(ARRAY['jobs:changed'${options.mayReopen ? ", 'jobs:reopened'" : ""}]${jobTopics}) AS topics
 ),
 announced AS (
   SELECT CASE WHEN l.topics IS NULL THEN 0 ELSE conveyor_announce(l.topics, (
@@ -615,7 +620,7 @@ changes AS (
   SELECT id, type, owner, status, stage, progress, bytes_done, bytes_total, retry_count, error_code, revision, updated_at, 'QUEUED'
   FROM inserted WHERE status = 'PROCESSING'
 ),
-${announceChanges("changes", "u.from_status", { twicePerJob: true })}
+${announceChanges("changes", "u.from_status", { twicePerJob: true, newJobs: true })}
 SELECT ${epochMilliseconds("(SELECT now FROM clock)::timestamptz(3)")} AS created_at,
   (SELECT json_agg(json_build_array(id, payload, metadata, lock_token)) FROM inserted) AS created,
   (SELECT count(*) FROM wake) AS notified, (SELECT count(*) FROM announced) AS announced`;
