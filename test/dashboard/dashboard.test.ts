@@ -232,6 +232,9 @@ describe.skipIf(skip)("the operator dashboard in Chromium", { timeout: 240_000 }
     await page.getByLabel("Type").fill("batch");
     await page.getByLabel("Owner").fill("alice");
     await page.getByRole("button", { name: "Apply" }).click();
+    // The unfiltered list shown before Apply holds all five: wait for the filtered one, which drops
+    // the other type's and the other owner's (counted at once, this raced the filtered list).
+    for (const id of [othersType, othersOwner]) await page.locator(`tr[data-job-id="${id}"]`).waitFor({ state: "detached" });
     for (const id of matching) await page.locator(`tr[data-job-id="${id}"]`).waitFor();
     expect(await page.locator(`tr[data-job-id="${othersType}"], tr[data-job-id="${othersOwner}"]`).count()).toBe(0);
     await expectNoAccessibilityViolations(page, "jobs list");
