@@ -14,29 +14,26 @@ import { createYoga } from "graphql-yoga";
 import { describe, expect, it, vi } from "vitest";
 import { useCompiledSubscriptionEvents } from "../../src/graphql/compiled-subscription-events.js";
 
-const compilations = vi.hoisted(() => ({ count: 0 }));
+// Calls of graphql-jit's compileQuery, and of the executor's execute as our fallback for an event
+// (yoga's own executor is not this import: node_modules are not transformed).
+const { compilations, fallbacks, counting } = vi.hoisted(() => ({
+  compilations: { count: 0 },
+  fallbacks: { count: 0 },
+  /** `call`, counting its calls in `counter`. */
+  counting<F extends (...args: never[]) => unknown>(call: F, counter: { count: number }): F {
+    return ((...args: Parameters<F>) => {
+      counter.count++;
+      return call(...args);
+    }) as F;
+  },
+}));
 vi.mock("graphql-jit", async (importOriginal) => {
   const original = await importOriginal<typeof import("graphql-jit")>();
-  return {
-    ...original,
-    compileQuery: ((...args: Parameters<typeof original.compileQuery>) => {
-      compilations.count++;
-      return original.compileQuery(...args);
-    }) as typeof original.compileQuery,
-  };
+  return { ...original, compileQuery: counting(original.compileQuery, compilations) };
 });
-
-// Our fallback to the executor for an event (yoga's own executor is not this import: node_modules are not transformed).
-const fallbacks = vi.hoisted(() => ({ count: 0 }));
 vi.mock("@graphql-tools/executor", async (importOriginal) => {
   const original = await importOriginal<typeof import("@graphql-tools/executor")>();
-  return {
-    ...original,
-    execute: ((...args: Parameters<typeof original.execute>) => {
-      fallbacks.count++;
-      return original.execute(...args);
-    }) as typeof original.execute,
-  };
+  return { ...original, execute: counting(original.execute, fallbacks) };
 });
 
 /** Whether the latest source was ended (its return() called). */
