@@ -11,6 +11,7 @@ import { JobService } from "./jobs/job-service.js";
 import { Maintenance } from "./jobs/maintenance.js";
 import type { Clock } from "./jobs/types.js";
 import { WorkerPool } from "./jobs/worker-pool.js";
+import { warmConnections } from "./jobs/warm-connections.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createHttpServer, listen } from "./server/http-server.js";
 import { AssessmentService } from "./assessments/assessment-service.js";
@@ -245,7 +246,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     url: null,
     ...libraryApi(jobs, events, logger),
     async start(options = {}) {
-      await events.ready();
+      await Promise.all([events.ready(), warmConnections(database, { worker: workerPool !== null, logger })]);
       if (options.http !== false) {
         const address = await listen(server, config.http.port, config.http.host);
         conveyor.url = `http://${address.address.includes(":") ? `[${address.address}]` : address.address}:${address.port}`;

@@ -158,11 +158,7 @@ export class JobLifecycle {
    */
   async claim(workerId: string, types: string[], limit: number, excludedIds: string[] = []): Promise<Job[]> {
     if (limit <= 0 || types.length === 0) return [];
-    const { rows } = await this.workerPool.query({
-      name: "conveyor-claim",
-      text: sql.CLAIM,
-      values: [this.now(), workerId, types, limit, excludedIds],
-    });
+    const { rows } = await this.workerPool.query(claimStatement(this.now(), workerId, types, limit, excludedIds));
     this.announce(rows);
     // In claim order (the statement returns its rows in no promised order), so that the pool starts
     // them in it: equal jobs in the order they were enqueued, their ids being time-ordered.
@@ -262,11 +258,9 @@ export class JobLifecycle {
     // A job's progress is written before its outcome, so its timeline keeps every stage.
     await this.progressWriter.drain();
     this.forgetProgress(items);
-    const { rows } = await this.outcomePool.query({
-      name: "conveyor-complete",
-      text: sql.COMPLETE_MANY,
-      values: [this.now(), uuidArray(items.map((item) => item.id)), uuidArray(items.map((item) => item.token)), items.map((item) => item.result)],
-    });
+    const { rows } = await this.outcomePool.query(
+      completeStatement(this.now(), uuidArray(items.map((item) => item.id)), uuidArray(items.map((item) => item.token)), items.map((item) => item.result)),
+    );
     this.announce(rows);
     const completed = new Set(rows.map((row) => row.id as string));
     return items.map((item) => completed.has(item.id));
@@ -487,6 +481,16 @@ export class JobLifecycle {
       this.logger.error({ err: error, jobId: change.jobId }, "publishing a job change failed");
     }
   }
+}
+
+/** sql.CLAIM, named: each connection parses it once (warm-connections.ts does it at start-up). A `limit` of 0 claims nothing. */
+export function claimStatement(now: Date | null, workerId: string, types: string[], limit: number, excludedIds: string[]): pg.QueryConfig {
+  return { name: "conveyor-claim", text: sql.CLAIM, values: [now, workerId, types, limit, excludedIds] };
+}
+
+/** sql.COMPLETE_MANY, named like claimStatement; `ids` and `tokens` as uuidArray literals ("{}" completes nothing). */
+export function completeStatement(now: Date | null, ids: string, tokens: string, results: string[]): pg.QueryConfig {
+  return { name: "conveyor-complete", text: sql.COMPLETE_MANY, values: [now, ids, tokens, results] };
 }
 
 /**

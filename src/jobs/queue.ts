@@ -77,6 +77,14 @@ export async function enqueueJobs(db: Queryable, inputs: EnqueueInput[], options
 }
 
 /**
+ * sql.ENQUEUE_MANY for `document` (a JSON array of insertFields; "[]" writes nothing). Named, so
+ * each connection parses this large statement once (warm-connections.ts does it at start-up).
+ */
+export function enqueueStatement(now: Date | null, document: string, actor: string, handoffWorkerId: string | null): pg.QueryConfig {
+  return { name: "conveyor-enqueue", text: sql.ENQUEUE_MANY, values: [now, document, actor, handoffWorkerId] };
+}
+
+/**
  * PostgreSQL refuses a jsonb document over 256 MB, and ENQUEUE_MANY reads a batch as one: refused
  * here with a clear error, below that limit (a document's binary form can be larger than its text).
  */
@@ -89,12 +97,9 @@ async function insertRows(db: Queryable, rows: NormalizedInput[], options: Enque
   if (document.length * 3 > MAX_BATCH_JSON_BYTES && Buffer.byteLength(document) > MAX_BATCH_JSON_BYTES) {
     throw new InvalidJobInputError([`the jobs of one call must total at most ${MAX_BATCH_JSON_BYTES / 1024 / 1024} MB of JSON: enqueue them in smaller batches`]);
   }
-  // Named, so each connection parses and plans this large statement once.
-  const inserted = await db.query<{ created_at: number; created: CreatedJob[] | null }>({
-    name: "conveyor-enqueue",
-    text: sql.ENQUEUE_MANY,
-    values: [options.clock ? options.clock() : null, document, options.actor, options.handoff?.workerId ?? null],
-  });
+  const inserted = await db.query<{ created_at: number; created: CreatedJob[] | null }>(
+    enqueueStatement(options.clock ? options.clock() : null, document, options.actor, options.handoff?.workerId ?? null),
+  );
   const created = new Map<string, CreatedJob>((inserted.rows[0]?.created ?? []).map((returned) => [returned[0], returned]));
 
   // Results in the order of the input, and the creations published in it (handed-off jobs' after, with their claims).

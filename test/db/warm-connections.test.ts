@@ -1,0 +1,65 @@
+import type pg from "pg";
+import { describe, expect, it } from "vitest";
+import { KEPT_CONNECTIONS } from "../../src/db/database.js";
+import { eventually, startTestConveyor } from "../support/conveyor.js";
+
+/** The statements prepared on each of `count` connections checked out at once (so each a different one). */
+async function preparedOnEach(pool: pg.Pool, count: number): Promise<string[][]> {
+  const connections = await Promise.all(Array.from({ length: count }, () => pool.connect()));
+  try {
+    return await Promise.all(
+      connections.map(async (connection) => (await connection.query<{ name: string }>("SELECT name FROM pg_prepared_statements ORDER BY name")).rows.map((row) => row.name)),
+    );
+  } finally {
+    for (const connection of connections) connection.release();
+  }
+}
+
+describe("connections opened at start-up", () => {
+  it("are kept by each pool with the first job's statements prepared, and write nothing", async () => {
+    const conveyor = await startTestConveyor({
+      // No poll while it is looked at: a claim in flight would make the check open a connection of its own.
+      environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "4", WORKER_POLL_INTERVAL_MS: "60000" },
+      handlers: [{ type: "no-op", run: async () => null }],
+    });
+    try {
+      const { pool, workerPool, outcomePool } = conveyor.database;
+      // The pool's first claim, at start, may still be running.
+      await eventually(() => workerPool.idleCount === workerPool.totalCount);
+      expect([pool.totalCount, workerPool.totalCount, outcomePool.totalCount]).toEqual([
+        expect.any(Number),
+        KEPT_CONNECTIONS.worker,
+        KEPT_CONNECTIONS.outcome,
+      ]);
+      expect(pool.totalCount).toBeGreaterThanOrEqual(KEPT_CONNECTIONS.api);
+      for (const statements of await preparedOnEach(pool, KEPT_CONNECTIONS.api)) expect(statements).toContain("conveyor-enqueue");
+      for (const statements of await preparedOnEach(workerPool, KEPT_CONNECTIONS.worker)) expect(statements).toContain("conveyor-claim");
+      for (const statements of await preparedOnEach(outcomePool, KEPT_CONNECTIONS.outcome)) expect(statements).toContain("conveyor-complete");
+      // Kept past pg's idle timeout (10 s): the pools' floor.
+      expect([pool, workerPool, outcomePool].map((each) => (each as unknown as { options: { min: number } }).options.min)).toEqual([
+        KEPT_CONNECTIONS.api,
+        KEPT_CONNECTIONS.worker,
+        KEPT_CONNECTIONS.outcome,
+      ]);
+      const { rows } = await pool.query(
+        "SELECT (SELECT count(*) FROM processing_jobs)::int AS jobs, (SELECT count(*) FROM job_events)::int AS events, (SELECT count(*) FROM audit_events)::int AS audit",
+      );
+      expect(rows[0]).toEqual({ jobs: 0, events: 0, audit: 0 });
+      // The warmed statements still do their work: an enqueue, its claim and its completion.
+      const { job } = await conveyor.jobs.enqueue({ type: "no-op", owner: "warm", payload: {} }, "warm");
+      await eventually(async () => (await conveyor.jobs.find(job.id))?.status === "COMPLETED");
+    } finally {
+      await conveyor.dispose();
+    }
+  });
+
+  it("leave the worker's pools closed in an instance that runs no worker", async () => {
+    const conveyor = await startTestConveyor();
+    try {
+      expect([conveyor.database.workerPool.totalCount, conveyor.database.outcomePool.totalCount]).toEqual([0, 0]);
+      for (const statements of await preparedOnEach(conveyor.database.pool, KEPT_CONNECTIONS.api)) expect(statements).toContain("conveyor-enqueue");
+    } finally {
+      await conveyor.dispose();
+    }
+  });
+});
