@@ -202,7 +202,7 @@ async function subscribeOperators(plan: Plan): Promise<void> {
           };
           const batches = plan.mode === "batches";
           client.subscribe<any>(
-            batches ? { query: BATCHES_QUERY, variables: { batchMs: plan.batchMs ?? 250 } } : { query: UPDATES_QUERY },
+            batches ? { query: BATCHES_QUERY, variables: { batchMs: plan.batchMs ?? 100 } } : { query: UPDATES_QUERY },
             {
               next: (result) => {
                 // The wall clock, as `at` (the database's timestamps) is.

@@ -68,9 +68,11 @@ describe("item 6: two instances on one database", () => {
       const alice = await tokenFor(a, "alice");
       const olga = await tokenFor(a, "olga", "operator");
 
-      // Every job enqueued through A; both pools take from the one queue.
+      // Every job enqueued through A; both pools take from the one queue. A's idle pool takes a job
+      // from its enqueue when it has a slot free: jobs of 100 ms keep its 4 slots busy longer than
+      // enqueues take to come, so B gets its share on any machine (with 20 ms, B got 0 of 120 once).
       const ids: string[] = [];
-      for (let index = 0; index < 120; index++) ids.push(await enqueue(a, alice, { type: "counted", payload: { ms: 20 } }));
+      for (let index = 0; index < 120; index++) ids.push(await enqueue(a, alice, { type: "counted", payload: { ms: 100 } }));
       await eventually(async () => {
         const { rows } = await a.database.pool.query<{ done: number }>(`SELECT count(*)::int AS done FROM processing_jobs WHERE id = ANY($1) AND status = 'COMPLETED'`, [ids]);
         return rows[0]!.done === ids.length;
