@@ -83,13 +83,28 @@ export const SESSION_SETTINGS = "-c TimeZone=UTC";
 export const WORKER_PLANNER_SETTINGS = "-c enable_seqscan=off -c enable_bitmapscan=off -c enable_sort=off -c enable_hashjoin=off -c enable_mergejoin=off -c jit=off -c plan_cache_mode=force_generic_plan";
 
 /**
- * Connections each pool keeps open however long it idles (pg closes an idle one after 10 s): a job
- * enqueued after a quiet spell otherwise waited for a new connection, its first catalog reads and
- * the parsing of its statements. Enqueue to handler start after 12 s of quiet, one instance: 40–44
- * ms before, 9 with the connections kept (2–3 once busy). src/jobs/warm-connections.ts opens them
- * at start-up and prepares those statements.
+ * Connections each pool keeps open while it idles (pg closes an idle one after 10 s), until the
+ * server or the network closes them: a job enqueued after a quiet spell otherwise waited for a new
+ * connection, its first catalog reads and the parsing of its statements. Enqueue to handler start
+ * after 12 s of quiet, one instance (bench/after-quiet.ts): 44 ms before, 7–9 with the connections
+ * kept. src/jobs/warm-connections.ts opens them at start-up and prepares those statements. A
+ * connection the server ends (idle_session_timeout, a restart) is not replaced until a job needs
+ * one. TCP keepalives keep them known to NATs and load balancers that drop silent connections.
  */
 export const KEPT_CONNECTIONS = { api: 2, worker: 2, outcome: 1 } as const;
+
+/** What every pool's connections share: kept alive, and a server's ending of an idle one logged quietly. */
+function keptPool(logger: Logger, options: pg.PoolConfig & { max: number; min: number }): pg.Pool {
+  const pool = new pg.Pool({ ...options, min: Math.min(options.min, options.max), keepAlive: true, keepAliveInitialDelayMillis: 30_000 });
+  pool.on("error", (error) => {
+    // 57P05 idle_session_timeout, 57P01 admin shutdown: the server ended an idle connection, which
+    // the next query replaces.
+    const code = (error as { code?: unknown }).code;
+    if (code === "57P05" || code === "57P01") logger.debug({ err: error }, "the server closed an idle database connection");
+    else logger.warn({ err: error }, "idle database connection failed");
+  });
+  return pool;
+}
 
 // BIGINT columns (bytes done/total, event ids) come back as strings from pg; values stay well
 // inside 2^53, so numbers are what callers expect.
@@ -112,8 +127,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     await waitForDatabase(url, options.logger, options.signal);
   }
   const instance = options.instanceId ? `-c conveyor.instance=${options.instanceId}` : "";
-  const pool = new pg.Pool({ connectionString: url, max: options.poolSize, min: KEPT_CONNECTIONS.api, application_name: "conveyor", options: [SESSION_SETTINGS, instance].join(" ").trim() });
-  pool.on("error", (error) => options.logger.warn({ err: error }, "idle database connection failed"));
+  const pool = keptPool(options.logger, { connectionString: url, max: options.poolSize, min: KEPT_CONNECTIONS.api, application_name: "conveyor", options: [SESSION_SETTINGS, instance].join(" ").trim() });
   try {
     if (options.migrate !== false) {
       const client = await pool.connect();
@@ -128,23 +142,21 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     await embedded?.stop();
     throw error;
   }
-  const workerPool = new pg.Pool({
+  const workerPool = keptPool(options.logger, {
     connectionString: url,
     max: options.workerConnections ?? 4,
     min: KEPT_CONNECTIONS.worker,
     application_name: "conveyor-worker",
     options: [SESSION_SETTINGS, WORKER_PLANNER_SETTINGS, options.durableWorkerCommits ? "" : "-c synchronous_commit=off", instance].join(" ").trim(),
   });
-  workerPool.on("error", (error) => options.logger.warn({ err: error }, "idle database connection failed"));
   // Completions arrive in batches (one statement, one commit for many), so a few connections do.
-  const outcomePool = new pg.Pool({
+  const outcomePool = keptPool(options.logger, {
     connectionString: url,
     max: 4,
     min: KEPT_CONNECTIONS.outcome,
     application_name: "conveyor-outcomes",
     options: [SESSION_SETTINGS, WORKER_PLANNER_SETTINGS, options.asyncOutcomeCommits ? "-c synchronous_commit=off" : "", instance].join(" ").trim(),
   });
-  outcomePool.on("error", (error) => options.logger.warn({ err: error }, "idle database connection failed"));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   return {
     url,

@@ -5,6 +5,13 @@ import { claimStatement, completeStatement } from "./lifecycle.js";
 import { enqueueStatement } from "./queue.js";
 
 /**
+ * How long start-up waits for the warm-up. Past it, start-up goes on and the warm-up finishes (or
+ * fails) on its own: a connection that is slow to open, or a table another session holds locked,
+ * must not keep the instance from serving.
+ */
+const WARM_UP_WAIT_MS = 2_000;
+
+/**
  * Opens the connections each pool keeps (KEPT_CONNECTIONS) and runs on each, with nothing to do,
  * the statement its first job will run: the enqueue (which also hands a job to an idle pool here),
  * and for a worker the claim and the completion. The first job then finds them open, their
@@ -21,19 +28,44 @@ export async function warmConnections(database: Database, options: { worker: boo
       warm(database.outcomePool, KEPT_CONNECTIONS.outcome, completeStatement(null, "{}", "{}", [])),
     );
   }
-  const failures = (await Promise.allSettled(warmUps)).flatMap((outcome) => (outcome.status === "rejected" ? [outcome.reason] : []));
   // Only a head start: the first jobs open what is missing, as they would without it.
-  if (failures.length > 0) options.logger.warn({ err: failures[0] }, "could not open the database connections ahead of the first jobs");
+  const done = Promise.allSettled(warmUps).then((outcomes) => {
+    const failures = outcomes.flatMap((outcome) => (outcome.status === "rejected" ? [outcome.reason] : []));
+    if (failures.length > 0) options.logger.warn({ err: failures[0], failures: failures.length }, "could not open the database connections ahead of the first jobs");
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<"waited">((resolve) => (timer = setTimeout(resolve, WARM_UP_WAIT_MS, "waited")));
+  try {
+    if ((await Promise.race([done, waited])) === "waited") options.logger.warn({ waitMs: WARM_UP_WAIT_MS }, "started before the database connections were ready for the first jobs");
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function warm(pool: pg.Pool, count: number, statement: pg.QueryConfig): Promise<void> {
-  // All checked out at once, so that each is a connection of its own.
-  const connections = await Promise.allSettled(Array.from({ length: count }, () => pool.connect()));
-  try {
-    for (const connection of connections) if (connection.status === "fulfilled") await connection.value.query(statement);
-  } finally {
-    for (const connection of connections) if (connection.status === "fulfilled") connection.value.release();
-  }
-  const failed = connections.find((connection) => connection.status === "rejected");
+  // All checked out at once, so that each is a connection of its own (never more than the pool
+  // holds, or the last would wait for one of the others forever).
+  const connections = await Promise.allSettled(Array.from({ length: Math.min(count, pool.options.max ?? count) }, () => pool.connect()));
+  const opened = connections.flatMap((connection) => (connection.status === "fulfilled" ? [connection.value] : []));
+  const statements = await Promise.allSettled(opened.map((connection) => prepare(connection, statement)));
+  for (const connection of opened) connection.release();
+  const failed = [...connections, ...statements].find((outcome) => outcome.status === "rejected");
   if (failed) throw failed.reason;
+}
+
+/**
+ * Runs `statement` (named: it stays prepared on the connection) in a transaction of its own whose
+ * lock and statement limits end with it, so that a table locked by another session fails the
+ * warm-up rather than holding it.
+ */
+async function prepare(connection: pg.PoolClient, statement: pg.QueryConfig): Promise<void> {
+  await connection.query("BEGIN");
+  try {
+    await connection.query("SET LOCAL lock_timeout = 1000; SET LOCAL statement_timeout = 5000");
+    await connection.query(statement);
+    await connection.query("COMMIT");
+  } catch (error) {
+    await connection.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  }
 }

@@ -1,4 +1,4 @@
-import type pg from "pg";
+import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { KEPT_CONNECTIONS } from "../../src/db/database.js";
 import { eventually, startTestConveyor } from "../support/conveyor.js";
@@ -24,8 +24,11 @@ describe("connections opened at start-up", () => {
     });
     try {
       const { pool, workerPool, outcomePool } = conveyor.database;
-      // The pool's first claim, at start, may still be running.
-      await eventually(() => workerPool.idleCount === workerPool.totalCount);
+      // The pool's first claim, at start, may still be waiting for a connection or running.
+      await eventually(async () => {
+        await new Promise((resolve) => setImmediate(resolve));
+        return workerPool.waitingCount === 0 && workerPool.idleCount === workerPool.totalCount;
+      });
       expect([pool.totalCount, workerPool.totalCount, outcomePool.totalCount]).toEqual([
         expect.any(Number),
         KEPT_CONNECTIONS.worker,
@@ -59,6 +62,24 @@ describe("connections opened at start-up", () => {
       expect([conveyor.database.workerPool.totalCount, conveyor.database.outcomePool.totalCount]).toEqual([0, 0]);
       for (const statements of await preparedOnEach(conveyor.database.pool, KEPT_CONNECTIONS.api)) expect(statements).toContain("conveyor-enqueue");
     } finally {
+      await conveyor.dispose();
+    }
+  });
+
+  it("do not hold start-up while another session locks a table the warm-up needs", async () => {
+    const conveyor = await startTestConveyor({ start: false, environment: { WORKER_ENABLED: "true" }, handlers: [{ type: "no-op", run: async () => null }] });
+    const locker = new pg.Client({ connectionString: conveyor.databaseUrl });
+    await locker.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE");
+      // Resolves while the lock is held (the warm-up's lock_timeout ends its wait), or the test times out.
+      await conveyor.start();
+      await locker.query("COMMIT");
+      const { job } = await conveyor.jobs.enqueue({ type: "no-op", owner: "warm", payload: {} }, "warm");
+      await eventually(async () => (await conveyor.jobs.find(job.id))?.status === "COMPLETED");
+    } finally {
+      await locker.end();
       await conveyor.dispose();
     }
   });

@@ -16,11 +16,22 @@ import { freePort, redisServerAvailable, startRedis, startSiblingConveyor, stopR
 /** Which instance ran each job, every time a handler was called: exactly-once shows here. */
 const calls = new Map<string, string[]>();
 
-function counted(instance: string): JobHandler<{ ms?: number; steps?: number }, { by: string }> {
+/** Released when B runs a job: A's jobs marked `untilBRuns` wait for it (at most 10 s). */
+let bRuns = latch();
+
+function latch(): { reached: Promise<void>; release: () => void } {
+  let release!: () => void;
+  const reached = new Promise<void>((resolve) => (release = resolve));
+  return { reached, release };
+}
+
+function counted(instance: string): JobHandler<{ ms?: number; steps?: number; untilBRuns?: boolean }, { by: string }> {
   return {
     type: "counted",
     async run(payload, context) {
       calls.set(context.job.id, [...(calls.get(context.job.id) ?? []), instance]);
+      if (instance === "B") bRuns.release();
+      else if (payload.untilBRuns) await Promise.race([bRuns.reached, new Promise((resolve) => setTimeout(resolve, 10_000))]);
       const steps = payload.steps ?? 0;
       for (let step = 1; step <= steps; step++) {
         await context.progress(`step ${step}`, Math.round((step / steps) * 90));
@@ -69,10 +80,11 @@ describe("item 6: two instances on one database", () => {
       const olga = await tokenFor(a, "olga", "operator");
 
       // Every job enqueued through A; both pools take from the one queue. A's idle pool takes a job
-      // from its enqueue when it has a slot free: jobs of 100 ms keep its 4 slots busy longer than
-      // enqueues take to come, so B gets its share on any machine (with 20 ms, B got 0 of 120 once).
+      // from its enqueue while it has a slot free, and on a machine where A keeps up, B got 0 of 120
+      // once: A's jobs wait until B has run one, so A's slots fill and B must take the rest.
+      bRuns = latch();
       const ids: string[] = [];
-      for (let index = 0; index < 120; index++) ids.push(await enqueue(a, alice, { type: "counted", payload: { ms: 100 } }));
+      for (let index = 0; index < 120; index++) ids.push(await enqueue(a, alice, { type: "counted", payload: { ms: 20, untilBRuns: true } }));
       await eventually(async () => {
         const { rows } = await a.database.pool.query<{ done: number }>(`SELECT count(*)::int AS done FROM processing_jobs WHERE id = ANY($1) AND status = 'COMPLETED'`, [ids]);
         return rows[0]!.done === ids.length;
