@@ -1,7 +1,10 @@
 import { buildSchema, GraphQLError, type ExecutionResult } from "graphql";
 import { makeServer, type ServerOptions } from "graphql-ws";
+import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
+import { WebSocket, WebSocketServer } from "ws";
 import { SerializeOnce } from "../../src/server/serialize-once.js";
+import { eventually } from "../support/conveyor.js";
 
 const schema = buildSchema("type Query { a: Int } type Subscription { x: Int }");
 const formatError = (error: GraphQLError) => ({ message: error.message, extensions: { code: error.extensions.code } });
@@ -80,10 +83,56 @@ describe("SerializeOnce through graphql-ws", () => {
   it("holds nothing for a message stringified and never sent", () => {
     const serializer = new SerializeOnce(formatError);
     for (let i = 0; i < 100; i++) JSON.stringify({ id: String(i), type: "next", payload: { data: { big: "x".repeat(10_000) } } }, serializer.replacer);
-    const pending = (serializer as unknown as { pending: { text: string } | null }).pending;
-    expect(pending?.text.length).toBeLessThan(20_000);
+    const pending = (serializer as unknown as { pending: { payload: { text: string } } | null }).pending;
+    expect(pending?.payload.text.length).toBeLessThan(20_000);
     const message = { id: "last", type: "next", payload: { data: { x: 1 } } };
     expect(serializer.embed(JSON.stringify(message, serializer.replacer))).toBe(JSON.stringify(message));
     expect((serializer as unknown as { pending: unknown }).pending).toBeNull();
+  });
+
+  it("sends a large payload as bytes encoded once, in the text frame the string would have been", async () => {
+    const server = new WebSocketServer({ port: 0 });
+    const serializer = new SerializeOnce(formatError);
+    const sockets: WebSocket[] = [];
+    server.on("connection", (socket) => {
+      serializer.attach(socket);
+      sockets.push(socket);
+    });
+    const port = (server.address() as AddressInfo).port;
+    const clients = await Promise.all(
+      Array.from({ length: 3 }, async () => {
+        const client = new WebSocket(`ws://127.0.0.1:${port}`);
+        const frames: { text: string; binary: boolean }[] = [];
+        client.on("message", (data, binary) => frames.push({ text: String(data), binary }));
+        await new Promise((resolve) => client.once("open", resolve));
+        return { client, frames };
+      }),
+    );
+    try {
+      await eventually(() => sockets.length === 3);
+      // Past the threshold, with characters of two and three UTF-8 bytes and escapes.
+      const large = { data: { changes: Array.from({ length: 2_000 }, (_, i) => ({ jobId: `job-${i}`, note: `é → "${i}"` })) } };
+      const small = { data: { x: 1, note: "é" } };
+      const sent: string[] = [];
+      for (const result of [large, small]) {
+        for (const [index, socket] of sockets.entries()) {
+          const message = { id: `operation-${index}`, type: "next", payload: result };
+          sent.push(JSON.stringify(message));
+          await new Promise<void>((resolve, reject) => socket.send(JSON.stringify(message, serializer.replacer), (error) => (error ? reject(error) : resolve())));
+        }
+      }
+      await eventually(() => clients.every(({ frames }) => frames.length === 2));
+      for (const [index, { frames }] of clients.entries()) {
+        expect(frames.map((frame) => frame.binary)).toEqual([false, false]);
+        expect(frames.map((frame) => frame.text)).toEqual([sent[index], sent[3 + index]]);
+      }
+      // Encoded once for the three sockets.
+      const payload = (serializer as unknown as { texts: WeakMap<object, { bytes: Buffer | null }> }).texts.get(large);
+      expect(payload?.bytes?.toString()).toBe(JSON.stringify(large));
+      expect((serializer as unknown as { texts: WeakMap<object, { bytes: Buffer | null }> }).texts.get(small)?.bytes).toBeNull();
+    } finally {
+      for (const { client } of clients) client.terminate();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
