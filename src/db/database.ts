@@ -4,6 +4,7 @@ import { PrismaClient } from "../generated/prisma/client.js";
 import type { Logger } from "../logger.js";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./embedded-postgres.js";
 import { applyMigrations } from "./migrate.js";
+import { parseTimestamp } from "./timestamps.js";
 
 export type { PrismaClient };
 
@@ -109,6 +110,7 @@ function keptPool(logger: Logger, options: pg.PoolConfig & { max: number; min: n
 // BIGINT columns (bytes done/total, event ids) come back as strings from pg; values stay well
 // inside 2^53, so numbers are what callers expect.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, parseTimestamp);
 
 /** Opens the configured PostgreSQL (or starts the embedded one), applies migrations, builds Prisma. */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
