@@ -16,6 +16,11 @@ const environmentSchema = z.object({
 
   DATABASE_URL: optionalText.pipe(z.string().url("DATABASE_URL must be a postgres:// URL").optional()),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(20),
+  // Open 2 connections (5 with a worker) at start-up, warmed, and keep them while idle (src/db/database.ts, KEPT_CONNECTIONS).
+  DATABASE_KEEP_CONNECTIONS: z
+    .enum(["true", "false", "1", "0"])
+    .default("true")
+    .transform((value) => value === "true" || value === "1"),
   EMBEDDED_POSTGRES_DIR: z.string().default(".data/postgres"),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
   REDIS_URL: optionalText.pipe(z.string().url("REDIS_URL must be a redis:// URL").optional()),
@@ -136,6 +141,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
     database: {
       url: env.DATABASE_URL,
       poolSize: env.DATABASE_POOL_SIZE,
+      keepConnections: env.DATABASE_KEEP_CONNECTIONS,
       embeddedDirectory: env.EMBEDDED_POSTGRES_DIR,
       embeddedPort: env.EMBEDDED_POSTGRES_PORT,
     },

@@ -39,6 +39,8 @@ export interface Database {
 export interface DatabaseOptions {
   url?: string;
   poolSize: number;
+  /** KEPT_CONNECTIONS held open while idle (default); false lets pg close every idle one after 10 s. */
+  keepConnections?: boolean;
   embeddedDirectory: string;
   embeddedPort: number;
   logger: Logger;
@@ -91,6 +93,7 @@ export const WORKER_PLANNER_SETTINGS = "-c enable_seqscan=off -c enable_bitmapsc
  * kept. src/jobs/warm-connections.ts opens them at start-up and prepares those statements. A
  * connection the server ends (idle_session_timeout, a restart) is not replaced until a job needs
  * one. TCP keepalives keep them known to NATs and load balancers that drop silent connections.
+ * DATABASE_KEEP_CONNECTIONS=false keeps none (and skips the warm-up).
  */
 export const KEPT_CONNECTIONS = { api: 2, worker: 2, outcome: 1 } as const;
 
@@ -129,7 +132,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     await waitForDatabase(url, options.logger, options.signal);
   }
   const instance = options.instanceId ? `-c conveyor.instance=${options.instanceId}` : "";
-  const pool = keptPool(options.logger, { connectionString: url, max: options.poolSize, min: KEPT_CONNECTIONS.api, application_name: "conveyor", options: [SESSION_SETTINGS, instance].join(" ").trim() });
+  const kept = options.keepConnections === false ? { api: 0, worker: 0, outcome: 0 } : KEPT_CONNECTIONS;
+  const pool = keptPool(options.logger, { connectionString: url, max: options.poolSize, min: kept.api, application_name: "conveyor", options: [SESSION_SETTINGS, instance].join(" ").trim() });
   try {
     if (options.migrate !== false) {
       const client = await pool.connect();
@@ -147,7 +151,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   const workerPool = keptPool(options.logger, {
     connectionString: url,
     max: options.workerConnections ?? 4,
-    min: KEPT_CONNECTIONS.worker,
+    min: kept.worker,
     application_name: "conveyor-worker",
     options: [SESSION_SETTINGS, WORKER_PLANNER_SETTINGS, options.durableWorkerCommits ? "" : "-c synchronous_commit=off", instance].join(" ").trim(),
   });
@@ -155,7 +159,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   const outcomePool = keptPool(options.logger, {
     connectionString: url,
     max: 4,
-    min: KEPT_CONNECTIONS.outcome,
+    min: kept.outcome,
     application_name: "conveyor-outcomes",
     options: [SESSION_SETTINGS, WORKER_PLANNER_SETTINGS, options.asyncOutcomeCommits ? "-c synchronous_commit=off" : "", instance].join(" ").trim(),
   });

@@ -83,4 +83,16 @@ describe("connections opened at start-up", () => {
       await conveyor.dispose();
     }
   });
+
+  it("are neither opened ahead nor kept with DATABASE_KEEP_CONNECTIONS=false", async () => {
+    const conveyor = await startTestConveyor({ environment: { WORKER_ENABLED: "true", WORKER_POLL_INTERVAL_MS: "60000", DATABASE_KEEP_CONNECTIONS: "false" } });
+    try {
+      const { pool, workerPool, outcomePool } = conveyor.database;
+      expect([pool, workerPool, outcomePool].map((each) => (each as unknown as { options: { min: number } }).options.min)).toEqual([0, 0, 0]);
+      // Nothing completed yet, and no warm-up: the outcome pool has not connected.
+      expect(outcomePool.totalCount).toBe(0);
+    } finally {
+      await conveyor.dispose();
+    }
+  });
 });
