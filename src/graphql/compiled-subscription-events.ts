@@ -60,6 +60,7 @@ export function useCompiledSubscriptionEvents(): Plugin {
     if (number === undefined) documentNumbers.set(document, (number = nextDocumentNumber++));
     return `${number}:${operationName ?? ""}`;
   };
+  // Per document, by operation name.
   const accepted = new WeakMap<DocumentNode, Map<string, number>>();
   // Least recently used first; null: the document is not compiled (compilable() said no).
   const compiled = new Map<string, CompiledQuery | null>();
@@ -76,10 +77,11 @@ export function useCompiledSubscriptionEvents(): Plugin {
   const noteAccepted = (args: ExecutionArgs, operation: OperationDefinitionNode, key: string) => {
     let counts = accepted.get(args.document);
     if (!counts) accepted.set(args.document, (counts = new Map()));
-    const count = (counts.get(key) ?? 0) + 1;
-    counts.set(key, count);
+    const name = args.operationName ?? "";
+    const count = (counts.get(name) ?? 0) + 1;
+    counts.set(name, count);
     if (count < COMPILE_AFTER_ACCEPTED) return;
-    counts.delete(key);
+    counts.delete(name);
     const result = compilable(args.schema, args.document, operation) ? compileQuery(args.schema, args.document, args.operationName ?? undefined) : null;
     compiled.set(key, result && isCompiledQuery(result) ? result : null);
     if (compiled.size > MAX_COMPILED_DOCUMENTS) compiled.delete(compiled.keys().next().value!);

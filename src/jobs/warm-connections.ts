@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { KEPT_CONNECTIONS, type Database } from "../db/database.js";
+import { inClientTransaction } from "../db/transaction.js";
 import type { Logger } from "../logger.js";
 import { claimStatement, completeStatement } from "./lifecycle.js";
 import { enqueueStatement } from "./queue.js";
@@ -59,13 +60,8 @@ async function warm(pool: pg.Pool, count: number, statement: pg.QueryConfig): Pr
  * warm-up rather than holding it.
  */
 async function prepare(connection: pg.PoolClient, statement: pg.QueryConfig): Promise<void> {
-  await connection.query("BEGIN");
-  try {
+  await inClientTransaction(connection, async () => {
     await connection.query("SET LOCAL lock_timeout = 1000; SET LOCAL statement_timeout = 5000");
     await connection.query(statement);
-    await connection.query("COMMIT");
-  } catch (error) {
-    await connection.query("ROLLBACK").catch(() => undefined);
-    throw error;
-  }
+  });
 }
