@@ -15,6 +15,23 @@ async function preparedOnEach(pool: pg.Pool, count: number): Promise<string[][]>
   }
 }
 
+/** How many custom and generic plans the enqueue has had on each of `count` connections. */
+async function enqueuePlansOnEach(pool: pg.Pool, count: number): Promise<{ custom: number; generic: number }[]> {
+  const connections = await Promise.all(Array.from({ length: count }, () => pool.connect()));
+  try {
+    return await Promise.all(
+      connections.map(async (connection) => {
+        const { rows } = await connection.query<{ custom: string; generic: string }>(
+          "SELECT custom_plans AS custom, generic_plans AS generic FROM pg_prepared_statements WHERE name = 'conveyor-enqueue'",
+        );
+        return { custom: Number(rows[0]?.custom), generic: Number(rows[0]?.generic) };
+      }),
+    );
+  } finally {
+    for (const connection of connections) connection.release();
+  }
+}
+
 describe("connections opened at start-up", () => {
   it("are kept by each pool with the first job's statements prepared, and write nothing", async () => {
     const conveyor = await startTestConveyor({
@@ -36,6 +53,9 @@ describe("connections opened at start-up", () => {
       ]);
       expect(pool.totalCount).toBeGreaterThanOrEqual(KEPT_CONNECTIONS.api);
       for (const statements of await preparedOnEach(pool, KEPT_CONNECTIONS.api)) expect(statements).toContain("conveyor-enqueue");
+      // Past the five executions PostgreSQL plans for their parameters, with the generic plan built:
+      // the first jobs do not plan the enqueue again.
+      for (const plans of await enqueuePlansOnEach(pool, KEPT_CONNECTIONS.api)) expect(plans).toEqual({ custom: 5, generic: 1 });
       for (const statements of await preparedOnEach(workerPool, KEPT_CONNECTIONS.worker)) expect(statements).toContain("conveyor-claim");
       for (const statements of await preparedOnEach(outcomePool, KEPT_CONNECTIONS.outcome)) expect(statements).toContain("conveyor-complete");
       // Kept past pg's idle timeout (10 s): the pools' floor.
