@@ -1,8 +1,9 @@
 // 1,000-job batches through the engine's enqueue (enqueueJobs), alternating between two fresh,
 // never-analyzed databases: A as the migrations leave it, B altered by VARIANT_SQL after them (an
-// index dropped or changed, a column's collation…). ROUNDS (30) batches each, the order swapped
-// every round; prints the median time per batch of each and B/A. For trying a schema change on
-// the enqueue's cost before writing a migration.
+// index dropped or changed, a column's collation…). After WARM_UP_ROUNDS (5) untimed batches each
+// (the enqueue's first executions are planned for their parameters), ROUNDS (30) timed ones each,
+// the order swapped every round; prints the median time per batch of each and B/A. For trying a
+// schema change on the enqueue's cost before writing a migration.
 //   VARIANT_SQL='DROP INDEX audit_events_at_idx' npx tsx bench/enqueue-schema-ab.ts
 import pg from "pg";
 import { applyMigrations } from "../src/db/migrate.js";
@@ -11,44 +12,64 @@ import { createLogger } from "../src/logger.js";
 import { createBenchDatabase } from "./support/database.js";
 
 const rounds = Number(process.env.ROUNDS ?? 30);
+const warmUpRounds = Number(process.env.WARM_UP_ROUNDS ?? 5);
 const variantSql = process.env.VARIANT_SQL ?? "";
 const logger = createLogger("warn", {}, process.stderr);
 
-async function openDatabase(alteration: string) {
-  const database = await createBenchDatabase();
-  const client = new pg.Client({ connectionString: database.url });
-  await client.connect();
-  try {
-    await applyMigrations(client, logger);
-    if (alteration) await client.query(alteration);
-  } finally {
-    await client.end();
-  }
-  return { database, pool: new pg.Pool({ connectionString: database.url, max: 1 }) };
+interface Side {
+  pool: pg.Pool;
+  drop(): Promise<void>;
 }
 
-const sides = { A: await openDatabase(""), B: await openDatabase(variantSql) };
+/** A migrated database altered by `alteration`, dropped again if that fails. */
+async function openDatabase(alteration: string): Promise<Side> {
+  const database = await createBenchDatabase();
+  try {
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      await applyMigrations(client, logger);
+      if (alteration) await client.query(alteration);
+    } finally {
+      await client.end();
+    }
+  } catch (error) {
+    await database.drop();
+    throw error;
+  }
+  const pool = new pg.Pool({ connectionString: database.url, max: 1 });
+  return {
+    pool,
+    async drop() {
+      await pool.end();
+      await database.drop();
+    },
+  };
+}
+
+const sides: Partial<Record<"A" | "B", Side>> = {};
 try {
-  const times: Record<keyof typeof sides, number[]> = { A: [], B: [] };
-  for (let round = 0; round < rounds; round++) {
+  sides.A = await openDatabase("");
+  sides.B = await openDatabase(variantSql);
+  const times: Record<"A" | "B", number[]> = { A: [], B: [] };
+  for (let round = 0; round < warmUpRounds + rounds; round++) {
     for (const name of round % 2 ? (["A", "B"] as const) : (["B", "A"] as const)) {
       const inputs: EnqueueInput[] = Array.from({ length: 1000 }, (_, index) => ({ type: "bench", owner: "bench", payload: { index, round } }));
       const started = performance.now();
-      await enqueueJobs(sides[name].pool, inputs, { actor: "bench" });
-      times[name].push(performance.now() - started);
+      await enqueueJobs(sides[name]!.pool, inputs, { actor: "bench" });
+      if (round >= warmUpRounds) times[name].push(performance.now() - started);
     }
   }
   const medianA = median(times.A);
   const medianB = median(times.B);
-  console.log(`1,000-job enqueues, ${rounds} each, Node ${process.version}; B: ${variantSql || "(unaltered)"}`);
+  console.log(`1,000-job enqueues, ${rounds} each after ${warmUpRounds} untimed, Node ${process.version}; B: ${variantSql || "(unaltered)"}`);
   console.log(`A ${medianA.toFixed(2)} ms, B ${medianB.toFixed(2)} ms per batch (B/A ${(medianB / medianA).toFixed(3)})`);
 } finally {
-  for (const side of Object.values(sides)) {
-    await side.pool.end();
-    await side.database.drop();
-  }
+  await Promise.allSettled(Object.values(sides).map((side) => side.drop()));
 }
 
 function median(values: number[]): number {
-  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }

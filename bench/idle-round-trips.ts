@@ -1,9 +1,10 @@
 // What a round trip costs this machine when it comes after a pause, as the issue's idle-latency
 // test sends them (one job every 20 ms), against the same round trips back to back: SELECT 1, a
 // one-row INSERT committed on its own (any durable enqueue's floor), and the engine's enqueue of
-// one job (sql.ENQUEUE_MANY, through enqueueJobs), whole and split into its statement and its
-// COMMIT. One connection of its own on a fresh, never-analyzed database; ROUNDS (150) of each,
-// interleaved, after GAP_MS (20) of quiet and then with none; p50 and p90 in ms.
+// one job (sql.ENQUEUE_MANY, through enqueueJobs), whole and, once more, split into an explicit
+// BEGIN, its statement and its COMMIT (the pause before the BEGIN). One connection of its own on a
+// fresh, never-analyzed database; ROUNDS (150) of each, interleaved, after GAP_MS (20) of quiet and
+// then with none; p50 and p90 (nearest rank) in ms.
 //   npx tsx bench/idle-round-trips.ts
 import pg from "pg";
 import { applyMigrations } from "../src/db/migrate.js";
@@ -16,27 +17,28 @@ const gapMs = Number(process.env.GAP_MS ?? 20);
 
 const database = await createBenchDatabase();
 const client = new pg.Client({ connectionString: database.url });
-await client.connect();
 try {
+  await client.connect();
   await applyMigrations(client, createLogger("warn", {}, process.stderr));
   await client.query("CREATE TABLE idle_floor (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())");
   const enqueueOne = (round: number) => enqueueJobs(client, [{ type: "bench", owner: "bench", payload: { round } }], { actor: "bench" });
-  // The same enqueue, its statement and its COMMIT timed apart: the statement runs in a transaction
-  // begun before the clock starts.
-  const enqueueOneSplit = async (round: number): Promise<[number, number]> => {
-    await client.query("BEGIN");
+  // The same enqueue in a transaction of its own: BEGIN, the statement and COMMIT timed apart.
+  const enqueueOneSplit = async (round: number): Promise<[number, number, number]> => {
     let started = performance.now();
+    await client.query("BEGIN");
+    const begin = performance.now() - started;
+    started = performance.now();
     await enqueueOne(round);
     const statement = performance.now() - started;
     started = performance.now();
     await client.query("COMMIT");
-    return [statement, performance.now() - started];
+    return [begin, statement, performance.now() - started];
   };
   for (let round = 0; round < 20; round++) await enqueueOne(round); // parsed and planned once, as a running instance has them
 
   console.log(`Round trips on one connection, ${rounds} of each, Node ${process.version} (p50 / p90, ms)`);
   for (const pause of [gapMs, 0]) {
-    const times: Record<string, number[]> = { "SELECT 1": [], "one-row INSERT": [], "enqueue of one job": [], "  its statement": [], "  its COMMIT": [] };
+    const times: Record<string, number[]> = { "SELECT 1": [], "one-row INSERT": [], "enqueue of one job": [], "  BEGIN": [], "  its statement": [], "  its COMMIT": [] };
     const timed = async (name: string, run: () => Promise<unknown>) => {
       if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
       const started = performance.now();
@@ -48,7 +50,8 @@ try {
       await timed("one-row INSERT", () => client.query({ name: "idle-insert", text: "INSERT INTO idle_floor DEFAULT VALUES" }));
       await timed("enqueue of one job", () => enqueueOne(round));
       if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
-      const [statement, commit] = await enqueueOneSplit(round);
+      const [begin, statement, commit] = await enqueueOneSplit(round);
+      times["  BEGIN"]!.push(begin);
       times["  its statement"]!.push(statement);
       times["  its COMMIT"]!.push(commit);
     }
@@ -56,11 +59,11 @@ try {
     for (const [name, values] of Object.entries(times)) console.log(`  ${name.padEnd(20)} ${percentile(values, 0.5)} / ${percentile(values, 0.9)}`);
   }
 } finally {
-  await client.end();
+  await client.end().catch(() => {});
   await database.drop();
 }
 
 function percentile(values: number[], fraction: number): string {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))]!.toFixed(2);
+  return sorted[Math.max(0, Math.ceil(sorted.length * fraction) - 1)]!.toFixed(2);
 }

@@ -14,13 +14,19 @@ const WARM_UP_WAIT_MS = 2_000;
 
 /**
  * How often the enqueue runs on each API connection. PostgreSQL plans a prepared statement's first
- * five executions for their parameter values (custom plans) and only then weighs a generic plan,
- * which the sixth builds; the enqueue's plan takes about a millisecond, so with one execution here
- * the first four jobs on each connection still paid it (single enqueues 1.73–1.85 ms, then 0.84–1.05;
- * an idle pool's p99 is its third-slowest job of 200). The worker's connections plan generically
- * from the first execution (plan_cache_mode in WORKER_PLANNER_SETTINGS): once is enough there.
+ * five executions for their parameter values (custom plans); the sixth builds a generic plan, and
+ * uses it from then on if it costs less than the custom ones did with their planning (the
+ * enqueue's does: it reads no table, so statistics do not change that). The enqueue's plan takes
+ * about a millisecond, so with one execution here the first four jobs on each connection still
+ * paid it (single enqueues 1.73–1.85 ms, then 0.84–1.05; an idle pool's p99 is its third-slowest
+ * job of 200). An ANALYZE of its tables later costs each connection one more planning. The
+ * worker's connections plan generically from the first execution (plan_cache_mode in
+ * WORKER_PLANNER_SETTINGS): once is enough there.
  */
 const API_PLAN_EXECUTIONS = 6;
+
+/** The warm-up's time on a connection, and each statement's (statement_timeout), at most. */
+const WARM_UP_STATEMENTS_MS = 5_000;
 
 /**
  * Opens the connections each pool keeps (KEPT_CONNECTIONS) and runs on each, with nothing to do,
@@ -65,13 +71,15 @@ async function warm(pool: pg.Pool, count: number, statement: pg.QueryConfig, exe
 }
 
 /**
- * Runs `statement` (named: it stays prepared on the connection) `executions` times in a transaction
- * of its own whose lock and statement limits end with it, so that a table locked by another session
- * fails the warm-up rather than holding it.
+ * Runs `statement` (named: it stays prepared on the connection) up to `executions` times in a
+ * transaction of its own whose lock and statement limits end with it, so that a table locked by
+ * another session fails the warm-up rather than holding it, and a slow server ends it after
+ * WARM_UP_STATEMENTS_MS rather than after that many times each execution.
  */
 async function prepare(connection: pg.PoolClient, statement: pg.QueryConfig, executions: number): Promise<void> {
+  const deadline = performance.now() + WARM_UP_STATEMENTS_MS;
   await inClientTransaction(connection, async () => {
-    await connection.query("SET LOCAL lock_timeout = 1000; SET LOCAL statement_timeout = 5000");
-    for (let execution = 0; execution < executions; execution++) await connection.query(statement);
+    await connection.query(`SET LOCAL lock_timeout = 1000; SET LOCAL statement_timeout = ${WARM_UP_STATEMENTS_MS}`);
+    for (let execution = 0; execution < executions && performance.now() < deadline; execution++) await connection.query(statement);
   });
 }

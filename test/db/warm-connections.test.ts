@@ -24,7 +24,8 @@ async function enqueuePlansOnEach(pool: pg.Pool, count: number): Promise<{ custo
         const { rows } = await connection.query<{ custom: string; generic: string }>(
           "SELECT custom_plans AS custom, generic_plans AS generic FROM pg_prepared_statements WHERE name = 'conveyor-enqueue'",
         );
-        return { custom: Number(rows[0]?.custom), generic: Number(rows[0]?.generic) };
+        expect(rows, "the enqueue is prepared on each kept connection").toHaveLength(1);
+        return { custom: Number(rows[0]!.custom), generic: Number(rows[0]!.generic) };
       }),
     );
   } finally {
@@ -41,10 +42,16 @@ describe("connections opened at start-up", () => {
     });
     try {
       const { pool, workerPool, outcomePool } = conveyor.database;
-      // The pool's first claim, at start, may still be waiting for a connection or running.
+      // The pool's first claim, at start, may still be waiting for a connection or running, and the
+      // warm-up may outlast start-up's wait for it (WARM_UP_WAIT_MS) on a slow machine.
       await eventually(async () => {
         await new Promise((resolve) => setImmediate(resolve));
-        return workerPool.waitingCount === 0 && workerPool.idleCount === workerPool.totalCount;
+        return (
+          workerPool.waitingCount === 0 &&
+          workerPool.idleCount === workerPool.totalCount &&
+          pool.idleCount === pool.totalCount &&
+          pool.totalCount >= KEPT_CONNECTIONS.api
+        );
       });
       expect([pool.totalCount, workerPool.totalCount, outcomePool.totalCount]).toEqual([
         expect.any(Number),
@@ -80,7 +87,9 @@ describe("connections opened at start-up", () => {
     const conveyor = await startTestConveyor();
     try {
       expect([conveyor.database.workerPool.totalCount, conveyor.database.outcomePool.totalCount]).toEqual([0, 0]);
-      for (const statements of await preparedOnEach(conveyor.database.pool, KEPT_CONNECTIONS.api)) expect(statements).toContain("conveyor-enqueue");
+      const { pool } = conveyor.database;
+      await eventually(async () => pool.idleCount === pool.totalCount && pool.totalCount >= KEPT_CONNECTIONS.api);
+      for (const statements of await preparedOnEach(pool, KEPT_CONNECTIONS.api)) expect(statements).toContain("conveyor-enqueue");
     } finally {
       await conveyor.dispose();
     }
