@@ -4,13 +4,14 @@
 // one job (sql.ENQUEUE_MANY, through enqueueJobs), whole and, once more, split into an explicit
 // BEGIN, its statement and its COMMIT (the pause before the BEGIN). One connection of its own on a
 // fresh, never-analyzed database; ROUNDS (150) of each, interleaved, after GAP_MS (20) of quiet and
-// then with none; p50 and p90 (nearest rank) in ms.
+// then with none; p50 and p90 in ms.
 //   npx tsx bench/idle-round-trips.ts
 import pg from "pg";
 import { applyMigrations } from "../src/db/migrate.js";
 import { enqueueJobs } from "../src/jobs/queue.js";
 import { createLogger } from "../src/logger.js";
 import { createBenchDatabase } from "./support/database.js";
+import { percentile } from "./support/proc.js";
 
 const rounds = Number(process.env.ROUNDS ?? 150);
 const gapMs = Number(process.env.GAP_MS ?? 20);
@@ -56,14 +57,13 @@ try {
       times["  its COMMIT"]!.push(commit);
     }
     console.log(pause > 0 ? `after ${pause} ms of quiet each:` : "back to back:");
-    for (const [name, values] of Object.entries(times)) console.log(`  ${name.padEnd(20)} ${percentile(values, 0.5)} / ${percentile(values, 0.9)}`);
+    for (const [name, values] of Object.entries(times)) console.log(`  ${name.padEnd(20)} ${quantile(values, 0.5)} / ${quantile(values, 0.9)}`);
   }
 } finally {
   await client.end().catch(() => {});
   await database.drop();
 }
 
-function percentile(values: number[], fraction: number): string {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.max(0, Math.ceil(sorted.length * fraction) - 1)]!.toFixed(2);
+function quantile(values: number[], fraction: number): string {
+  return percentile([...values].sort((a, b) => a - b), fraction * 100).toFixed(2);
 }

@@ -246,7 +246,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     url: null,
     ...libraryApi(jobs, events, logger),
     async start(options = {}) {
-      await Promise.all([events.ready(), config.database.keepConnections ? warmConnections(database, { worker: workerPool !== null, logger }) : undefined]);
+      await Promise.all([events.ready(), warmConnections(database, { worker: workerPool !== null, logger })]);
       if (options.http !== false) {
         const address = await listen(server, config.http.port, config.http.host);
         conveyor.url = `http://${address.address.includes(":") ? `[${address.address}]` : address.address}:${address.port}`;

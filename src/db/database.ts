@@ -93,7 +93,7 @@ export const WORKER_PLANNER_SETTINGS = "-c enable_seqscan=off -c enable_bitmapsc
  * kept. src/jobs/warm-connections.ts opens them at start-up and prepares those statements. A
  * connection the server ends (idle_session_timeout, a restart) is not replaced until a job needs
  * one. TCP keepalives keep them known to NATs and load balancers that drop silent connections.
- * DATABASE_KEEP_CONNECTIONS=false keeps none (and skips the warm-up).
+ * DATABASE_KEEP_CONNECTIONS=false keeps none, and so warms none.
  */
 export const KEPT_CONNECTIONS = { api: 2, worker: 2, outcome: 1 } as const;
 

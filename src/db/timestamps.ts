@@ -36,17 +36,12 @@ export function parseTimestamp(text: string): Date | number | null {
   if (length > 22) {
     if (text.charCodeAt(19) !== DOT) return parseAnyTimestamp(text);
     // Milliseconds are the fraction's first three digits (".1" is 100 ms, ".123456" 123), as pg's
-    // parser truncates them.
+    // parser truncates them; the digits past them are only checked.
     const fractionDigits = length - 23;
-    for (let index = 0; index < 3; index++) {
-      const digit = index < fractionDigits ? text.charCodeAt(20 + index) - ZERO : 0;
-      if (digit < 0 || digit > 9) return parseAnyTimestamp(text);
-      milliseconds = milliseconds * 10 + digit;
-    }
-    for (let index = 3; index < fractionDigits; index++) {
-      const digit = text.charCodeAt(20 + index) - ZERO;
-      if (digit < 0 || digit > 9) return parseAnyTimestamp(text);
-    }
+    const millisecondDigits = Math.min(3, fractionDigits);
+    const leading = digits(text, 20, millisecondDigits);
+    if (leading < 0 || digits(text, 23, fractionDigits - millisecondDigits) < 0) return parseAnyTimestamp(text);
+    milliseconds = leading * 10 ** (3 - millisecondDigits);
   }
   // Date.UTC reads years 0–99 as 1900–1999.
   if (year < 100 || month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0) return parseAnyTimestamp(text);

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { KEPT_CONNECTIONS, type Database } from "../db/database.js";
+import type { Database } from "../db/database.js";
 import { inClientTransaction } from "../db/transaction.js";
 import type { Logger } from "../logger.js";
 import { claimStatement, completeStatement } from "./lifecycle.js";
@@ -29,20 +29,20 @@ const API_PLAN_EXECUTIONS = 6;
 const WARM_UP_STATEMENTS_MS = 5_000;
 
 /**
- * Opens the connections each pool keeps (KEPT_CONNECTIONS) and runs on each, with nothing to do,
- * the statement its first job will run: the enqueue (which also hands a job to an idle pool here),
- * and for a worker the claim and the completion. The first job then finds them open, their
+ * Opens the connections each pool keeps (its min: KEPT_CONNECTIONS) and runs on each, with nothing
+ * to do, the statement its first job will run: the enqueue (which also hands a job to an idle pool
+ * here), and for a worker the claim and the completion. The first job then finds them open, their
  * statements parsed and the tables' catalog entries read: in an idle pool of a started instance,
  * the first enqueued job started 37–45 ms after its enqueue and the second 14–16; now 18–25 and
  * 7–12 (the rest is code run for the first time and the tables' first rows), 2–3 once warm. None
  * of these writes anything: an empty document, a claim of 0 jobs, a completion of none.
  */
 export async function warmConnections(database: Database, options: { worker: boolean; logger: Logger }): Promise<void> {
-  const warmUps = [warm(database.pool, KEPT_CONNECTIONS.api, enqueueStatement(null, "[]", "conveyor:warm-up", null), API_PLAN_EXECUTIONS)];
+  const warmUps = [warm(database.pool, enqueueStatement(null, "[]", "conveyor:warm-up", null), API_PLAN_EXECUTIONS)];
   if (options.worker) {
     warmUps.push(
-      warm(database.workerPool, KEPT_CONNECTIONS.worker, claimStatement(null, "conveyor:warm-up", [], 0, [])),
-      warm(database.outcomePool, KEPT_CONNECTIONS.outcome, completeStatement(null, "{}", "{}", [])),
+      warm(database.workerPool, claimStatement(null, "conveyor:warm-up", [], 0, [])),
+      warm(database.outcomePool, completeStatement(null, "{}", "{}", [])),
     );
   }
   // Only a head start: the first jobs open what is missing, as they would without it.
@@ -59,10 +59,11 @@ export async function warmConnections(database: Database, options: { worker: boo
   }
 }
 
-async function warm(pool: pg.Pool, count: number, statement: pg.QueryConfig, executions = 1): Promise<void> {
-  // All checked out at once, so that each is a connection of its own (never more than the pool
-  // holds, or the last would wait for one of the others forever).
-  const connections = await Promise.allSettled(Array.from({ length: Math.min(count, pool.options.max ?? count) }, () => pool.connect()));
+/** Warms the connections `pool` keeps (its `min`: none with DATABASE_KEEP_CONNECTIONS=false). */
+async function warm(pool: pg.Pool, statement: pg.QueryConfig, executions = 1): Promise<void> {
+  // All checked out at once, so that each is a connection of its own (the pool's min is at most
+  // its max: more would have the last wait for one of the others forever).
+  const connections = await Promise.allSettled(Array.from({ length: pool.options.min ?? 0 }, () => pool.connect()));
   const opened = connections.flatMap((connection) => (connection.status === "fulfilled" ? [connection.value] : []));
   const statements = await Promise.allSettled(opened.map((connection) => prepare(connection, statement, executions)));
   for (const connection of opened) connection.release();

@@ -1,5 +1,6 @@
 import type { ExecutionResult, GraphQLFormattedError } from "graphql";
 import type { WebSocket } from "ws";
+import { wrapSend } from "./wrap-send.js";
 
 /**
  * Serializes each result once, however many WebSockets it goes to. Shared subscriptions hand one
@@ -44,14 +45,12 @@ export class SerializeOnce {
 
   /** Every message the socket sends has its payload's text put in. */
   attach(webSocket: WebSocket): void {
-    const send = webSocket.send.bind(webSocket) as (data: unknown, options?: unknown, callback?: unknown) => void;
-    webSocket.send = ((data: unknown, optionsOrCallback?: unknown, maybeCallback?: unknown) => {
+    wrapSend(webSocket, (data, options, callback, send) => {
       const message = this.embed(data);
-      if (typeof message === "string" || message === data) return send(message, optionsOrCallback, maybeCallback);
+      if (typeof message === "string" || message === data) return send(message, options, callback);
       // Bytes go out as the text frame the string would have been.
-      const [options, callback] = typeof optionsOrCallback === "function" ? [undefined, optionsOrCallback] : [optionsOrCallback, maybeCallback];
-      send(message, { ...(options as object | undefined), binary: false }, callback);
-    }) as WebSocket["send"];
+      send(message, { ...options, binary: false }, callback);
+    });
   }
 
   /**

@@ -1,10 +1,9 @@
 import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
+import { wrapSend } from "./wrap-send.js";
 
 /** Bytes a socket may hold unsent before a sender waits for its writes again: a slow client's backpressure. */
 export const SOCKET_HIGH_WATER_BYTES = 64 * 1024;
-
-type SendCallback = (error?: Error) => void;
 
 /**
  * Sends a socket's messages of one turn of the event loop in one system call rather than one each.
@@ -24,9 +23,7 @@ export function coalesceWrites(webSocket: WebSocket, socket: Duplex, highWaterBy
     corked = false;
     socket.uncork();
   };
-  const send = webSocket.send.bind(webSocket) as (data: unknown, options?: unknown, callback?: SendCallback) => void;
-  webSocket.send = ((data: unknown, optionsOrCallback?: unknown, maybeCallback?: SendCallback) => {
-    const [options, callback] = typeof optionsOrCallback === "function" ? [undefined, optionsOrCallback as SendCallback] : [optionsOrCallback, maybeCallback];
+  wrapSend(webSocket, (data, options, callback, send) => {
     if (!corked) {
       corked = true;
       socket.cork();
@@ -34,10 +31,10 @@ export function coalesceWrites(webSocket: WebSocket, socket: Duplex, highWaterBy
     }
     if (callback && webSocket.bufferedAmount < highWaterBytes) {
       // A failed write closes the socket, and graphql-ws ends its subscriptions on close.
-      send(data, options);
+      send(data, options, undefined);
       process.nextTick(callback);
       return;
     }
     send(data, options, callback);
-  }) as WebSocket["send"];
+  });
 }

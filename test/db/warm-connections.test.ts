@@ -3,34 +3,30 @@ import { describe, expect, it } from "vitest";
 import { KEPT_CONNECTIONS } from "../../src/db/database.js";
 import { eventually, startTestConveyor } from "../support/conveyor.js";
 
-/** The statements prepared on each of `count` connections checked out at once (so each a different one). */
-async function preparedOnEach(pool: pg.Pool, count: number): Promise<string[][]> {
+/** What `read` finds on each of `count` connections checked out at once (so each a different one). */
+async function onEachConnection<T>(pool: pg.Pool, count: number, read: (connection: pg.PoolClient) => Promise<T>): Promise<T[]> {
   const connections = await Promise.all(Array.from({ length: count }, () => pool.connect()));
   try {
-    return await Promise.all(
-      connections.map(async (connection) => (await connection.query<{ name: string }>("SELECT name FROM pg_prepared_statements ORDER BY name")).rows.map((row) => row.name)),
-    );
+    return await Promise.all(connections.map(read));
   } finally {
     for (const connection of connections) connection.release();
   }
 }
 
+/** The statements prepared on each of `count` connections. */
+function preparedOnEach(pool: pg.Pool, count: number): Promise<string[][]> {
+  return onEachConnection(pool, count, async (connection) => (await connection.query<{ name: string }>("SELECT name FROM pg_prepared_statements ORDER BY name")).rows.map((row) => row.name));
+}
+
 /** How many custom and generic plans the enqueue has had on each of `count` connections. */
-async function enqueuePlansOnEach(pool: pg.Pool, count: number): Promise<{ custom: number; generic: number }[]> {
-  const connections = await Promise.all(Array.from({ length: count }, () => pool.connect()));
-  try {
-    return await Promise.all(
-      connections.map(async (connection) => {
-        const { rows } = await connection.query<{ custom: string; generic: string }>(
-          "SELECT custom_plans AS custom, generic_plans AS generic FROM pg_prepared_statements WHERE name = 'conveyor-enqueue'",
-        );
-        expect(rows, "the enqueue is prepared on each kept connection").toHaveLength(1);
-        return { custom: Number(rows[0]!.custom), generic: Number(rows[0]!.generic) };
-      }),
+function enqueuePlansOnEach(pool: pg.Pool, count: number): Promise<{ custom: number; generic: number }[]> {
+  return onEachConnection(pool, count, async (connection) => {
+    const { rows } = await connection.query<{ custom: string; generic: string }>(
+      "SELECT custom_plans AS custom, generic_plans AS generic FROM pg_prepared_statements WHERE name = 'conveyor-enqueue'",
     );
-  } finally {
-    for (const connection of connections) connection.release();
-  }
+    expect(rows, "the enqueue is prepared on each kept connection").toHaveLength(1);
+    return { custom: Number(rows[0]!.custom), generic: Number(rows[0]!.generic) };
+  });
 }
 
 describe("connections opened at start-up", () => {

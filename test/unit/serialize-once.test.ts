@@ -127,9 +127,9 @@ describe("SerializeOnce through graphql-ws", () => {
         expect(frames.map((frame) => frame.text)).toEqual([sent[index], sent[3 + index]]);
       }
       // Encoded once for the three sockets.
-      const payload = (serializer as unknown as { texts: WeakMap<object, { bytes: Buffer | null }> }).texts.get(large);
-      expect(payload?.bytes?.toString()).toBe(JSON.stringify(large));
-      expect((serializer as unknown as { texts: WeakMap<object, { bytes: Buffer | null }> }).texts.get(small)?.bytes).toBeNull();
+      const { texts } = serializer as unknown as { texts: WeakMap<object, { bytes: Buffer | null }> };
+      expect(texts.get(large)?.bytes?.toString()).toBe(JSON.stringify(large));
+      expect(texts.get(small)?.bytes).toBeNull();
     } finally {
       for (const { client } of clients) client.terminate();
       await new Promise((resolve) => server.close(resolve));
