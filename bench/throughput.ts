@@ -28,6 +28,7 @@ import type { JobHandler } from "../src/handlers/registry.js";
 import { enqueueJobs } from "../src/jobs/queue.js";
 import { WorkerPool } from "../src/jobs/worker-pool.js";
 import { createBenchDatabase } from "./support/database.js";
+import { percentile } from "./support/proc.js";
 
 const jobCount = Number(process.env.JOBS ?? 10_000);
 const concurrencies = (process.env.CONCURRENCY ?? "1,10,50").split(",").filter(Boolean).map(Number);
@@ -149,10 +150,6 @@ async function statistics(conveyor: Conveyor): Promise<string> {
   return analyzedAt ? `autoanalyzed at ${analyzedAt.toISOString()}, during the run` : "never analyzed";
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-
 async function throughput(concurrency: number) {
   return withConveyor(concurrency, async (conveyor) => {
     const enqueueStart = performance.now();
@@ -221,9 +218,13 @@ async function latency(concurrency: number, shape: "separate" | "one instance") 
         samples.push(performance.now() - payload.due!);
         if (samples.length === latencyJobs) resolveAll();
       };
+      // Started as a user starts an instance (start() opens and warms its connections), with the
+      // worker pool (one instance) or without it beside a pool of its own (separate): without
+      // start(), the separate shape's first jobs each opened a connection, and their 90–180 ms
+      // were its p99.
+      await conveyor.start({ http: false });
       const pool = shape === "separate" ? startPool(conveyor, concurrency) : null;
-      if (pool) await pool.start();
-      else await conveyor.start({ http: false });
+      await pool?.start();
       const intervalMs = 1000 / latencyRate;
       const sends: Promise<unknown>[] = [];
       const begin = performance.now();
