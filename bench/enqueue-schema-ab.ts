@@ -10,6 +10,7 @@ import { applyMigrations } from "../src/db/migrate.js";
 import { enqueueJobs, type EnqueueInput } from "../src/jobs/queue.js";
 import { createLogger } from "../src/logger.js";
 import { createBenchDatabase } from "./support/database.js";
+import { median } from "./support/proc.js";
 
 const rounds = Number(process.env.ROUNDS ?? 30);
 const warmUpRounds = Number(process.env.WARM_UP_ROUNDS ?? 5);
@@ -66,10 +67,4 @@ try {
   console.log(`A ${medianA.toFixed(2)} ms, B ${medianB.toFixed(2)} ms per batch (B/A ${(medianB / medianA).toFixed(3)})`);
 } finally {
   await Promise.allSettled(Object.values(sides).map((side) => side.drop()));
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }

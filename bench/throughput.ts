@@ -28,7 +28,7 @@ import type { JobHandler } from "../src/handlers/registry.js";
 import { enqueueJobs } from "../src/jobs/queue.js";
 import { WorkerPool } from "../src/jobs/worker-pool.js";
 import { createBenchDatabase } from "./support/database.js";
-import { percentile } from "./support/proc.js";
+import { median, percentile } from "./support/proc.js";
 
 const jobCount = Number(process.env.JOBS ?? 10_000);
 const concurrencies = (process.env.CONCURRENCY ?? "1,10,50").split(",").filter(Boolean).map(Number);
@@ -297,12 +297,7 @@ async function backlogSeries(analyze: boolean): Promise<Map<number, number>> {
       console.log(label, JSON.stringify({ repetition: rep + 1, ...line, ...(analyze ? { statistics: "analyzed after the fill" } : {}) }));
     }
   }
-  const median = (values: number[]) => {
-    const sorted = [...values].sort((a, b) => a - b);
-    const middle = sorted.length / 2;
-    return Number.isInteger(middle) ? Math.round((sorted[middle - 1]! + sorted[middle]!) / 2) : sorted[Math.floor(middle)]!;
-  };
-  const medians = new Map(backlogs.map((size) => [size, median(rates.get(size)!)]));
+  const medians = new Map(backlogs.map((size) => [size, Math.round(median(rates.get(size)!))]));
   const smallest = medians.get(Math.min(...backlogs))!;
   const summary = backlogs.map((size) => {
     const rate = medians.get(size)!;
