@@ -54,7 +54,8 @@ const environmentSchema = z.object({
   JOB_ACTION_LOCK_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
 
   RETRY_INITIAL_DELAY_MS: milliseconds(1000),
-  RETRY_MULTIPLIER: z.coerce.number().min(1).default(2),
+  // At most 100: stalled recovery computes the backoff in SQL, where 1e300^99 is an overflow, not Infinity.
+  RETRY_MULTIPLIER: z.coerce.number().min(1).max(100).default(2),
   RETRY_MAX_DELAY_MS: milliseconds(60_000),
   RETRY_JITTER: fraction(0.1),
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(3),

@@ -267,6 +267,18 @@ export class JobLifecycle {
   }
 
   /**
+   * Publishes a job's state as committed, unless it is running: for an outcome whose statement's
+   * answer was lost after its commit (WorkerPool.persist). Only what durable transactions write is
+   * published (a claim commits asynchronously: visible before it is flushed), and a subscriber
+   * drops a revision it already has (isStale), so a state published before is not shown twice.
+   * Not observed (metrics): the instance that wrote it may have counted it.
+   */
+  async announceCommitted(jobId: string): Promise<void> {
+    const { rows } = await this.pool.query(sql.SELECT_COMMITTED_CHANGE, [jobId]);
+    for (const row of rows) if (row.status !== "PROCESSING") this.publishSafely(toChange(row));
+  }
+
+  /**
    * PROCESSING → RETRYING (recoverable, attempts left), FAILED, VALIDATION_FAILED or CANCELLED,
    * by the retry policy; CANCELLED whatever happened when a cancel was requested meanwhile. Returns
    * null when the caller's claim is no longer valid.

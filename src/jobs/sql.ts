@@ -17,9 +17,15 @@ const CLOCK = `clock AS (SELECT COALESCE($1::timestamptz, now()) AS now)`;
 /** Columns every transition returns: enough for the published change and for the caller. */
 export const CHANGE_COLUMNS = `id, type, owner, status, stage, progress, bytes_done, bytes_total, retry_count, error_code, updated_at, processing_time_ms, revision`;
 
-/** Milliseconds from a start time to now; NULL (never negative, never NaN) when there is no start. */
+/**
+ * Milliseconds from a start time to now; NULL (never negative, never NaN) when there is no start.
+ * Capped at the int column's largest value (24.8 days): an attempt that ran longer (a job without a
+ * timeout, or one stalled while every instance was down that long) would otherwise fail its whole
+ * statement with "integer out of range", and stalled recovery, which takes the oldest first,
+ * would fail on it again at every pass.
+ */
 const DURATION_MS = `CASE WHEN j.started_at IS NULL THEN NULL
-  ELSE GREATEST(0, ROUND(EXTRACT(EPOCH FROM (clock.now - j.started_at)) * 1000))::int END`;
+  ELSE LEAST(2147483647, GREATEST(0, ROUND(EXTRACT(EPOCH FROM (clock.now - j.started_at)) * 1000)))::int END`;
 
 const CLEAR_ERROR = `error_code = NULL, error_message = NULL, error_details = NULL, error_recoverable = NULL`;
 
@@ -467,15 +473,29 @@ export const REQUEST_CANCEL_CHOSEN = requestCancelSql(
 
 /**
  * $2 ids, $3 their claim tokens: on shutdown, stopped jobs go back to the queue; the attempt does
- * not count. Locked in id order, as the progress and outcome batches that may still be writing
+ * not count. A job whose cancel was requested meanwhile (the pool had stopped listening for
+ * cancels) ends CANCELLED instead, as its failure would: back in the queue, the next pool would
+ * run it again. Locked in id order, as the progress and outcome batches that may still be writing
  * these jobs lock them (claimedRows): in scan order the two could deadlock.
  */
 export const RELEASE = transitionSql({
   where: `id = ANY($2::uuid[]) AND (id, lock_token) IN (SELECT * FROM unnest($2::uuid[], $3::uuid[])) AND status = 'PROCESSING'`,
   tail: `ORDER BY id`,
-  set: `status = 'QUEUED', locked_by = NULL, lock_token = NULL, heartbeat_at = NULL, started_at = NULL, run_at = clock.now,
-    stage = NULL, progress = 0`,
-  message: `'released on shutdown'`,
+  targetColumns: `cancel_requested_at IS NOT NULL AS cancelled`,
+  set: `status = CASE WHEN t.cancelled THEN 'CANCELLED' ELSE 'QUEUED' END::"JobStatus",
+    locked_by = NULL, lock_token = NULL, heartbeat_at = NULL,
+    started_at = CASE WHEN t.cancelled THEN j.started_at END,
+    run_at = CASE WHEN t.cancelled THEN j.run_at ELSE clock.now END,
+    stage = CASE WHEN t.cancelled THEN j.stage END,
+    progress = CASE WHEN t.cancelled THEN j.progress ELSE 0 END,
+    completed_at = CASE WHEN t.cancelled THEN clock.now ELSE j.completed_at END,
+    processing_time_ms = CASE WHEN t.cancelled THEN ${DURATION_MS} ELSE j.processing_time_ms END,
+    error_code = CASE WHEN t.cancelled THEN 'CANCELLED' ELSE j.error_code END,
+    error_message = CASE WHEN t.cancelled THEN 'Cancelled by request' ELSE j.error_message END,
+    error_details = CASE WHEN t.cancelled THEN jsonb_build_object('category', 'CANCELLED', 'reason', 'cancel requested') ELSE j.error_details END,
+    error_recoverable = CASE WHEN t.cancelled THEN false ELSE j.error_recoverable END`,
+  message: `CASE WHEN status = 'CANCELLED' THEN 'cancelled on shutdown' ELSE 'released on shutdown' END`,
+  finishes: true,
 });
 
 /**
@@ -641,6 +661,9 @@ JOIN unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS k(ide
 export const WAKE_POOLS = `SELECT pg_notify('${JOBS_CHANNEL}', '')`;
 
 export const SELECT_JOB = `SELECT * FROM processing_jobs WHERE id = $1`;
+
+/** $1 a job id: its state as a change from PROCESSING (Lifecycle.announceCommitted). */
+export const SELECT_COMMITTED_CHANGE = `SELECT ${CHANGE_COLUMNS}, 'PROCESSING'::"JobStatus" AS from_status FROM processing_jobs WHERE id = $1`;
 
 /**
  * $1 job ids: their rows, each as one JSON document (queue.ts, findJobRecords), parsed once,

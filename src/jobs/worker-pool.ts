@@ -59,6 +59,8 @@ interface Attempt {
   settledPromise: Promise<void>;
   /** The attempt's outcome is written, or nothing more will be written for it. */
   finished: boolean;
+  /** Its outcome is known (being written, or dropped): progress reported from now on is ignored. */
+  closed: boolean;
   /** The outcome was written while the handler still ran: it ignored its abort signal. */
   abandoned: boolean;
   /** Its failure made the job due again at once: look for work as soon as this attempt is forgotten. */
@@ -134,6 +136,12 @@ export class WorkerPool {
   private wakeTimers = new Set<NodeJS.Timeout>();
   private fetching: Promise<void> | null = null;
   private fetchAgain = false;
+  /**
+   * Jobs whose cancel was announced while a claim was on its way, and that this pool did not hold:
+   * the claim may be the one that took them (a cancel is only requested of a running job, so its
+   * NOTIFY can overtake the claim's answer). Checked when that claim's answer arrives.
+   */
+  private readonly cancelledDuringClaim = new Set<string>();
   private stopping = false;
   private stopped: Promise<void> | null = null;
   private claimFailures = 0;
@@ -220,7 +228,9 @@ export class WorkerPool {
         if (wanted <= 0 || this.stopping) break;
         const claimStarted = performance.now();
         const notificationsBefore = this.notifications;
-        const jobs = await this.options.lifecycle.claim(this.workerId, this.options.registry.types(), wanted, this.jobsStillRunningHere());
+        this.cancelledDuringClaim.clear();
+        const claimed = await this.options.lifecycle.claim(this.workerId, this.options.registry.types(), wanted, this.jobsStillRunningHere());
+        const jobs = this.withoutCancelled(claimed);
         this.claimMs = movingAverage(this.claimMs, performance.now() - claimStarted);
         this.claimFailures = 0;
         if (this.stopping) {
@@ -239,8 +249,8 @@ export class WorkerPool {
         this.prefetched.push(...jobs);
         this.startPrefetched();
         // A full batch means more may be waiting; a short one means the queue is drained for now.
-        if (jobs.length === wanted) this.fetchAgain = true;
-        this.queueDrained = jobs.length < wanted && this.notifications === notificationsBefore;
+        if (claimed.length === wanted) this.fetchAgain = true;
+        this.queueDrained = claimed.length < wanted && this.notifications === notificationsBefore;
       } while (this.fetchAgain && !this.stopping);
     } catch (error) {
       // Retried after a backoff, not at once.
@@ -443,6 +453,7 @@ export class WorkerPool {
       settled: false,
       settledPromise: Promise.resolve(),
       finished: false,
+      closed: false,
       abandoned: false,
       retryDue: false,
       done: Promise.resolve(),
@@ -468,6 +479,12 @@ export class WorkerPool {
       // A write that finds the claim taken over aborts the attempt.
       progress: async (stage, percent, bytes) => {
         controller.signal.throwIfAborted();
+        // Work the handler left running after it returned: published now, a report would show the
+        // job running again after its outcome. Not thrown: nobody is left to catch it.
+        if (attempt.closed) {
+          logger().debug({ stage }, "progress reported after the attempt ended; ignored");
+          return;
+        }
         const at = new Date((job.startedAt?.getTime() ?? Date.now()) + (performance.now() - (this.claimedAt.get(job) ?? performance.now())));
         this.options.lifecycle.progress(claim, { stage, percent, bytesDone: bytes?.bytesDone, bytesTotal: bytes?.bytesTotal }, { job, at }).then(
           (valid) => {
@@ -521,6 +538,7 @@ export class WorkerPool {
     try {
       result = await outcome;
     } catch (error) {
+      attempt.closed = true;
       const reason = signal.aborted ? signal.reason : undefined;
       if (reason instanceof JobAbortReason && reason.kind === "lost") {
         logger().info("attempt stopped: its claim was taken over");
@@ -544,10 +562,14 @@ export class WorkerPool {
       await this.recordFailure(attempt, error, reason, logger);
       return;
     }
+    attempt.closed = true;
     if (signal.aborted && signal.reason instanceof JobAbortReason && signal.reason.kind === "lost") return;
     // A handler that returned, even after a shutdown or cancel signal, did its work: record it.
     try {
-      const completed = await this.persist(() => lifecycle.complete(claim, result), "completion", logger);
+      const completed = await this.persist(() => lifecycle.complete(claim, result), "completion", logger, {
+        jobId: claim.id,
+        written: (answer) => answer,
+      });
       if (completed === false) logger().warn("job finished but its claim was taken over; result discarded");
     } catch (error) {
       if (!(error instanceof UnrepresentableResultError)) throw error;
@@ -556,7 +578,10 @@ export class WorkerPool {
   }
 
   private async recordFailure(attempt: Attempt, error: unknown, reason: unknown, logger: () => Logger): Promise<void> {
-    const outcome = await this.persist(() => this.options.lifecycle.fail(attempt.job, attempt.claim.token, error, reason), "failure", logger);
+    const outcome = await this.persist(() => this.options.lifecycle.fail(attempt.job, attempt.claim.token, error, reason), "failure", logger, {
+      jobId: attempt.job.id,
+      written: (answer) => answer !== null,
+    });
     if (outcome?.status === "RETRYING" && outcome.retryDelayMs !== null) {
       if (outcome.retryDelayMs <= 0) attempt.retryDue = true;
       else this.wakeIn(outcome.retryDelayMs + 5);
@@ -567,14 +592,33 @@ export class WorkerPool {
   /**
    * Writes an attempt's outcome, retrying a failed write (not the handler) with backoff for up to
    * outcomeRetryWindowMs; `undefined` when it gave up. Returns what the lifecycle returned.
+   *
+   * A write that failed may have committed all the same (the connection broke after the COMMIT,
+   * before its answer): the retry then finds the claim gone and writes nothing (`written` says so
+   * of its answer), and the outcome, committed by the first try, was never published here. It is
+   * read back and published then (Lifecycle.announceCommitted), so that this instance's
+   * subscribers still hear it.
    */
-  private async persist<T>(write: () => Promise<T>, what: string, logger: () => Logger): Promise<T | undefined> {
+  private async persist<T>(
+    write: () => Promise<T>,
+    what: string,
+    logger: () => Logger,
+    lostAnswer: { jobId: string; written: (answer: T) => boolean },
+  ): Promise<T | undefined> {
     const deadline = Date.now() + (this.options.outcomeRetryWindowMs ?? this.options.heartbeatIntervalMs);
     let delay = OUTCOME_RETRY_FIRST_DELAY_MS;
+    let failedBefore = false;
     for (;;) {
       try {
-        return await write();
+        const answer = await write();
+        if (failedBefore && !lostAnswer.written(answer)) {
+          await this.options.lifecycle.announceCommitted(lostAnswer.jobId).catch((error: unknown) => {
+            logger().warn({ err: error }, `reading back the job after its ${what}'s lost answer failed; its subscribers here may not hear of it`);
+          });
+        }
+        return answer;
       } catch (error) {
+        failedBefore = true;
         if (error instanceof UnrepresentableResultError) throw error;
         if (Date.now() + delay > deadline) {
           logger().error({ err: error }, `recording the job's ${what} failed; giving up, stalled-job recovery will run it again`);
@@ -598,7 +642,18 @@ export class WorkerPool {
   private abortJob(jobId: string, kind: JobAbortReason["kind"], message: string): void {
     const unstarted = kind === "cancel" ? this.unqueue(jobId) : null;
     if (unstarted) void this.cancelUnstarted(unstarted);
-    for (const attempt of this.unsettledByJob.get(jobId) ?? []) if (!attempt.finished) this.abort(attempt, kind, message);
+    const attempts = this.unsettledByJob.get(jobId) ?? [];
+    for (const attempt of attempts) if (!attempt.finished) this.abort(attempt, kind, message);
+    if (kind === "cancel" && !unstarted && attempts.length === 0 && this.fetching) this.cancelledDuringClaim.add(jobId);
+  }
+
+  /** A claim's jobs less those cancelled while it was on its way, which end CANCELLED without starting. */
+  private withoutCancelled(claimed: Job[]): Job[] {
+    if (this.cancelledDuringClaim.size === 0) return claimed;
+    const cancelled = claimed.filter((job) => this.cancelledDuringClaim.has(job.id));
+    this.cancelledDuringClaim.clear();
+    for (const job of cancelled) void this.cancelUnstarted(job);
+    return cancelled.length === 0 ? claimed : claimed.filter((job) => !cancelled.includes(job));
   }
 
   private async heartbeat(): Promise<void> {
