@@ -2,7 +2,7 @@ import { createReadStream, statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { extname, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { isLoopback, type Config } from "../config.js";
+import { DEVELOPMENT_JWT_SECRET, isLoopback, type Config } from "../config.js";
 import { signToken } from "../graphql/auth.js";
 
 export const DASHBOARD_PATH = "/dashboard";
@@ -38,8 +38,8 @@ const SECURITY_HEADERS = {
  * The operator dashboard at /dashboard: the static files Vite built (hashed assets cached for good,
  * index.html revalidated on every load so a deployment shows at once), index.html for every other
  * path under /dashboard (the dashboard routes in the browser), and, outside production on a
- * loopback HOST, POST /dashboard/dev-token, which mints a development operator token. Returns false
- * for paths outside /dashboard.
+ * loopback HOST with the development secret, POST /dashboard/dev-token, which mints a development
+ * operator token for requests made on this machine. Returns false for paths outside /dashboard.
  */
 export function createDashboardHandler(options: { config: Config; directory?: string }) {
   const directory = options.directory ?? DASHBOARD_BUILD_DIRECTORY;
@@ -69,27 +69,55 @@ export function createDashboardHandler(options: { config: Config; directory?: st
 
 /**
  * The development secret and the development mode both stay on the developer's machine: a token
- * minted for whoever asks must never be handed out by a server others can reach.
+ * minted for whoever asks must never be handed out by a server others can reach. Only the published
+ * development secret (JWT_SECRET unset): a token signed with a real one would be an operator's on
+ * every instance that trusts it, and operators mint those with `npm run token`.
  */
 export function devTokensAllowed(config: Config): boolean {
-  return config.environment !== "production" && Boolean(config.auth.secret) && isLoopback(config.http.host);
+  return config.environment !== "production" && config.auth.secret === DEVELOPMENT_JWT_SECRET && isLoopback(config.http.host);
 }
 
-async function serveDevToken(request: IncomingMessage, response: ServerResponse, config: Config, allowed: boolean): Promise<void> {
-  if (!allowed) return sendJson(response, 404, { error: { code: "NOT_FOUND", message: "Development tokens are only minted outside production, on a loopback HOST" } });
-  // GET tells the sign-in page whether to offer the button.
-  if (request.method === "GET") return sendJson(response, 200, { available: true });
-  if (request.method !== "POST") return sendJson(response, 405, { error: { code: "METHOD_NOT_ALLOWED", message: "Use POST" } });
+// What a reverse proxy adds: its own connection comes from loopback, whoever its client is.
+const PROXY_HEADERS = ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip"];
+
+/**
+ * Why this request gets no development token, or null when it may have one: it must come straight
+ * from this machine. A loopback HOST is not enough, since a proxy on this machine can relay others'
+ * requests to it (nginx's proxy_pass even rewrites Host to the loopback address it forwards to).
+ */
+function devTokenRefusal(request: IncomingMessage): string | null {
+  if (!isLoopback(request.socket.remoteAddress ?? "")) return "Development tokens are only minted for requests from this machine";
+  if (PROXY_HEADERS.some((name) => request.headers[name] !== undefined)) {
+    return "Development tokens are not minted for requests relayed by a proxy (Forwarded, X-Forwarded-For, X-Forwarded-Host or X-Real-IP)";
+  }
   // DNS rebinding: a site whose name its owner points at 127.0.0.1 is, to the browser, the same
   // origin as this server. Only requests addressed to a loopback name are answered.
   const host = (request.headers.host ?? "").replace(/:\d+$/, "");
-  if (!isLoopback(host)) return sendJson(response, 403, { error: { code: "FORBIDDEN", message: "Development tokens are only minted for requests addressed to a loopback name" } });
+  if (!isLoopback(host)) return "Development tokens are only minted for requests addressed to a loopback name";
+  return null;
+}
+
+async function serveDevToken(request: IncomingMessage, response: ServerResponse, config: Config, allowed: boolean): Promise<void> {
+  if (!allowed) {
+    return sendJson(response, 404, {
+      error: {
+        code: "NOT_FOUND",
+        message: "Development tokens are only minted outside production, on a loopback HOST, with JWT_SECRET unset (the development secret); otherwise use `npm run token`",
+      },
+    });
+  }
+  // Checked for GET too, so that the sign-in page offers no button that would be refused.
+  const refusal = devTokenRefusal(request);
+  if (refusal) return sendJson(response, 403, { error: { code: "FORBIDDEN", message: refusal } });
+  // GET tells the sign-in page whether to offer the button.
+  if (request.method === "GET") return sendJson(response, 200, { available: true });
+  if (request.method !== "POST") return sendJson(response, 405, { error: { code: "METHOD_NOT_ALLOWED", message: "Use POST" } });
   // A custom header makes a cross-site request preflighted, which this endpoint never answers.
   if (request.headers["x-conveyor-dev-token"] !== "1") {
     return sendJson(response, 400, { error: { code: "BAD_REQUEST", message: "Send the header X-Conveyor-Dev-Token: 1" } });
   }
   const lifetimeSeconds = Math.min(12 * 3600, config.auth.maxLifetimeSeconds);
-  const token = await signToken(config.auth.secret!, { id: "dev-operator", role: "operator" }, {
+  const token = await signToken(DEVELOPMENT_JWT_SECRET, { id: "dev-operator", role: "operator" }, {
     expiresIn: `${lifetimeSeconds}s`,
     issuer: config.auth.issuer,
     audience: config.auth.audience,

@@ -3,11 +3,10 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
 import { useCSRFPrevention } from "@graphql-yoga/plugin-csrf-prevention";
-import { useDisableIntrospection } from "@graphql-yoga/plugin-disable-introspection";
 import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import { PothosValidationError } from "@pothos/core";
 import { complexityFromQuery } from "@pothos/plugin-complexity";
-import { getOperationAST, GraphQLError, Kind, visit, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLFormattedError } from "graphql";
+import { getOperationAST, GraphQLError, Kind, NoSchemaIntrospectionCustomRule, visit, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLFormattedError } from "graphql";
 import { createYoga, maskError, type Plugin, type YogaServerInstance } from "graphql-yoga";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer, type WebSocket } from "ws";
@@ -29,6 +28,9 @@ import { coalesceWrites } from "./socket-writes.js";
 import { SharedSubscriptions, SubscriptionRefused } from "./shared-subscriptions.js";
 
 export const GRAPHQL_PATH = "/graphql";
+
+/** Headers a browser cannot send cross-site without a preflight; GET and non-JSON POSTs need one. */
+const CSRF_HEADERS = ["x-graphql-yoga-csrf", "apollo-require-preflight"];
 
 type SocketExtra = {
   request: IncomingMessage;
@@ -80,7 +82,7 @@ export function createGraphQLApp(options: {
           error.extensions.code = "BAD_USER_INPUT";
           return error;
         }
-        return maskError(error, message, isDev);
+        return withoutOriginalError(maskError(error, message, isDev));
       },
     },
     graphiql: limits.graphiql ? { title: "Conveyor", subscriptionsProtocol: "WS" } : false,
@@ -110,8 +112,8 @@ export function createGraphQLApp(options: {
       useRejectUnstorableText(),
       useEndStreamsAtTokenExpiry(),
       useCompiledSubscriptionEvents(),
-      useCSRFPrevention({ requestHeaders: ["x-graphql-yoga-csrf", "apollo-require-preflight"] }),
-      ...(limits.introspection ? [] : [useDisableIntrospection()]),
+      useCSRFPreventionWithCode(),
+      ...(limits.introspection ? [] : [useNoIntrospection()]),
     ],
     context: async (initial): Promise<GraphQLContext> => {
       const extra = (initial as { extra?: SocketExtra }).extra;
@@ -277,6 +279,50 @@ export function createGraphQLApp(options: {
 function closeAtExpiry(socket: WebSocket, expiresAt: number): void {
   if (socket.readyState === socket.CLOSED) return;
   socket.once("close", callAt(expiresAt * 1000, () => socket.close(4401, "Token expired")));
+}
+
+/**
+ * yoga describes a body that is not JSON with the parser's own error in `extensions.originalError`
+ * (its name and message, which quote the body); clients get the message and code alone. Changed in
+ * place: yoga logs every error its masking replaces, and a client's mistake is no server error.
+ */
+function withoutOriginalError<E extends Error>(error: E): E {
+  if (error instanceof GraphQLError && error.extensions.originalError !== undefined) delete error.extensions.originalError;
+  return error;
+}
+
+/**
+ * yoga's CSRF prevention, whose refusal (403) carries no code of its own: it gets the one the
+ * multipart route's refusal has (src/server/multipart-upload.ts), and a message naming the headers.
+ */
+function useCSRFPreventionWithCode(): Plugin {
+  const { onRequestParse } = useCSRFPrevention({ requestHeaders: CSRF_HEADERS });
+  return {
+    onRequestParse(payload) {
+      // The check is synchronous: it throws, or lets the request through.
+      try {
+        return onRequestParse!(payload);
+      } catch (error) {
+        if (!(error instanceof GraphQLError)) throw error;
+        throw new GraphQLError(`Required CSRF header not present: send an ${CSRF_HEADERS[0]} (or ${CSRF_HEADERS[1]}) header`, {
+          extensions: { ...error.extensions, code: "CSRF_HEADER_REQUIRED" },
+        });
+      }
+    },
+  };
+}
+
+/**
+ * Refuses introspection in every document, over HTTP, SSE and WebSocket alike. yoga's
+ * useDisableIntrospection decides per HTTP request, in onRequestParse, which graphql-ws never goes
+ * through: over WebSocket it refused nothing. GRAPHQL_INTROSPECTION is the same for every request.
+ */
+function useNoIntrospection(): Plugin {
+  return {
+    onValidate({ addValidationRule }) {
+      addValidationRule(NoSchemaIntrospectionCustomRule);
+    },
+  };
 }
 
 function formatForClient(error: GraphQLError): GraphQLFormattedError {

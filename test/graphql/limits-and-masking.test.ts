@@ -229,6 +229,42 @@ describe("limits and masking (production settings)", () => {
       expect(ok(await gql(conveyor, `{ __typename }`)).__typename).toBe("Query");
     });
 
+    // graphql-ws runs documents outside yoga's HTTP request handling: the refusal must not depend on it.
+    it("refuses introspection over WebSocket and SSE as over HTTP, with or without a token", async () => {
+      const queries = [`{ __schema { types { name } } }`, `{ __type(name: "Mutation") { fields { name } } }`];
+      for (const token of [undefined, olga]) {
+        const client = wsClient(conveyor, token);
+        try {
+          for (const query of queries) {
+            const overHttp = await gql(conveyor, query, {}, { token });
+            const { events, error } = await collect(client, query).done;
+            expect(events, query).toEqual([]);
+            expect(errorCodes(error).every((code) => code === "GRAPHQL_VALIDATION_FAILED"), JSON.stringify(error)).toBe(true);
+            expect(JSON.stringify(error)).toMatch(/introspection has been disabled/);
+            expect(JSON.stringify(error)).not.toMatch(/createAssessment|"http"/);
+            // The same errors, word for word, as over HTTP.
+            expect(error, query).toEqual(overHttp.errors);
+          }
+          const typename = await collect(client, `{ __typename }`).done;
+          expect(typename.events).toEqual([{ data: { __typename: "Query" } }]);
+        } finally {
+          await client.dispose();
+        }
+      }
+      for (const query of queries) {
+        const sse = await fetch(`${conveyor.url}/graphql`, {
+          method: "POST",
+          headers: { "content-type": "application/json", accept: "text/event-stream" },
+          body: JSON.stringify({ query }),
+        });
+        const events = await readSse(sse);
+        expect(events[0]!.data.data, query).toBeUndefined();
+        expect(events[0]!.data.errors, query).toEqual((await gql(conveyor, query)).errors);
+        expect(events[0]!.data.errors[0].extensions.code).toBe("GRAPHQL_VALIDATION_FAILED");
+        expect(JSON.stringify(events)).not.toMatch(/createAssessment/);
+      }
+    });
+
     it("serves no GraphiQL page", async () => {
       const page = await fetch(`${conveyor.url}/graphql`, { headers: { accept: "text/html" } });
       expect(await page.text()).not.toMatch(/graphiql/i);
@@ -263,6 +299,21 @@ describe("limits and masking (production settings)", () => {
       const getMutation = await fetch(`${conveyor.url}/graphql?query=${encodeURIComponent(mutation)}`, { headers: { "x-graphql-yoga-csrf": "1", accept: "application/json", authorization: `Bearer ${alice}` } });
       expect(getMutation.status).toBe(405);
       expect(await count(`SELECT count(*)::int AS n FROM assessments`)).toBe(before);
+    });
+
+    it("gives the CSRF refusal a stable code, over plain HTTP and SSE, keeping its 403", async () => {
+      const refusal = [{ message: "Required CSRF header not present: send an x-graphql-yoga-csrf (or apollo-require-preflight) header", extensions: { code: "CSRF_HEADER_REQUIRED" } }];
+      const get = await fetch(`${conveyor.url}/graphql?query=${encodeURIComponent(`{ assessmentKinds }`)}`, { headers: { accept: "application/json" } });
+      expect(get.status).toBe(403);
+      expect((await get.json()).errors).toEqual(refusal);
+      const post = await fetch(`${conveyor.url}/graphql`, { method: "POST", body: JSON.stringify({ query: `{ assessmentKinds }` }), headers: { "content-type": "text/plain" } });
+      expect(post.status).toBe(403);
+      expect((await post.json()).errors).toEqual(refusal);
+      const subscription = encodeURIComponent(`subscription { queueHealthChanged { status } }`);
+      const sse = await fetch(`${conveyor.url}/graphql?query=${subscription}`, { headers: { accept: "text/event-stream", authorization: `Bearer ${olga}` } });
+      expect(sse.status).toBe(403);
+      const events = await readSse(sse);
+      expect(events[0]!.data.errors).toEqual(refusal);
     });
 
     it("refuses a WebSocket upgrade from a foreign Origin, or on another path", async () => {
@@ -330,6 +381,10 @@ describe("limits and masking (production settings)", () => {
       }
     });
 
+    it("answers a body that is not JSON with BAD_REQUEST, and nothing of the parser's own error", async () => {
+      await expectInvalidJsonRefused(conveyor);
+    });
+
     it("answers bad input with BAD_USER_INPUT rather than an internal error", async () => {
       // A valid assessment payload, so that only the part under test is wrong.
       const payload = { assessmentId: await createAssessment(conveyor, alice) };
@@ -362,6 +417,22 @@ describe("limits and masking (production settings)", () => {
   });
 });
 
+/** Truncated, garbled and empty JSON bodies: the same answer, without the parser's SyntaxError. */
+async function expectInvalidJsonRefused(conveyor: TestConveyor): Promise<void> {
+  for (const body of [`{"query": "{ me { id } }"`, "not json", ""]) {
+    const response = await fetch(`${conveyor.url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/graphql-response+json" },
+      body,
+    });
+    const text = await response.text();
+    expect(response.status, body).toBe(400);
+    expect(JSON.parse(text).errors, body).toEqual([{ message: "POST body sent invalid JSON.", extensions: { code: "BAD_REQUEST" } }]);
+    expectNoInternals(text);
+    expect(text).not.toMatch(/SyntaxError|Unexpected (end|token)/);
+  }
+}
+
 describe("outside production", () => {
   let conveyor: TestConveyor;
   beforeAll(async () => {
@@ -386,5 +457,9 @@ describe("outside production", () => {
     }
     const page = await fetch(`${conveyor.url}/graphql`, { headers: { accept: "text/html" } });
     expect(await page.text()).toMatch(/graphiql/i);
+  });
+
+  it("never sends the parser's error for a body that is not JSON, in development either", async () => {
+    await expectInvalidJsonRefused(conveyor);
   });
 });

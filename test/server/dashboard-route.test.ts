@@ -1,12 +1,44 @@
 import { request as httpRequest } from "node:http";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { devTokensAllowed } from "../../src/server/dashboard.js";
 import { startTestConveyor, testEnvironment, type TestConveyor } from "../support/conveyor.js";
 import { graphql } from "../support/graphql-client.js";
+
+const A_REAL_SECRET = "a-real-secret-of-at-least-32-characters-long";
+
+/** An address of this machine that is not loopback, to send requests from; undefined without one. */
+const OUTSIDE_ADDRESS = Object.values(networkInterfaces())
+  .flat()
+  .find((address) => address && address.family === "IPv4" && !address.internal)?.address;
+
+/**
+ * A request to /dashboard/dev-token over node:http, which, unlike fetch, may set Host and the
+ * local address it is sent from. Resolves the status and the parsed body.
+ */
+function devTokenRequest(
+  conveyor: TestConveyor,
+  options: { method?: string; headers?: Record<string, string>; localAddress?: string } = {},
+): Promise<{ status: number; body: { token?: string; error?: { code: string; message: string } } }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(`${conveyor.url}/dashboard/dev-token`, {
+      method: options.method ?? "POST",
+      headers: { "x-conveyor-dev-token": "1", "content-length": "0", ...options.headers },
+      localAddress: options.localAddress,
+    });
+    request.on("response", (response) => {
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => (text += chunk));
+      response.on("end", () => resolve({ status: response.statusCode!, body: JSON.parse(text) }));
+    });
+    request.on("error", reject);
+    request.end();
+  });
+}
 
 // /dashboard's static files and the development token endpoint, over real HTTP, on a stand-in build.
 describe("/dashboard", () => {
@@ -67,26 +99,58 @@ describe("/dashboard", () => {
   });
 
   it("mints nothing for a request addressed to another name (DNS rebinding)", async () => {
-    const status = await new Promise<number>((resolve, reject) => {
-      const request = httpRequest(`${conveyor.url}/dashboard/dev-token`, {
-        method: "POST",
-        headers: { host: "attacker.example:4000", "x-conveyor-dev-token": "1", "content-length": "0" },
-      });
-      request.on("response", (response) => {
-        response.resume();
-        resolve(response.statusCode!);
-      });
-      request.on("error", reject);
-      request.end();
-    });
-    expect(status).toBe(403);
+    const refused = await devTokenRequest(conveyor, { headers: { host: "attacker.example:4000" } });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error?.code).toBe("FORBIDDEN");
+  });
+
+  // A reverse proxy on this machine connects from loopback, and may address it by a loopback name.
+  it("mints nothing, and offers nothing, for a request a proxy relayed", async () => {
+    for (const header of ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip"]) {
+      const value = header === "forwarded" ? "for=203.0.113.7" : header === "x-forwarded-host" ? "conveyor.example" : "203.0.113.7";
+      for (const method of ["POST", "GET"]) {
+        const refused = await devTokenRequest(conveyor, { method, headers: { host: "127.0.0.1:4000", [header]: value } });
+        expect(refused.status, `${method} with ${header}`).toBe(403);
+        expect(refused.body.error?.code, `${method} with ${header}`).toBe("FORBIDDEN");
+        expect(refused.body.token).toBeUndefined();
+      }
+    }
+  });
+
+  it.skipIf(!OUTSIDE_ADDRESS)("mints nothing for a request from an address that is not loopback, whatever its Host", async () => {
+    const refused = await devTokenRequest(conveyor, { headers: { host: "127.0.0.1:4000" }, localAddress: OUTSIDE_ADDRESS });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error?.code).toBe("FORBIDDEN");
+    expect(refused.body.error?.message).toMatch(/this machine/);
+    expect(refused.body.token).toBeUndefined();
   });
 
   it("mints nothing in production or on an address others can reach", () => {
     const secret = "a-production-secret-of-at-least-32-characters";
     expect(devTokensAllowed(loadConfig(testEnvironment({ NODE_ENV: "production", JWT_SECRET: secret })))).toBe(false);
     expect(devTokensAllowed(loadConfig(testEnvironment({ NODE_ENV: "development", HOST: "0.0.0.0", JWT_SECRET: secret })))).toBe(false);
+    // A real secret is trusted elsewhere too (other instances, other environments sharing it).
+    expect(devTokensAllowed(loadConfig(testEnvironment({ NODE_ENV: "development", JWT_SECRET: secret })))).toBe(false);
     expect(devTokensAllowed(loadConfig(testEnvironment({ NODE_ENV: "development" })))).toBe(true);
+  });
+});
+
+describe("/dashboard with a real JWT_SECRET, outside production, on loopback", () => {
+  let conveyor: TestConveyor;
+
+  beforeAll(async () => {
+    conveyor = await startTestConveyor({ environment: { NODE_ENV: "development", JWT_SECRET: A_REAL_SECRET } });
+  });
+  afterAll(() => conveyor?.dispose());
+
+  // A token signed with it would be an operator's on every instance that shares the secret.
+  it("mints no development token, and offers none, even for a direct loopback request", async () => {
+    const refused = await devTokenRequest(conveyor, { headers: { host: "127.0.0.1:4000" } });
+    expect(refused.status).toBe(404);
+    expect(refused.body.error?.code).toBe("NOT_FOUND");
+    expect(refused.body.error?.message).toMatch(/npm run token/);
+    expect(refused.body.token).toBeUndefined();
+    expect((await devTokenRequest(conveyor, { method: "GET" })).status).toBe(404);
   });
 });
 
