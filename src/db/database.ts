@@ -68,6 +68,15 @@ export interface DatabaseOptions {
 export const SESSION_SETTINGS = "-c TimeZone=UTC";
 
 /**
+ * Each pool states how it commits rather than taking the server's default: a database or role set to
+ * `synchronous_commit = off` (to speed up some other application) would otherwise make completions
+ * and failures, and the events published after them, undoable by a crash without anyone knowing.
+ * `on` waits for the local flush, and for synchronous standbys' where there are some.
+ */
+const DURABLE_COMMITS = "-c synchronous_commit=on";
+const ASYNCHRONOUS_COMMITS = "-c synchronous_commit=off";
+
+/**
  * The worker's statements (claim, progress, heartbeat, completions and failures) are index lookups
  * by design; these settings keep the planner from choosing otherwise when the jobs table's
  * statistics are missing or stale, as they are after a burst lands on a table autovacuum has not
@@ -133,7 +142,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   }
   const instance = options.instanceId ? `-c conveyor.instance=${options.instanceId}` : "";
   const kept = options.keepConnections === false ? { api: 0, worker: 0, outcome: 0 } : KEPT_CONNECTIONS;
-  const pool = keptPool(options.logger, { connectionString: url, max: options.poolSize, min: kept.api, application_name: "conveyor", options: [SESSION_SETTINGS, instance].join(" ").trim() });
+  const pool = keptPool(options.logger, { connectionString: url, max: options.poolSize, min: kept.api, application_name: "conveyor", options: [SESSION_SETTINGS, DURABLE_COMMITS, instance].join(" ").trim() });
   try {
     if (options.migrate !== false) {
       const client = await pool.connect();
@@ -153,7 +162,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     max: options.workerConnections ?? 4,
     min: kept.worker,
     application_name: "conveyor-worker",
-    options: [SESSION_SETTINGS, WORKER_PLANNER_SETTINGS, options.durableWorkerCommits ? "" : "-c synchronous_commit=off", instance].join(" ").trim(),
+    options: [SESSION_SETTINGS, WORKER_PLANNER_SETTINGS, options.durableWorkerCommits ? DURABLE_COMMITS : ASYNCHRONOUS_COMMITS, instance].join(" ").trim(),
   });
   // Completions arrive in batches (one statement, one commit for many), so a few connections do.
   const outcomePool = keptPool(options.logger, {
@@ -161,7 +170,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     max: 4,
     min: kept.outcome,
     application_name: "conveyor-outcomes",
-    options: [SESSION_SETTINGS, WORKER_PLANNER_SETTINGS, options.asyncOutcomeCommits ? "-c synchronous_commit=off" : "", instance].join(" ").trim(),
+    options: [SESSION_SETTINGS, WORKER_PLANNER_SETTINGS, options.asyncOutcomeCommits ? ASYNCHRONOUS_COMMITS : DURABLE_COMMITS, instance].join(" ").trim(),
   });
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   return {

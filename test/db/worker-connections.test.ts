@@ -1,5 +1,10 @@
+import pg from "pg";
 import { describe, expect, it } from "vitest";
-import { startTestConveyor } from "../support/conveyor.js";
+import { createConveyor } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/logger.js";
+import { startTestConveyor, testEnvironment } from "../support/conveyor.js";
+import { createTestDatabase } from "../support/database.js";
 
 const setting = async (pool: { query: (text: string) => Promise<{ rows: { value: string }[] }> }) =>
   (await pool.query("SELECT current_setting('synchronous_commit') AS value")).rows[0]!.value;
@@ -23,6 +28,31 @@ describe("worker connections", () => {
       } finally {
         await conveyor.dispose();
       }
+    }
+  });
+
+  it("commit outcomes and the API durably on a database whose default is synchronous_commit = off", async () => {
+    const database = await createTestDatabase();
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    try {
+      await admin.query(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = off', current_database()); END $$`);
+    } finally {
+      await admin.end();
+    }
+    const config = loadConfig({ ...testEnvironment(), DATABASE_URL: database.url });
+    const conveyor = await createConveyor({ config, logger: createLogger(config.logLevel) });
+    try {
+      const probe = new pg.Client({ connectionString: database.url });
+      await probe.connect();
+      const serverDefault = await setting(probe);
+      await probe.end();
+      expect(serverDefault).toBe("off");
+      const found = { worker: await setting(conveyor.database.workerPool), outcomes: await setting(conveyor.database.outcomePool), api: await setting(conveyor.database.pool) };
+      expect(found).toEqual({ worker: "off", outcomes: "on", api: "on" });
+    } finally {
+      await conveyor.stop();
+      await database.drop();
     }
   });
 });
