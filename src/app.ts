@@ -245,13 +245,22 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
     metrics,
     url: null,
     ...libraryApi(jobs, events, logger),
+    // A stop() while this runs wins: what start() has not brought up yet stays down (an embedding
+    // application's stop() must leave no port listening and no timer running).
     async start(options = {}) {
       await Promise.all([events.ready(), warmConnections(database, { worker: workerPool !== null, logger })]);
+      if (stopping) return;
       if (options.http !== false) {
         const address = await listen(server, config.http.port, config.http.host);
+        if (stopping) {
+          // stop() closed the server before it listened: close it again.
+          server.close();
+          return;
+        }
         conveyor.url = `http://${address.address.includes(":") ? `[${address.address}]` : address.address}:${address.port}`;
       }
       await workerPool?.start();
+      if (stopping) return;
       maintenance.start();
       const started = { url: conveyor.url, embeddedDatabase: database.embedded, redis: Boolean(config.redisUrl), events: events.transport };
       logger.info(started, conveyor.url ? "Conveyor is listening" : "Conveyor started without its HTTP server");

@@ -1,7 +1,18 @@
 import { isIPv4 } from "node:net";
 import { z } from "zod";
 
-const milliseconds = (fallback: number) => z.coerce.number().int().nonnegative().default(fallback);
+/** The longest delay a Node timer waits (2^31 − 1 ms, 24.8 days): a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+/** An age PostgreSQL subtracts from now(): ten years, far inside its timestamps' range. */
+const MAX_AGE_MS = 10 * 366 * 24 * 3600_000;
+/** A delay or interval, as timers take it: 0 up to MAX_TIMER_MS unless said. */
+const milliseconds = (fallback: number, range: { min?: number; max?: number } = {}) =>
+  z.coerce
+    .number()
+    .int()
+    .min(range.min ?? 0)
+    .max(range.max ?? MAX_TIMER_MS)
+    .default(fallback);
 const fraction = (fallback: number) => z.coerce.number().min(0).max(1).default(fallback);
 const optionalText = z
   .string()
@@ -42,12 +53,14 @@ const environmentSchema = z.object({
     .transform((value) => value === "true" || value === "1"),
   // Claimed ahead of free slots; sized from recent run and claim times unless set (WorkerPool.prefetchNow).
   WORKER_PREFETCH: z.coerce.number().int().min(0).max(1000).optional(),
-  WORKER_POLL_INTERVAL_MS: milliseconds(1000),
+  // Repeating timers: 0 would run them back to back.
+  WORKER_POLL_INTERVAL_MS: milliseconds(1000, { min: 10 }),
   WORKER_HANDOFF_RESERVE_MS: milliseconds(100),
-  WORKER_HEARTBEAT_INTERVAL_MS: milliseconds(15_000),
+  WORKER_HEARTBEAT_INTERVAL_MS: milliseconds(15_000, { min: 100 }),
   WORKER_SHUTDOWN_GRACE_MS: milliseconds(10_000),
   JOB_TIMEOUT_MS: milliseconds(5 * 60_000),
-  STALLED_THRESHOLD_MS: milliseconds(5 * 60_000),
+  // At least twice the heartbeat interval (checked in loadConfig), or running jobs look stalled.
+  STALLED_THRESHOLD_MS: milliseconds(5 * 60_000, { max: MAX_AGE_MS }),
   STALLED_CHECK_INTERVAL_MS: milliseconds(30_000),
   // How long a retry or cancel (of one job or in bulk) waits for a row another session holds before it gives up.
   // Under 100 ms, the worker's own short writes to a running job's row would refuse cancels under load.
@@ -60,19 +73,20 @@ const environmentSchema = z.object({
   RETRY_JITTER: fraction(0.1),
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(3),
 
-  RETENTION_MAX_AGE_MS: milliseconds(7 * 24 * 3600_000),
+  RETENTION_MAX_AGE_MS: milliseconds(7 * 24 * 3600_000, { max: MAX_AGE_MS }),
   RETENTION_INTERVAL_MS: milliseconds(3600_000),
   RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1000),
   // 0 keeps audit events for good: they are the record of who did what, and small.
-  AUDIT_RETENTION_MAX_AGE_MS: milliseconds(0),
+  AUDIT_RETENTION_MAX_AGE_MS: milliseconds(0, { max: MAX_AGE_MS }),
 
   HEALTH_DEGRADED_SUCCESS_RATE: fraction(0.9),
   HEALTH_UNHEALTHY_SUCCESS_RATE: fraction(0.7),
   HEALTH_DEGRADED_STALLED: z.coerce.number().int().nonnegative().default(0),
   HEALTH_UNHEALTHY_STALLED: z.coerce.number().int().nonnegative().default(5),
   HEALTH_DEGRADED_QUEUED: z.coerce.number().int().nonnegative().default(100),
-  HEALTH_DEGRADED_OLDEST_QUEUED_MS: milliseconds(10 * 60_000),
-  HEALTH_WINDOW_MS: milliseconds(3600_000),
+  HEALTH_DEGRADED_OLDEST_QUEUED_MS: milliseconds(10 * 60_000, { max: MAX_AGE_MS }),
+  // Up to 7 days, as queueStats(windowSeconds) allows.
+  HEALTH_WINDOW_MS: milliseconds(3600_000, { min: 1000, max: 7 * 24 * 3600_000 }),
 
   JWT_SECRET: optionalText,
   JWT_JWKS_URL: optionalText.pipe(z.string().url("JWT_JWKS_URL must be an https:// URL").optional()),
@@ -90,7 +104,7 @@ const environmentSchema = z.object({
   GRAPHQL_INTROSPECTION: z.enum(["true", "false"]).optional(),
   GRAPHIQL: z.enum(["true", "false"]).optional(),
   ALLOWED_ORIGINS: z.string().default(""),
-  HEALTH_BROADCAST_INTERVAL_MS: milliseconds(5000),
+  HEALTH_BROADCAST_INTERVAL_MS: milliseconds(5000, { min: 10 }),
   HEALTH_CACHE_MS: milliseconds(2000),
   FINISHED_JOB_CACHE_ENTRIES: z.coerce.number().int().nonnegative().default(10_000),
   FINISHED_JOB_CACHE_TTL_MS: milliseconds(60_000),
@@ -132,6 +146,11 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
   const problems = parsed.success ? [] : parsed.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
   problems.push(...secretProblems(environment));
   if (parsed.success && parsed.data.EVENTS_TRANSPORT === "redis" && !parsed.data.REDIS_URL) problems.push("  EVENTS_TRANSPORT: redis needs REDIS_URL");
+  if (parsed.success && parsed.data.STALLED_THRESHOLD_MS < 2 * parsed.data.WORKER_HEARTBEAT_INTERVAL_MS) {
+    problems.push(
+      `  STALLED_THRESHOLD_MS: must be at least twice WORKER_HEARTBEAT_INTERVAL_MS (${parsed.data.WORKER_HEARTBEAT_INTERVAL_MS}), or jobs still running are recovered as stalled`,
+    );
+  }
   if (!parsed.success || problems.length > 0) throw new ConfigError(`Invalid configuration:\n${problems.join("\n")}`);
   const env = parsed.data;
   const production = env.NODE_ENV === "production";

@@ -74,6 +74,11 @@ export const MESSAGES = {
     fr: "Le fichier n'est pas un CSV valide à la ligne {line} (guillemet non fermé ou nombre de colonnes incorrect).",
     de: "Die Datei ist in Zeile {line} kein gültiges CSV (nicht geschlossenes Anführungszeichen oder falsche Spaltenanzahl).",
   },
+  "fileProblem.record_too_long": {
+    en: "The file has a record longer than 1,048,576 characters at line {line}: a line that long, or a quote opened there and never closed.",
+    fr: "Le fichier contient un enregistrement de plus de 1 048 576 caractères à la ligne {line} : une ligne aussi longue, ou un guillemet ouvert là et jamais fermé.",
+    de: "Die Datei enthält in Zeile {line} einen Datensatz mit mehr als 1.048.576 Zeichen: eine so lange Zeile oder ein dort geöffnetes und nie geschlossenes Anführungszeichen.",
+  },
   "fileProblem.missing_columns": {
     en: "The file's header lacks these columns: {fields}.",
     fr: "Il manque ces colonnes dans l'en-tête du fichier : {fields}.",

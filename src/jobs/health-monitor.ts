@@ -3,9 +3,12 @@ import type { Logger } from "../logger.js";
 import type { HealthStatus, QueueHealth } from "./health.js";
 
 /**
- * Computes queue health on a timer while anybody listens, and tells listeners when the status
- * changes. Every instance reads the same database, so each computes the same answer locally
- * rather than broadcasting it.
+ * Computes queue health on a timer while anybody listens, and tells every listener each check's
+ * status: each listener drops what it already shows. Only the changes of the monitor's own last
+ * status would miss a listener that joined between a change and its reversal (it read the new
+ * status when it joined, and the monitor, still at the old one, saw nothing change): that
+ * listener kept the passing status until the next real change. Every instance reads the same
+ * database, so each computes the same answer locally rather than broadcasting it.
  */
 export class HealthMonitor {
   private listeners = new Set<(change: QueueHealthChange) => void>();
@@ -32,17 +35,15 @@ export class HealthMonitor {
     };
   }
 
-  /** Checks now; announces a change of status to every listener. */
+  /** Checks now; tells every listener the status (previousStatus: the monitor's last check's). */
   async tick(): Promise<QueueHealth | null> {
     if (this.checking) return null;
     this.checking = true;
     try {
       const health = await this.check();
-      if (health.status !== this.lastStatus) {
-        const change: QueueHealthChange = { status: health.status, previousStatus: this.lastStatus, reasons: health.reasons, at: health.checkedAt.toISOString() };
-        this.lastStatus = health.status;
-        for (const listener of this.listeners) listener(change);
-      }
+      const change: QueueHealthChange = { status: health.status, previousStatus: this.lastStatus, reasons: health.reasons, at: health.checkedAt.toISOString() };
+      this.lastStatus = health.status;
+      for (const listener of this.listeners) listener(change);
       return health;
     } catch (error) {
       this.logger.warn({ err: error }, "queue health check failed");

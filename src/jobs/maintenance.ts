@@ -30,6 +30,8 @@ export interface MaintenanceOptions {
 export class Maintenance {
   private timers: NodeJS.Timeout[] = [];
   private running: Promise<unknown>[] = [];
+  /** Aborted by stop(): the deletions end after their current batch. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly options: MaintenanceOptions) {}
 
@@ -62,12 +64,13 @@ export class Maintenance {
       maxAgeMs,
       batchSize: this.options.retention.batchSize,
       clock: this.options.clock,
+      signal: this.stopping.signal,
     });
     if (deleted > 0) {
       this.options.logger.info({ deleted, maxAgeMs }, "finished jobs deleted");
       this.options.onDeleted?.(deleted);
     }
-    const orphans = await deleteOrphanFiles(this.options.pool, { batchSize: this.options.retention.batchSize, clock: this.options.clock });
+    const orphans = await deleteOrphanFiles(this.options.pool, { batchSize: this.options.retention.batchSize, clock: this.options.clock, signal: this.stopping.signal });
     if (orphans > 0) this.options.logger.info({ deleted: orphans }, "uploads that never became a validation run deleted");
     return deleted;
   }
@@ -75,7 +78,7 @@ export class Maintenance {
   async cleanupAudit(): Promise<number> {
     const { retention, pool, clock, logger } = this.options;
     if (retention.auditMaxAgeMs <= 0) return 0;
-    const deleted = await deleteOldAuditEvents(pool, { maxAgeMs: retention.auditMaxAgeMs, batchSize: retention.batchSize, clock });
+    const deleted = await deleteOldAuditEvents(pool, { maxAgeMs: retention.auditMaxAgeMs, batchSize: retention.batchSize, clock, signal: this.stopping.signal });
     if (deleted > 0) logger.info({ deleted, maxAgeMs: retention.auditMaxAgeMs }, "old audit events deleted");
     return deleted;
   }
@@ -98,6 +101,7 @@ export class Maintenance {
   }
 
   async stop(): Promise<void> {
+    this.stopping.abort();
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     await Promise.allSettled(this.running);

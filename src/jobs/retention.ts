@@ -12,16 +12,12 @@ import type { Clock } from "./types.js";
  */
 export async function deleteFinishedJobs(
   db: Pick<pg.Pool, "query">,
-  options: { maxAgeMs: number; batchSize: number; clock?: Clock; maxBatches?: number },
+  options: { maxAgeMs: number; batchSize: number; clock?: Clock; maxBatches?: number; signal?: AbortSignal },
 ): Promise<number> {
-  let deleted = 0;
-  for (let batch = 0; batch < (options.maxBatches ?? Number.POSITIVE_INFINITY); batch++) {
+  return inBatches(options, async () => {
     const result = await db.query<{ deleted: number }>(sql.DELETE_FINISHED_BATCH, [options.clock ? options.clock() : null, options.maxAgeMs, options.batchSize]);
-    const count = result.rows[0]!.deleted;
-    deleted += count;
-    if (count < options.batchSize) break;
-  }
-  return deleted;
+    return result.rows[0]!.deleted;
+  });
 }
 
 /** An upload still being stored is younger than this; an older one without a run was abandoned. */
@@ -30,25 +26,37 @@ export const ORPHAN_FILE_AGE_MS = 24 * 3600_000;
 /** Deletes uploaded files that never became a validation run, in batches like deleteFinishedJobs. */
 export async function deleteOrphanFiles(
   db: Pick<pg.Pool, "query">,
-  options: { maxAgeMs?: number; batchSize: number; clock?: Clock },
+  options: { maxAgeMs?: number; batchSize: number; clock?: Clock; signal?: AbortSignal },
 ): Promise<number> {
-  let deleted = 0;
-  for (;;) {
+  return inBatches(options, async () => {
     const result = await db.query(sql.DELETE_ORPHAN_FILES_BATCH, [options.clock ? options.clock() : null, options.maxAgeMs ?? ORPHAN_FILE_AGE_MS, options.batchSize]);
-    deleted += result.rowCount ?? 0;
-    if ((result.rowCount ?? 0) < options.batchSize) return deleted;
-  }
+    return result.rowCount ?? 0;
+  });
 }
 
 /** Deletes audit events older than `maxAgeMs`, in batches, like deleteFinishedJobs. */
 export async function deleteOldAuditEvents(
   db: Pick<pg.Pool, "query">,
-  options: { maxAgeMs: number; batchSize: number; clock?: Clock },
+  options: { maxAgeMs: number; batchSize: number; clock?: Clock; signal?: AbortSignal },
 ): Promise<number> {
-  let deleted = 0;
-  for (;;) {
+  return inBatches(options, async () => {
     const result = await db.query(sql.DELETE_AUDIT_BATCH, [options.clock ? options.clock() : null, options.maxAgeMs, options.batchSize]);
-    deleted += result.rowCount ?? 0;
-    if ((result.rowCount ?? 0) < options.batchSize) return deleted;
+    return result.rowCount ?? 0;
+  });
+}
+
+/**
+ * Runs `deleteBatch` until a batch deletes fewer than `batchSize` rows, after `maxBatches`, or once
+ * `signal` aborts: checked between batches, so that a shutdown does not wait for a backlog of
+ * millions (the first run after retention is turned on, or after a long outage) to be deleted.
+ * Returns how many rows were deleted.
+ */
+async function inBatches(options: { batchSize: number; maxBatches?: number; signal?: AbortSignal }, deleteBatch: () => Promise<number>): Promise<number> {
+  let deleted = 0;
+  for (let batch = 0; batch < (options.maxBatches ?? Number.POSITIVE_INFINITY) && !options.signal?.aborted; batch++) {
+    const count = await deleteBatch();
+    deleted += count;
+    if (count < options.batchSize) break;
   }
+  return deleted;
 }

@@ -172,6 +172,8 @@ export class WorkerPool {
       );
       await this.listener.start();
     }
+    // Stopped while its listener connected: the drain is done or under way, and must not be followed by timers.
+    if (this.stopping) return;
     this.pollTimer = setInterval(() => this.wake(), this.options.pollIntervalMs);
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.options.heartbeatIntervalMs);
     logger.info({ workerId: this.workerId, concurrency: this.options.concurrency, types: this.options.registry.types() }, "worker pool started");

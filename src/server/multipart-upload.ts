@@ -131,6 +131,12 @@ export function createMultipartUploadRoute(options: MultipartUploadOptions) {
         fields.set(name, value);
       });
       parser.on("file", (name, stream) => {
+        // Refused already (a part busboy had buffered comes after the refusal): nothing of it is
+        // stored, and nobody would delete it but the day-old orphan sweep.
+        if (settled) {
+          stream.resume();
+          return;
+        }
         if (!fields.has("operations") || !fields.has("map")) {
           stream.resume();
           return fail(new UploadRefused(400, "BAD_REQUEST", "The operations and map fields must come before the file (GraphQL multipart request spec)"));
@@ -163,6 +169,10 @@ export function createMultipartUploadRoute(options: MultipartUploadOptions) {
   // byte more), the stream fails at once (busboy would go on reading the request to its end).
   function limited(stream: Readable): AsyncIterable<Buffer> {
     stream.once("limit", () => stream.destroy(tooLarge()));
+    // The store reads the stream only once the file's row exists: a refusal meanwhile (a second
+    // file, a field after it) destroys the stream with its error before anyone listens, and an
+    // 'error' without a listener ends the process. The store's reading still throws it.
+    stream.on("error", () => {});
     return stream;
   }
 }

@@ -20,7 +20,7 @@ export interface CsvRecordSink {
 export const SAMPLE_BYTES = 64 * 1024;
 
 /** Longest record accepted, in characters: a quote never closed must not buffer the whole file. */
-const MAX_RECORD_CHARACTERS = 1 << 20;
+export const MAX_RECORD_CHARACTERS = 1 << 20;
 
 /**
  * Reads a CSV file pushed chunk by chunk, in constant memory: detects the encoding (first 64 kB)
@@ -125,6 +125,10 @@ export class CsvFileReader {
       else this.parser!.push(text);
     } catch (error) {
       // Only the code and the line: the record may hold personal data.
+      if (error instanceof CsvProblem && error.code === "CSV_MAX_RECORD_SIZE") {
+        // Its own reason: "an unclosed quote or a wrong number of columns" would send the user looking for the wrong thing.
+        throw new FileProblem("record_too_long", `Record longer than ${MAX_RECORD_CHARACTERS} characters at line ${error.line}`, { line: error.line, code: error.code });
+      }
       if (error instanceof CsvProblem) {
         throw new FileProblem("malformed_csv", `Malformed CSV at line ${error.line} (${error.code})`, { line: error.line, code: error.code });
       }

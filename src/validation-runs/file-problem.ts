@@ -1,7 +1,7 @@
 import { PermanentJobError } from "../jobs/job-errors.js";
 
 /** Why a file cannot be read; each has a user message in src/i18n/messages.ts (`fileProblem.<reason>`). */
-export type FileProblemReason = "empty_file" | "unsupported_encoding" | "bad_encoding" | "malformed_csv" | "missing_columns";
+export type FileProblemReason = "empty_file" | "unsupported_encoding" | "bad_encoding" | "malformed_csv" | "record_too_long" | "missing_columns";
 
 /**
  * An unreadable file: the job fails at once with FILE_ERROR (reading it again gives the same

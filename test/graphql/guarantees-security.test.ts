@@ -7,26 +7,15 @@ import { fileURLToPath } from "node:url";
 import { SignJWT } from "jose";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.js";
 import type { JobHandler } from "../../src/handlers/registry.js";
 import { createLogger } from "../../src/logger.js";
+import { configProblem } from "../support/config.js";
 import { startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 import { collect, tokenFor, wsClient } from "../support/graphql-client.js";
 import { codeOf, createAssessment, enqueue, gql, PARKED, readSse, wsClientWith } from "./helpers.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const handlers: JobHandler<any, any>[] = [{ type: "quick", run: async () => ({ ok: true }) }];
-
-/** loadConfig's error message, or null when it accepts the environment. */
-function configProblem(environment: Record<string, string>): string | null {
-  try {
-    loadConfig(environment);
-    return null;
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-}
 
 /** An HS256 token with `claims`; `exp`/`iat` in seconds since the epoch, or null to leave them out. */
 function sign(secret: string, claims: Record<string, unknown>, options: { exp?: number | null; iat?: number | null } = {}) {

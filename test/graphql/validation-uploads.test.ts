@@ -142,6 +142,30 @@ describe("createValidationRun's multipart uploads: limits, refusals, retention",
     await eventually(async () => ((await count("validation_files")) === before && (await count("validation_file_chunks")) === chunksBefore ? true : undefined));
   });
 
+  // The refusal came while the file's row was being created, before the store read the stream: its
+  // error had no listener, and the process exited on it (one request from any user).
+  it("survives a second file or a field after the file, refusing them with BAD_REQUEST and keeping nothing", async () => {
+    const before = await count("validation_files");
+    const send = async (extra: (form: FormData) => void) => {
+      const form = new FormData();
+      form.set("operations", JSON.stringify({ query: CREATE_VALIDATION_RUN, variables: { file: null, ruleSet: "billing-lines" } }));
+      form.set("map", JSON.stringify({ 0: ["variables.file"] }));
+      form.set("0", new Blob([billingCsv({ rows: 2 })]), "lines.csv");
+      extra(form);
+      const response = await fetch(`${conveyor.url}/graphql`, { method: "POST", headers: { authorization: `Bearer ${alice}`, "x-graphql-yoga-csrf": "1" }, body: form });
+      return { status: response.status, body: (await response.json()) as any };
+    };
+    for (let round = 0; round < 3; round++) {
+      const twoFiles = await send((form) => form.set("1", new Blob([billingCsv({ rows: 2 })]), "again.csv"));
+      expect([twoFiles.status, twoFiles.body.errors[0].extensions.code]).toEqual([400, "BAD_REQUEST"]);
+      const fieldAfter = await send((form) => form.set("extra", "1"));
+      expect([fieldAfter.status, fieldAfter.body.errors[0].extensions.code]).toEqual([400, "BAD_REQUEST"]);
+    }
+    // Still serving, and nothing of the refused uploads kept.
+    expect((await gql(conveyor, `{ __typename }`, {}, { token: alice })).data).toEqual({ __typename: "Query" });
+    await eventually(async () => ((await count("validation_files")) === before ? true : undefined));
+  });
+
   it("lists the rule sets, the shipped one documented column by column", async () => {
     const data = (await gql(conveyor, `{ ruleSets { id title columns { name type required severity allowedValues } crossFieldRules { id kind columns } } }`)).data!;
     const billing = data.ruleSets.find((set: any) => set.id === "billing-lines");

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { userMessage } from "../../src/jobs/error-categories.js";
 import { CsvFileReader } from "../../src/validation-runs/csv-reader.js";
+import { CsvRecordParser } from "../../src/validation-runs/csv-records.js";
 import { detectDelimiter } from "../../src/validation-runs/delimiter.js";
 import { completeUtf8Length, detectEncoding } from "../../src/validation-runs/encoding.js";
 import { FileProblem } from "../../src/validation-runs/file-problem.js";
@@ -100,6 +102,13 @@ describe("CsvFileReader", () => {
     expect(problemOf(Buffer.from("a,b\n1,\u0000\n")).facts).toEqual({ offset: 6, line: 2 });
   });
 
+  it("names a record past the length limit for what it is, not as malformed CSV", () => {
+    const endless = problemOf(Buffer.from(`a,b\n1,2\n"secret${"x".repeat(1 << 20)}`), 64 * 1024);
+    expect([endless.reason, endless.facts]).toEqual(["record_too_long", { line: 3, code: "CSV_MAX_RECORD_SIZE" }]);
+    expect(endless.message).not.toContain("secret");
+    expect(userMessage("FILE_ERROR", "en", { reason: endless.reason, ...endless.facts })).toMatch(/longer than 1,048,576 characters at line 3/);
+  });
+
   it("calls an empty file empty", () => {
     expect(problemOf(Buffer.alloc(0)).reason).toBe("empty_file");
     expect(problemOf(Buffer.from("\n\n")).reason).toBe("empty_file");
@@ -154,6 +163,25 @@ describe("CsvFileReader record parsing (RFC 4180), at every chunk boundary", () 
 });
 
 describe("CsvFileReader memory bound", () => {
+  // Long records are held back until the text after them is as long (csv-records.ts): the same
+  // records whatever the pieces, wide lines and quoted line breaks alike.
+  it("reads records longer than a piece the same in pieces as whole", () => {
+    const wide = Array.from({ length: 30_000 }, (_, index) => `c${index}`).join(",");
+    const quoted = `"${"line\n".repeat(30_000)}"`;
+    const text = `${wide}\n${wide}\n${Array.from({ length: 30_000 }, () => "1").join(",")}\n`;
+    const parse = (source: string, piece: number) => {
+      const records: string[][] = [];
+      const parser = new CsvRecordParser(",", (cells) => records.push(cells), 1 << 20);
+      for (let at = 0; at < source.length; at += piece) parser.push(source.slice(at, at + piece));
+      parser.end();
+      return records;
+    };
+    for (const source of [text, `a,b\n1,${quoted}\n2,3\n${quoted},4`]) {
+      const whole = parse(source, source.length);
+      for (const piece of [997, 8192, 65_536]) expect(parse(source, piece)).toEqual(whole);
+    }
+  });
+
   it("refuses a record longer than a mebi-character (a quote never closed) before the end of the file", () => {
     const problem = problemOf(Buffer.from(`a\n1\n"${"x".repeat((1 << 20) + 10)}`), 64 * 1024);
     expect(problem.facts).toEqual({ line: 3, code: "CSV_MAX_RECORD_SIZE" });
