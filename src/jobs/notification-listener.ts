@@ -29,15 +29,31 @@ export class NotificationListener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.connectionString, application_name: "conveyor-listener" });
+    // Keepalives: a connection cut without a reset (a partition, a NAT that forgot it) otherwise
+    // stays silent for good, and every notification after it is lost without an error.
+    const client = new pg.Client({ connectionString: this.connectionString, application_name: "conveyor-listener", keepAlive: true, keepAliveInitialDelayMillis: 30_000 });
     client.on("notification", (message) => this.onNotification(message.channel, message.payload ?? ""));
+    // Only the connection in use reconnects: a failed attempt's, ended below, must not end its successor.
     client.on("error", (error) => {
+      if (client !== this.client) return;
       this.logger.warn({ err: error }, "notification connection failed; reconnecting");
       this.scheduleReconnect();
     });
-    client.on("end", () => this.scheduleReconnect());
-    await client.connect();
-    for (const channel of this.channels) await client.query(`LISTEN ${channel}`);
+    client.on("end", () => {
+      if (client === this.client) this.scheduleReconnect();
+    });
+    try {
+      await client.connect();
+      for (const channel of this.channels) await client.query(`LISTEN ${channel}`);
+    } catch (error) {
+      // Connected but not listening (a LISTEN refused, the server gone in between): not kept, not leaked.
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      return;
+    }
     this.client = client;
     this.reconnectDelayMs = 100;
     this.onConnected((client as unknown as { processID: number }).processID);
