@@ -1,6 +1,5 @@
-import type { QueueHealthChange } from "../events/messages.js";
 import type { Logger } from "../logger.js";
-import type { HealthStatus, QueueHealth } from "./health.js";
+import type { QueueHealth } from "./health.js";
 
 /**
  * Computes queue health on a timer while anybody listens, and tells every listener each check's
@@ -11,9 +10,8 @@ import type { HealthStatus, QueueHealth } from "./health.js";
  * database, so each computes the same answer locally rather than broadcasting it.
  */
 export class HealthMonitor {
-  private listeners = new Set<(change: QueueHealthChange) => void>();
+  private listeners = new Set<(health: QueueHealth) => void>();
   private timer: NodeJS.Timeout | undefined;
-  private lastStatus: HealthStatus | null = null;
   private checking = false;
 
   constructor(
@@ -23,7 +21,7 @@ export class HealthMonitor {
   ) {}
 
   /** Registers a listener; returns the function that removes it. */
-  listen(listener: (change: QueueHealthChange) => void): () => void {
+  listen(listener: (health: QueueHealth) => void): () => void {
     this.listeners.add(listener);
     if (!this.timer && this.intervalMs > 0) {
       this.timer = setInterval(() => void this.tick(), this.intervalMs);
@@ -35,15 +33,13 @@ export class HealthMonitor {
     };
   }
 
-  /** Checks now; tells every listener the status (previousStatus: the monitor's last check's). */
+  /** Checks now; tells every listener the result. */
   async tick(): Promise<QueueHealth | null> {
     if (this.checking) return null;
     this.checking = true;
     try {
       const health = await this.check();
-      const change: QueueHealthChange = { status: health.status, previousStatus: this.lastStatus, reasons: health.reasons, at: health.checkedAt.toISOString() };
-      this.lastStatus = health.status;
-      for (const listener of this.listeners) listener(change);
+      for (const listener of this.listeners) listener(health);
       return health;
     } catch (error) {
       this.logger.warn({ err: error }, "queue health check failed");
@@ -56,6 +52,5 @@ export class HealthMonitor {
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
-    this.lastStatus = null;
   }
 }

@@ -274,8 +274,9 @@ export class JobLifecycle {
    * Not observed (metrics): the instance that wrote it may have counted it.
    */
   async announceCommitted(jobId: string): Promise<void> {
-    const { rows } = await this.pool.query(sql.SELECT_COMMITTED_CHANGE, [jobId]);
-    for (const row of rows) if (row.status !== "PROCESSING") this.publishSafely(toChange(row));
+    const { rows } = await this.pool.query(sql.SELECT_JOB, [jobId]);
+    const job = rows[0] ? jobFromRow(rows[0]) : null;
+    if (job && job.status !== "PROCESSING") this.publishSafely(changeOf(job, "PROCESSING"));
   }
 
   /**

@@ -662,9 +662,6 @@ export const WAKE_POOLS = `SELECT pg_notify('${JOBS_CHANNEL}', '')`;
 
 export const SELECT_JOB = `SELECT * FROM processing_jobs WHERE id = $1`;
 
-/** $1 a job id: its state as a change from PROCESSING (Lifecycle.announceCommitted). */
-export const SELECT_COMMITTED_CHANGE = `SELECT ${CHANGE_COLUMNS}, 'PROCESSING'::"JobStatus" AS from_status FROM processing_jobs WHERE id = $1`;
-
 /**
  * $1 job ids: their rows, each as one JSON document (queue.ts, findJobRecords), parsed once,
  * natively, instead of 37 columns through pg's type parsers and the row description's 37 names.

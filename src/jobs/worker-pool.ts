@@ -59,8 +59,6 @@ interface Attempt {
   settledPromise: Promise<void>;
   /** The attempt's outcome is written, or nothing more will be written for it. */
   finished: boolean;
-  /** Its outcome is known (being written, or dropped): progress reported from now on is ignored. */
-  closed: boolean;
   /** The outcome was written while the handler still ran: it ignored its abort signal. */
   abandoned: boolean;
   /** Its failure made the job due again at once: look for work as soon as this attempt is forgotten. */
@@ -455,7 +453,6 @@ export class WorkerPool {
       settled: false,
       settledPromise: Promise.resolve(),
       finished: false,
-      closed: false,
       abandoned: false,
       retryDue: false,
       done: Promise.resolve(),
@@ -482,8 +479,9 @@ export class WorkerPool {
       progress: async (stage, percent, bytes) => {
         controller.signal.throwIfAborted();
         // Work the handler left running after it returned: published now, a report would show the
-        // job running again after its outcome. Not thrown: nobody is left to catch it.
-        if (attempt.closed) {
+        // job running again after its outcome (the outcome's write is queued after the handler
+        // settled). Not thrown: nobody is left to catch it.
+        if (attempt.settled) {
           logger().debug({ stage }, "progress reported after the attempt ended; ignored");
           return;
         }
@@ -540,7 +538,6 @@ export class WorkerPool {
     try {
       result = await outcome;
     } catch (error) {
-      attempt.closed = true;
       const reason = signal.aborted ? signal.reason : undefined;
       if (reason instanceof JobAbortReason && reason.kind === "lost") {
         logger().info("attempt stopped: its claim was taken over");
@@ -564,7 +561,6 @@ export class WorkerPool {
       await this.recordFailure(attempt, error, reason, logger);
       return;
     }
-    attempt.closed = true;
     if (signal.aborted && signal.reason instanceof JobAbortReason && signal.reason.kind === "lost") return;
     // A handler that returned, even after a shutdown or cancel signal, did its work: record it.
     try {

@@ -1,6 +1,6 @@
 import { Repeater } from "@graphql-yoga/subscription";
 import type { QueueHealthChange } from "../../events/messages.js";
-import type { QueueHealth, QueueStats } from "../../jobs/health.js";
+import type { HealthStatus, QueueHealth, QueueStats } from "../../jobs/health.js";
 import type { ThroughputBucket, ThroughputSeries } from "../../jobs/throughput-series.js";
 import { builder } from "../builder.js";
 import { badInput } from "../errors.js";
@@ -144,12 +144,12 @@ builder.subscriptionField("queueHealthChanged", (t) =>
       const { healthMonitor, jobs, logger } = context.services;
       const current = await jobs.health();
       const source = new Repeater<QueueHealthChange>(async (push, stop) => {
-        await push({ status: current.status, previousStatus: null, reasons: current.reasons, at: current.checkedAt.toISOString() });
+        await push(healthChange(current, null));
         let last = current.status;
-        const unlisten = healthMonitor.listen((change) => {
-          if (change.status === last) return;
-          const event = { ...change, previousStatus: last };
-          last = change.status;
+        const unlisten = healthMonitor.listen((health) => {
+          if (health.status === last) return;
+          const event = healthChange(health, last);
+          last = health.status;
           void push(event);
         });
         await stop;
@@ -160,3 +160,8 @@ builder.subscriptionField("queueHealthChanged", (t) =>
     resolve: (change) => change,
   }),
 );
+
+/** A check's result as this subscriber's change, from the status it showed before. */
+function healthChange(health: QueueHealth, previousStatus: HealthStatus | null): QueueHealthChange {
+  return { status: health.status, previousStatus, reasons: health.reasons, at: health.checkedAt.toISOString() };
+}
