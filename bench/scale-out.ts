@@ -247,6 +247,8 @@ async function fanoutRun(options: { servers: number; subscribers: number; jobCou
         WORKER_POLL_INTERVAL_MS: "200",
         TICKS: String(ticks),
         TICK_MS: String(tickMs),
+        // CALLERS=shared is one caller on every socket: past the per-caller limits a deployment keeps.
+        ...(callers === "shared" ? { GRAPHQL_MAX_SOCKETS_PER_CALLER: "1000000", GRAPHQL_MAX_STREAMS_PER_CALLER: "1000000" } : {}),
       }),
       children,
     );

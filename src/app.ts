@@ -193,7 +193,15 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
   const services: Services = { prisma: database.prisma, jobs, assessments, validationRuns, events, healthMonitor, logger };
   const verifyToken = createTokenVerifier(config.auth);
   const finishedJobCache = createFinishedJobCache(config, events, logger, metrics);
-  const graphql = createGraphQLApp({ config, services, logger, verifyToken, metricsPlugin: metrics.graphqlPlugin(), finishedJobCache: finishedJobCache?.cache });
+  const graphql = createGraphQLApp({
+    config,
+    services,
+    logger,
+    verifyToken,
+    metricsPlugin: metrics.graphqlPlugin(),
+    finishedJobCache: finishedJobCache?.cache,
+    callerLimitRefused: metrics.countCallerLimitRefusal,
+  });
   metrics.attach({
     health: () => jobs.health(),
     workerPool,

@@ -98,6 +98,8 @@ const environmentSchema = z.object({
   GRAPHQL_MAX_COST: z.coerce.number().int().min(1).default(5000),
   GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).default(30),
   GRAPHQL_MAX_SUBSCRIPTIONS_PER_SOCKET: z.coerce.number().int().min(1).default(1000),
+  GRAPHQL_MAX_STREAMS_PER_CALLER: z.coerce.number().int().min(1).default(1000),
+  GRAPHQL_MAX_SOCKETS_PER_CALLER: z.coerce.number().int().min(1).default(100),
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(1).default(2000),
   GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).default(20),
   GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(100_000),
@@ -223,6 +225,8 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env) {
       maxDirectives: env.GRAPHQL_MAX_DIRECTIVES,
       maxBodyBytes: env.GRAPHQL_MAX_BODY_BYTES,
       maxSubscriptionsPerSocket: env.GRAPHQL_MAX_SUBSCRIPTIONS_PER_SOCKET,
+      maxStreamsPerCaller: env.GRAPHQL_MAX_STREAMS_PER_CALLER,
+      maxSocketsPerCaller: env.GRAPHQL_MAX_SOCKETS_PER_CALLER,
       introspection: env.GRAPHQL_INTROSPECTION ? env.GRAPHQL_INTROSPECTION === "true" : !production,
       graphiql: env.GRAPHIQL ? env.GRAPHIQL === "true" : !production,
       // Field suggestions ("did you mean …") reveal the schema; hidden in production.

@@ -26,6 +26,7 @@ import { isAsyncIterable } from "../graphql/streams.js";
 import { useCompiledSubscriptionEvents } from "../graphql/compiled-subscription-events.js";
 import { coalesceWrites } from "./socket-writes.js";
 import { SharedSubscriptions, SubscriptionRefused } from "./shared-subscriptions.js";
+import { CallerCounts, LiveStreamQuota } from "./caller-limits.js";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -36,6 +37,8 @@ type SocketExtra = {
   request: IncomingMessage;
   viewer?: Viewer | null;
   locale?: Locale;
+  /** Gives back the socket's place among its caller's (GRAPHQL_MAX_SOCKETS_PER_CALLER). */
+  releaseSocket?: () => void;
 };
 
 export interface GraphQLApp {
@@ -61,9 +64,14 @@ export function createGraphQLApp(options: {
   metricsPlugin?: Plugin;
   /** Answers to `job(id)` of finished jobs, replayed without executing. */
   finishedJobCache?: FinishedJobCache;
+  /** A caller was refused a WebSocket or a live subscription past its limit (for /metrics). */
+  callerLimitRefused?: (limit: "sockets" | "streams") => void;
 }): GraphQLApp {
   const { config, services, logger, verifyToken } = options;
   const limits = config.graphql;
+  const refused = options.callerLimitRefused ?? (() => {});
+  const liveStreams = new LiveStreamQuota(limits.maxStreamsPerCaller, () => refused("streams"));
+  const socketsByCaller = new CallerCounts(limits.maxSocketsPerCaller);
 
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
@@ -112,6 +120,7 @@ export function createGraphQLApp(options: {
       useRejectUnstorableText(),
       useEndStreamsAtTokenExpiry(),
       useCompiledSubscriptionEvents(),
+      liveStreams.plugin(),
       useCSRFPreventionWithCode(),
       ...(limits.introspection ? [] : [useNoIntrospection()]),
     ],
@@ -155,6 +164,7 @@ export function createGraphQLApp(options: {
       jsonMessageReplacer: serializeOnce.replacer,
       onClose: (context) => {
         connections.delete(context);
+        context.extra.releaseSocket?.();
       },
       onConnect: async (context) => {
         connections.add(context);
@@ -162,19 +172,34 @@ export function createGraphQLApp(options: {
         const raw = params.authorization ?? params.Authorization ?? params.token;
         const token = typeof raw === "string" ? (bearerToken(raw) ?? raw) : null;
         context.extra.locale = negotiateLocale(context.extra.request.headers["accept-language"]);
-        if (!token) {
-          context.extra.viewer = null;
-          return true;
+        let expiresAt: number | null = null;
+        if (!token) context.extra.viewer = null;
+        else {
+          try {
+            const { expiresAt: expiry, ...viewer } = await verifyToken(token);
+            context.extra.viewer = viewer;
+            expiresAt = expiry;
+          } catch {
+            // graphql-ws closes the socket with 4403 Forbidden.
+            return false;
+          }
         }
-        try {
-          const { expiresAt, ...viewer } = await verifyToken(token);
-          context.extra.viewer = viewer;
-          closeAtExpiry(context.extra.socket, expiresAt);
-          return true;
-        } catch {
-          // graphql-ws closes the socket with 4403 Forbidden.
+        const { socket, request } = context.extra;
+        // Closed while its token was verified: onClose has run, and would never give a place back.
+        if (socket.readyState !== socket.OPEN) return false;
+        // Every open socket costs memory and a timer whether or not it subscribes. Anonymous ones
+        // (they may ask who they are, or learn that a token is needed) count per address.
+        const viewer = context.extra.viewer;
+        const release = socketsByCaller.take(viewer ? `caller:${viewer.id}` : `anonymous:${request.socket.remoteAddress ?? ""}`);
+        if (!release) {
+          refused("sockets");
+          // Forbidden, as graphql-ws says it, with the reason: its clients retry this one later.
+          socket.close(4403, `Too many connections: at most ${limits.maxSocketsPerCaller} per caller`);
           return false;
         }
+        context.extra.releaseSocket = release;
+        if (expiresAt !== null) closeAtExpiry(socket, expiresAt);
+        return true;
       },
       onSubscribe: async (context, _id, payload) => {
         // This one is counted already (graphql-ws enters it before asking).
@@ -220,7 +245,9 @@ export function createGraphQLApp(options: {
       },
       execute: (args) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
       subscribe: async (args) => {
-        const outcome = await shared.subscribe(args, () => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never);
+        const outcome = await liveStreams.admit(args.contextValue as GraphQLContext, () =>
+          shared.subscribe(args, () => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never),
+        );
         // A subscription that never started (forbidden, not found, invalid arguments) is refused
         // with an `error` message, the protocol's answer to a failed Subscribe, rather than a
         // `next` whose payload is only errors: clients see it in their error callback.

@@ -54,6 +54,7 @@ export class ConveyorMetrics {
   private readonly graphqlErrors: Counter<"operation" | "code">;
   private readonly sseSubscriptions: Gauge;
   private readonly cachedAnswers: Counter<"operation">;
+  private readonly callerLimitRefusals: Counter<"limit">;
   /** The operation each HTTP request runs, for the request histogram's labels. */
   private readonly operations = new WeakMap<Request, { name: string; type: string }>();
   private healthErrors!: Counter;
@@ -115,6 +116,12 @@ export class ConveyorMetrics {
       registers,
     });
     this.sseSubscriptions = new Gauge({ name: "conveyor_sse_subscriptions", help: "Subscriptions streaming over SSE.", registers });
+    this.callerLimitRefusals = new Counter({
+      name: "conveyor_caller_limit_refusals_total",
+      help: "WebSockets (limit 'sockets') and live subscriptions (limit 'streams') refused because their caller held the most allowed on this instance.",
+      labelNames: ["limit"],
+      registers,
+    });
     this.cachedAnswers = new Counter({
       name: "conveyor_graphql_cached_answers_total",
       help: "Queries answered from the finished-job cache without running them, by operation.",
@@ -232,6 +239,10 @@ export class ConveyorMetrics {
     const name = this.operationLabel(operation.name);
     this.operations.set(request, { name, type: operation.type });
     this.cachedAnswers.inc({ operation: name });
+  };
+
+  readonly countCallerLimitRefusal = (limit: "sockets" | "streams"): void => {
+    this.callerLimitRefusals.inc({ limit });
   };
 
   /**
