@@ -1,11 +1,13 @@
 import { apiError } from "./errors.js";
 
 export interface EagerReadOptions<T> {
-  /** Values waiting past this many end the stream with SUBSCRIBER_TOO_SLOW. */
+  /** Values waiting past this many end the stream with SUBSCRIBER_TOO_SLOW, or with `whenFull: "replaceLast"` replace the last one waiting. */
   limit: number;
   keep?: (value: T) => boolean;
   /** Folds `value` into the last one still waiting, or answers null to queue it. */
   merge?: (waiting: T, value: T) => T | null;
+  /** "replaceLast": for streams whose every value is the whole current state, where the newest makes the one before it moot. */
+  whenFull?: "end" | "replaceLast";
   tooSlow: string;
 }
 
@@ -96,6 +98,10 @@ class EagerReader<T> implements AsyncIterableIterator<T> {
       return;
     }
     const last = this.waiting.length > 0 ? this.waiting[this.waiting.length - 1]! : undefined;
+    if (this.waiting.length >= this.options.limit && this.options.whenFull === "replaceLast") {
+      this.waiting[this.waiting.length - 1] = value;
+      return;
+    }
     const merged = last !== undefined && this.options.merge ? this.options.merge(last, value) : null;
     if (merged !== null) this.waiting[this.waiting.length - 1] = merged;
     else this.waiting.push(value);

@@ -22,7 +22,7 @@ import type { UploadRegistry } from "../validation-runs/upload-registry.js";
 import { SerializeOnce } from "./serialize-once.js";
 import { useEndStreamsAtTokenExpiry } from "./stream-expiry.js";
 import { callAt } from "./timer-at.js";
-import { isAsyncIterable } from "../graphql/streams.js";
+import { isAsyncIterable, maskStreamError } from "../graphql/streams.js";
 import { useCompiledSubscriptionEvents } from "../graphql/compiled-subscription-events.js";
 import { coalesceWrites } from "./socket-writes.js";
 import { SharedSubscriptions, SubscriptionRefused } from "./shared-subscriptions.js";
@@ -254,10 +254,13 @@ export function createGraphQLApp(options: {
         return (isAsyncIterable(outcome) || !outcome.errors?.length ? outcome : refusedStream(outcome)) as never;
       },
       // A refusal carries every error of the result it replaces, with their paths and codes. Like
-      // yoga over HTTP, the extensions meant for the server (http, unexpected) stay on it.
+      // yoga over HTTP, the extensions meant for the server (http, unexpected) stay on it. A stream
+      // that failed with anything but an API error (graphql-ws sends its message as it is) ends with
+      // a masked one, and the error goes to the log.
       onError: (_context, _id, _payload, errors) => {
         const refusal = errors[0]?.originalError;
-        return (refusal instanceof SubscriptionRefused ? refusal.errors : errors).map(formatForClient);
+        if (refusal instanceof SubscriptionRefused) return refusal.errors.map(formatForClient);
+        return errors.map((error) => formatForClient(error.originalError && !error.extensions.code ? (maskStreamError(error, logger) as GraphQLError) : error));
       },
       // One payload object per result, whichever socket it goes to, so that its text is made once.
       onNext: (_context, _id, _payload, _args, result) => serializeOnce.payloadOf(result),

@@ -1,4 +1,3 @@
-import { Repeater } from "@graphql-yoga/subscription";
 import { getOperationAST, type ExecutionArgs, type ExecutionResult, type GraphQLError } from "graphql";
 import type { GraphQLContext } from "../graphql/context.js";
 import { readEagerly } from "../graphql/eager-reader.js";
@@ -32,6 +31,8 @@ const OPERATOR_CHANGE_STREAMS = new Set(["jobUpdates", "jobUpdateBatches"]);
 
 /** Results kept for a follower of a change stream that reads slower than they come; then it ends. */
 const FOLLOWER_BACKLOG = 10_000;
+/** Results kept for a follower of a state stream; past them the newest replaces the last one waiting. */
+const FOLLOWER_STATE_BACKLOG = 1000;
 
 interface Shared {
   /** A state stream: a follower starts with the latest result. A change stream: with the next one. */
@@ -41,6 +42,15 @@ interface Shared {
   closers: Set<(error?: unknown) => void>;
   latest: ExecutionResult | null;
   source: AsyncIterator<ExecutionResult> | null;
+  /**
+   * The read of the source in flight, or the last one, settled. Reads go one at a time (see read):
+   * a pump that took over while the first subscriber's read was pending read beside it, and the
+   * two executions could finish in either order, or the second find the end and close the
+   * followers before the first delivered the final state.
+   */
+  reading: Promise<unknown>;
+  /** source.return() was called: once, whoever ends the stream. */
+  returned: boolean;
   /**
    * The first subscriber of a state stream reads the source itself while it stays; then a pump takes
    * over. A change stream is pumped from its first read, each subscriber a follower with a backlog of
@@ -70,7 +80,18 @@ export class SharedSubscriptions {
     const { key, replay } = sharing;
     const existing = this.streams.get(key);
     if (existing) return existing.replay ? this.follow(key, existing) : this.followChanges(key, existing);
-    const shared: Shared = { replay, listeners: new Set(), closers: new Set(), latest: null, source: null, leaderPresent: replay, pumping: false, ended: false };
+    const shared: Shared = {
+      replay,
+      listeners: new Set(),
+      closers: new Set(),
+      latest: null,
+      source: null,
+      reading: Promise.resolve(),
+      returned: false,
+      leaderPresent: replay,
+      pumping: false,
+      ended: false,
+    };
     this.streams.set(key, shared);
     let outcome: Outcome;
     try {
@@ -100,7 +121,6 @@ export class SharedSubscriptions {
    * followers. A plain iterator rather than a generator, so that it adds no hop per event.
    */
   private lead(key: string, shared: Shared): Results {
-    const source = shared.source!;
     const leave = async (error?: unknown): Promise<void> => {
       if (!shared.leaderPresent) return;
       shared.leaderPresent = false;
@@ -115,13 +135,8 @@ export class SharedSubscriptions {
         // Gone already (its execution was still running when it left): the others' reader took over.
         if (!shared.leaderPresent) return { done: true, value: undefined };
         try {
-          const next = await source.next();
-          if (next.done) {
-            shared.leaderPresent = false;
-            this.end(key, shared);
-          } else {
-            this.broadcast(shared, next.value);
-          }
+          const next = await this.read(key, shared);
+          if (next.done) shared.leaderPresent = false;
           return next;
         } catch (error) {
           await leave(error);
@@ -137,22 +152,30 @@ export class SharedSubscriptions {
     return iterator;
   }
 
+  /**
+   * A state stream's later subscriber: the latest result, then every later one. Each is the whole
+   * current state, so one that falls FOLLOWER_STATE_BACKLOG results behind has the last of them
+   * replaced by the newest rather than its stream ended: a Repeater's queue here overflowed past
+   * 1,024 waiting results, and its error ended the stream for every subscriber.
+   */
   private follow(key: string, shared: Shared): Results {
-    return new Repeater<ExecutionResult>(async (push, stop) => {
-      // All in one synchronous step: the latest result is queued first and the listener and closer
-      // are in place before anything else can be broadcast or end the stream. (Awaiting the push
-      // waited for the client to take it, and whatever came meanwhile, the end included, was lost.)
-      if (shared.latest) void push(shared.latest);
-      const listener = (result: ExecutionResult) => void push(result);
-      shared.listeners.add(listener);
-      shared.closers.add(stop);
-      // A follower's executor runs on its first read, which may come after the stream ended.
-      if (shared.ended) stop(shared.endError);
-      await stop;
-      shared.listeners.delete(listener);
-      shared.closers.delete(stop);
-      await this.releaseIfUnread(key, shared);
-    });
+    return readEagerly<ExecutionResult>(
+      (listener, end) => {
+        // All in one synchronous step: the latest result waits first, and the listener and closer
+        // are in place before anything else can be broadcast or end the stream.
+        if (shared.latest) listener(shared.latest);
+        shared.listeners.add(listener);
+        shared.closers.add(end);
+        // A follower starts listening on its first read, which may come after the stream ended.
+        if (shared.ended) end(shared.endError);
+        return () => {
+          shared.listeners.delete(listener);
+          shared.closers.delete(end);
+          void this.releaseIfUnread(key, shared);
+        };
+      },
+      { limit: FOLLOWER_STATE_BACKLOG, whenFull: "replaceLast", tooSlow: "never: the last result waiting is replaced" },
+    );
   }
 
   /** A change stream's subscriber: every result from now on, in a backlog of its own, bounded. */
@@ -176,15 +199,31 @@ export class SharedSubscriptions {
   private async pump(key: string, shared: Shared): Promise<void> {
     shared.pumping = true;
     try {
-      while (!shared.ended) {
-        const next = await shared.source!.next();
-        if (next.done) break;
-        this.broadcast(shared, next.value);
-      }
-      this.end(key, shared);
-    } catch (error) {
-      this.end(key, shared, error);
+      while (!shared.ended) if ((await this.read(key, shared)).done) break;
+    } catch {
+      // read() ended the stream with the error.
     }
+  }
+
+  /**
+   * The next result of the source, handed to every follower, after any read in flight (see
+   * `reading`); the end, or a failure, ends the stream.
+   */
+  private read(key: string, shared: Shared): Promise<IteratorResult<ExecutionResult>> {
+    const reading = shared.reading.then(async (): Promise<IteratorResult<ExecutionResult>> => {
+      if (shared.ended) return { done: true, value: undefined };
+      try {
+        const next = await shared.source!.next();
+        if (next.done) this.end(key, shared);
+        else this.broadcast(shared, next.value);
+        return next;
+      } catch (error) {
+        this.end(key, shared, error);
+        throw error;
+      }
+    });
+    shared.reading = reading.catch(() => undefined);
+    return reading;
   }
 
   private broadcast(shared: Shared, result: ExecutionResult): void {
@@ -192,11 +231,21 @@ export class SharedSubscriptions {
     for (const listener of shared.listeners) listener(result);
   }
 
-  private end(key: string, shared: Shared, error?: unknown): void {
-    shared.ended = true;
-    shared.endError = error;
+  /** Ends the stream for everyone, and the execution with it (its listener, its registration). */
+  private end(key: string, shared: Shared, error?: unknown): Promise<void> {
+    if (!shared.ended) {
+      shared.ended = true;
+      shared.endError = error;
+    }
     if (this.streams.get(key) === shared) this.streams.delete(key);
     for (const close of [...shared.closers]) close(error);
+    return this.returnSource(shared);
+  }
+
+  private async returnSource(shared: Shared): Promise<void> {
+    if (shared.returned || !shared.source) return;
+    shared.returned = true;
+    await Promise.resolve(shared.source.return?.()).catch(() => undefined);
   }
 
   /** Stops the execution once nobody reads it any more. */
@@ -205,8 +254,7 @@ export class SharedSubscriptions {
   }
 
   private async release(key: string, shared: Shared): Promise<void> {
-    this.end(key, shared);
-    await shared.source?.return?.();
+    await this.end(key, shared);
   }
 }
 

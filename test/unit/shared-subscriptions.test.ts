@@ -14,6 +14,24 @@ const event = (status: string, progress: number): ExecutionResult => ({ data: { 
 const progressOf = (result: ExecutionResult) => (result.data as { jobProgress: { status: string; progress: number } }).jobProgress;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * graphql's subscribe over published values: each mapped through `execute`, which takes a moment;
+ * `publish` receives the function that publishes. An `execute` answering null ends the stream.
+ */
+function executedSource<T>(publish: (to: (value: T) => void) => void, execute: (value: T) => Promise<ExecutionResult | null>): AsyncIterableIterator<ExecutionResult> {
+  const source = readEagerly<T>((listener) => (publish(listener), () => publish(() => {})), { limit: 100, tooSlow: "too slow" });
+  const mapped: AsyncIterableIterator<ExecutionResult> = {
+    async next() {
+      const next = await source.next();
+      const result = next.done ? null : await execute(next.value);
+      return result ? { value: result, done: false } : { value: undefined, done: true };
+    },
+    return: () => source.return!() as Promise<IteratorResult<ExecutionResult>>,
+    [Symbol.asyncIterator]: () => mapped,
+  };
+  return mapped;
+}
+
 /** Reads to the end like graphql-ws does: the next read only once the last result is sent. */
 async function consume(results: AsyncIterable<ExecutionResult>, pause: () => Promise<unknown>): Promise<ExecutionResult[]> {
   const seen: ExecutionResult[] = [];
@@ -139,21 +157,14 @@ describe("shared subscriptions", () => {
 
   it("keeps the followers going when the first subscriber leaves while its result is being executed and its loop reads once more", async () => {
     let publish: (value: number) => void = () => {};
-    // graphql's subscribe: the source mapped through an execution that takes a moment.
-    const run = () => {
-      const source = readEagerly<number>((listener) => ((publish = listener), () => (publish = () => {})), { limit: 100, tooSlow: "too slow" });
-      const mapped: AsyncIterableIterator<ExecutionResult> = {
-        async next() {
-          const next = await source.next();
-          if (next.done) return next;
+    const run = () =>
+      executedSource<number>(
+        (to) => (publish = to),
+        async (value) => {
           await sleep(20);
-          return { value: event("PROCESSING", next.value), done: false };
+          return event("PROCESSING", value);
         },
-        return: () => source.return!() as Promise<IteratorResult<ExecutionResult>>,
-        [Symbol.asyncIterator]: () => mapped,
-      };
-      return mapped;
-    };
+      );
     const shared = new SharedSubscriptions();
     const first = ((await shared.subscribe(args(), run)) as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
     const follower = ((await shared.subscribe(args(), run)) as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
@@ -177,5 +188,105 @@ describe("shared subscriptions", () => {
     }
     expect(seen).toEqual([1, 2, 3, 4, 5]);
     await follower.return!();
+  });
+
+  it("reads the execution once at a time when the first subscriber leaves during a read: the followers get every result in order, the last one before the end", async () => {
+    let publish: (value: number | "end") => void = () => {};
+    let inFlight = 0;
+    let mostInFlight = 0;
+    // A job's events: the first result takes longer to execute than the next, and the stream ends
+    // after the final state.
+    const run = () => {
+      const mapped = executedSource<number | "end">(
+        (to) => (publish = to),
+        async (value) => {
+          if (value === "end") return null;
+          await sleep(value === 1 ? 40 : 1);
+          return event(value === 2 ? "COMPLETED" : "PROCESSING", value);
+        },
+      );
+      const next = mapped.next.bind(mapped);
+      mapped.next = async () => {
+        mostInFlight = Math.max(mostInFlight, ++inFlight);
+        try {
+          return await next();
+        } finally {
+          inFlight--;
+        }
+      };
+      return mapped;
+    };
+    const shared = new SharedSubscriptions();
+    const first = ((await shared.subscribe(args(), run)) as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
+    const follower = ((await shared.subscribe(args(), run)) as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
+    const followed = consume({ [Symbol.asyncIterator]: () => follower }, () => Promise.resolve());
+    const firstRead = first.next();
+    await sleep(5);
+    publish(1);
+    await sleep(5);
+    // It leaves while result 1 is executed for it; the final state and the end follow at once.
+    await first.return!();
+    publish(2);
+    publish("end");
+    await firstRead;
+    const seen = await Promise.race([followed, sleep(2000).then(() => "never completed" as const)]);
+    expect(seen === "never completed" ? seen : seen.map((result) => `${progressOf(result).status} ${progressOf(result).progress}`)).toEqual(["PROCESSING 1", "COMPLETED 2"]);
+    expect(mostInFlight).toBe(1);
+  });
+
+  it("keeps a state stream going for everyone when one follower stops reading: that follower later gets what it kept and the newest result, then the end", async () => {
+    let push: (result: ExecutionResult) => void = () => {};
+    let finish: () => void = () => {};
+    const run = () =>
+      new Repeater<ExecutionResult>(async (next, stop) => {
+        push = (result) => void next(result);
+        finish = () => stop();
+        await stop;
+      });
+    const shared = new SharedSubscriptions();
+    const first = ((await shared.subscribe(args(), run)) as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
+    const idle = ((await shared.subscribe(args(), run)) as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
+    const firstRead = first.next();
+    await new Promise(setImmediate);
+    push(event("PROCESSING", 0));
+    expect(progressOf((await firstRead).value).progress).toBe(0);
+    // Its first read starts it: from the latest result on, then it reads no more while 5,000 come.
+    expect(progressOf((await idle.next()).value).progress).toBe(0);
+    for (let progress = 1; progress <= 5000; progress++) {
+      push(event(progress === 5000 ? "COMPLETED" : "PROCESSING", progress));
+      expect(progressOf((await first.next()).value).progress).toBe(progress);
+    }
+    finish();
+    expect((await first.next()).done).toBe(true);
+    const rest: number[] = [];
+    for (let next = await idle.next(); !next.done; next = await idle.next()) rest.push(progressOf(next.value).progress);
+    expect(rest.length).toBe(1000);
+    expect(rest.slice(0, 3)).toEqual([1, 2, 3]);
+    expect(rest.at(-1)).toBe(5000);
+  });
+
+  it("ends the execution (its listener) when the shared stream fails, not only when everyone leaves", async () => {
+    let returned = 0;
+    const run = () => {
+      const failing: AsyncIterableIterator<ExecutionResult> = {
+        next: () => Promise.reject(new Error("the source failed")),
+        return: async () => {
+          returned++;
+          return { done: true, value: undefined };
+        },
+        [Symbol.asyncIterator]: () => failing,
+      };
+      return failing;
+    };
+    const shared = new SharedSubscriptions();
+    const first = ((await shared.subscribe(args(), run)) as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
+    const follower = ((await shared.subscribe(args(), run)) as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
+    const followerEnd = follower.next().then(
+      () => "completed",
+      (error: Error) => error.message,
+    );
+    await expect(first.next()).rejects.toThrow("the source failed");
+    expect(await followerEnd).toBe("the source failed");
+    expect(returned).toBe(1);
   });
 });
