@@ -127,6 +127,24 @@ export class ListenerRegistry {
     return waiter.promise;
   }
 
+  /**
+   * Settles once every topic listened to now is registered under the current LISTEN connection
+   * (registrations that fail are retried until they succeed or this closes). A re-read of the
+   * followed jobs after a reconnection must wait for it: a change committed before the new
+   * connection's registration is sent to nobody, and one read before it would miss it.
+   */
+  async whenAllListening(): Promise<void> {
+    const topics = [...this.wanted];
+    while (!this.closed) {
+      try {
+        await Promise.all(topics.map((topic) => this.whenListening(topic)));
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS).unref());
+      }
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.sweepTimer);

@@ -114,7 +114,11 @@ export function createPgEventTarget(options: {
     logger,
     () => {
       logger.info("event notifications reconnected");
-      options.onReconnect?.();
+      // Once the topics are registered under the new connection: changes committed before that
+      // reach nobody, so a re-read before it could miss them for good.
+      void registry.whenAllListening().then(() => {
+        if (!closed) options.onReconnect?.();
+      });
     },
     (pid) => registry.connected(pid),
   );
