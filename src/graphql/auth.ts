@@ -1,6 +1,10 @@
 import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTVerifyGetKey } from "jose";
+import { storableText } from "../jobs/storable-text.js";
 
 export type Role = "user" | "operator";
+
+/** The longest token subject (`sub`) taken. */
+export const MAX_SUBJECT_LENGTH = 255;
 
 /** Who is calling: the token's subject and role. */
 export interface Viewer {
@@ -61,6 +65,10 @@ export function createTokenVerifier(settings: AuthSettings): (token: string) => 
         algorithms: settings.jwksUrl ? undefined : ["HS256"],
       });
       if (typeof payload.sub !== "string" || payload.sub.length === 0) throw new InvalidTokenError("The token has no subject");
+      // The subject becomes the owner of what the caller creates, in rows and in the notifications
+      // that carry job changes to other instances (whole under 8 kB, or not sent at all).
+      if (payload.sub.length > MAX_SUBJECT_LENGTH) throw new InvalidTokenError(`The token's subject is longer than ${MAX_SUBJECT_LENGTH} characters`);
+      if (storableText(payload.sub) !== payload.sub) throw new InvalidTokenError("The token's subject holds a character that cannot be stored (NUL or an unpaired surrogate)");
       const role = payload.role ?? "user";
       if (role !== "user" && role !== "operator") throw new InvalidTokenError("The token's role must be user or operator");
       if (typeof payload.exp !== "number") throw new InvalidTokenError("The token has no expiry (exp)");

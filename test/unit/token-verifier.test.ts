@@ -23,4 +23,14 @@ describe("token verification", () => {
     await expect(verify(forged)).rejects.toBeInstanceOf(InvalidTokenError);
     await expect(verify(forged)).rejects.toBeInstanceOf(InvalidTokenError);
   });
+
+  it("refuses a subject that could not be the owner of rows and notifications: longer than 255 characters, or with a NUL or an unpaired surrogate", async () => {
+    const verify = createTokenVerifier({ secret });
+    const now = Math.floor(Date.now() / 1000);
+    const subject = async (sub: string) => verify(await sign({ sub, iat: now, exp: now + 60 })).then((viewer) => viewer.id, (error: Error) => error.message);
+    expect(await subject("a".repeat(255))).toBe("a".repeat(255));
+    expect(await subject("a".repeat(256))).toBe("The token's subject is longer than 255 characters");
+    expect(await subject("al\u0000ice")).toBe("The token's subject holds a character that cannot be stored (NUL or an unpaired surrogate)");
+    expect(await subject("alice\ud800")).toBe("The token's subject holds a character that cannot be stored (NUL or an unpaired surrogate)");
+  });
 });
