@@ -37,6 +37,13 @@ export interface EventBus {
    * or the topic's registration in the database). Read a job's first state after it.
    */
   whenListening(topic: string): Promise<void>;
+  /**
+   * Calls `listener` each time events may have been lost here: the connection that brings them
+   * (Redis, or the LISTEN connection) came back after an outage, or publishing works again after
+   * failures. A job's own topic is caught up by itself (its current state is published again);
+   * a stream of every job's changes is not, and must tell its reader. Returns what stops it.
+   */
+  onInterrupted(listener: () => void): () => void;
   /** On the job's topic and on jobs:changed; on jobs:reopened too when it left a final state. */
   publishJobChange(change: JobChange): void;
   /**
@@ -108,6 +115,16 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
   let whenListening: (topic: string) => Promise<void> = () => Promise.resolve();
   const transport = redisUrl ? "redis" : options.postgres ? "postgres" : "memory";
   const logger = (options.logger ?? createLogger(environmentValue("LOG_LEVEL"))).child({ component: "events" });
+  const interruptionListeners = new Set<() => void>();
+  const interrupted = () => {
+    for (const listener of [...interruptionListeners]) {
+      try {
+        listener();
+      } catch (error) {
+        logger.error({ err: error }, "an interruption listener threw");
+      }
+    }
+  };
   if (redisUrl) {
     const connection: RedisOptions = {
       lazyConnect: false,
@@ -124,6 +141,14 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
       if (connectedBefore) setTimeout(() => resync(), RESYNC_DELAY_MS).unref();
       connectedBefore = true;
     });
+    // Settles when the subscribing connection is lost; a new one for the next connection.
+    let connectionLost!: () => void;
+    const nextLoss = () => new Promise<void>((resolve) => (connectionLost = resolve));
+    let lost = nextLoss();
+    subscribeClient.on("close", () => {
+      connectionLost();
+      lost = nextLoss();
+    });
     for (const [name, client] of [["publish", publishClient], ["subscribe", subscribeClient]] as const) {
       let lastErrorLog = 0;
       // Without a listener ioredis prints every failed reconnection attempt to stderr.
@@ -133,15 +158,22 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
         logger.warn({ err: error, client: name }, "Redis connection error; reconnecting");
       });
     }
-    const report = reportPublishing(logger, "Redis publish", (count) => (publishFailures += count));
-    ({ target, whenListening } = createRedisEventTarget({
+    const report = reportPublishing(logger, "Redis publish", (count) => (publishFailures += count), interrupted);
+    const redis = createRedisEventTarget({
       publishClient,
       subscribeClient,
       onPublished: report.published,
       onPublishError: (error, topic) => report.failed(error, 1, { topic }),
       onSubscribeError: (error, topic) => logger.error({ err: error, topic }, "Redis subscribe or unsubscribe failed"),
-    }));
+    });
+    target = redis.target;
+    // Redis confirms a SUBSCRIBE only once it is back: a subscriber's first read of its job waited
+    // for the whole outage. While the connection is away the read need not wait: the job's state
+    // is published again when it returns (resync), so a change made meanwhile is not missed.
+    whenListening = (topic) => (subscribeClient.status === "ready" ? Promise.race([redis.whenListening(topic), lost]) : Promise.resolve());
   } else if (options.postgres) {
+    // Job changes do not travel through these publishes (they come from the statements): a failed
+    // one loses no change of a job, and interrupts nobody's stream.
     const report = reportPublishing(logger, "event notification", (count) => (publishFailures += count));
     const pgTarget = createPgEventTarget({
       connectionString: options.postgres.connectionString,
@@ -166,6 +198,7 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
   const counted = countListeners(target, order);
   const pubsub = createPubSub<EventTopics>({ eventTarget: counted.target as never });
   function resync(): void {
+    interrupted();
     const jobIds = counted.topics().flatMap((topic) => (topic.startsWith(JOB_TOPIC_PREFIX) ? [topic.slice(JOB_TOPIC_PREFIX.length)] : []));
     if (jobIds.length === 0 || !options.currentState) return;
     options.currentState(jobIds).then(
@@ -182,6 +215,10 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
       return () => counted.target.removeEventListener(topic, callback);
     },
     whenListening: (topic) => whenListening(topic),
+    onInterrupted(listener) {
+      interruptionListeners.add(listener);
+      return () => interruptionListeners.delete(listener);
+    },
     publishJobChange(change) {
       pubsub.publish("job:changed", change.jobId, change);
       pubsub.publish("jobs:changed", change);
@@ -272,7 +309,7 @@ function countListeners(inner: EventTarget, order: ChangeOrder): { target: Event
  * Logs publish failures without flooding: the first of an outage at once, then at most one line per
  * FAILURE_LOG_INTERVAL_MS with the count since, and one line when publishing works again.
  */
-function reportPublishing(logger: Logger, what: string, count: (failures: number) => number) {
+function reportPublishing(logger: Logger, what: string, count: (failures: number) => number, recovered: () => void = () => {}) {
   let failing = false;
   let lastFailureLog = 0;
   let failuresSinceLog = 0;
@@ -281,6 +318,7 @@ function reportPublishing(logger: Logger, what: string, count: (failures: number
       if (!failing) return;
       failing = false;
       logger.info({ publishFailures: count(0) }, `${what} recovered`);
+      recovered();
     },
     failed(error: unknown, events: number, context: Record<string, unknown> = {}) {
       const publishFailures = count(events);

@@ -1,7 +1,7 @@
 import { GraphQLError } from "graphql";
 
 /** The stable codes clients can branch on, in `errors[].extensions.code`. */
-export type ErrorCode = "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "BAD_USER_INPUT" | "CONFLICT" | "SUBSCRIBER_TOO_SLOW";
+export type ErrorCode = "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "BAD_USER_INPUT" | "CONFLICT" | "SUBSCRIBER_TOO_SLOW" | "EVENTS_INTERRUPTED";
 
 /** An expected failure: its message and extensions reach the client (unexpected ones are masked). */
 export function apiError(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}): GraphQLError {

@@ -6,6 +6,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import pg from "pg";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { JobHandler } from "../../src/handlers/registry.js";
@@ -81,7 +82,8 @@ describe.skipIf(skip)("the operator dashboard in Chromium", { timeout: 240_000 }
     conveyor = await startTestConveyor({
       handlers,
       dashboardDirectory: buildDirectory,
-      environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "1", WORKER_PREFETCH: "0", WORKER_SHUTDOWN_GRACE_MS: "1000" },
+      // Events over LISTEN/NOTIFY even when REDIS_URL is set: a test ends that connection.
+      environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "1", WORKER_PREFETCH: "0", WORKER_SHUTDOWN_GRACE_MS: "1000", EVENTS_TRANSPORT: "postgres" },
     });
     [alice, olga] = await Promise.all([tokenFor(conveyor, "alice"), tokenFor(conveyor, "olga", "operator")]);
     mkdirSync(SCREENSHOTS, { recursive: true });
@@ -188,6 +190,24 @@ describe.skipIf(skip)("the operator dashboard in Chromium", { timeout: 240_000 }
 
     await page.screenshot({ path: join(SCREENSHOTS, "job.png"), fullPage: true });
     await expectNoAccessibilityViolations(page, "job page");
+  });
+
+  it("follows on when its live updates were interrupted: the jobs page subscribes again and shows what changed meanwhile", async () => {
+    await openLive(`/dashboard/jobs`, "Jobs");
+    const listeners = () => conveyor.services.events.listenerCount("jobs:changed");
+    const admin = new pg.Client({ connectionString: conveyor.databaseUrl });
+    await admin.connect();
+    try {
+      // The LISTEN connection is lost: once it is back, the page's stream ends with EVENTS_INTERRUPTED.
+      await admin.query("SELECT pg_terminate_backend(listener_pid) FROM (SELECT DISTINCT listener_pid FROM event_listeners WHERE topic = 'jobs:changed') AS listening");
+      await eventually(() => listeners() === 0, WAIT_MS);
+    } finally {
+      await admin.end();
+    }
+    // Olga's: later tests count alice's parked jobs.
+    const job = await enqueue(conveyor, olga, { type: "batch", runAt: PARKED });
+    await page.locator(`tr[data-job-id="${job}"]`).waitFor();
+    await eventually(() => listeners() === 1, WAIT_MS);
   });
 
   it("shows a failed job's category and localized message, and retries it", async () => {

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { JobHandler } from "../../src/handlers/registry.js";
 import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 import { collect, tokenFor, wsClient } from "../support/graphql-client.js";
+import { errorCodes } from "../graphql/helpers.js";
 import { freePort, redisServerAvailable, REDIS_SERVER, startRedis, stopRedis } from "../multi-instance/instances.js";
 
 const slow: JobHandler<{ ms: number }, { done: true }> = {
@@ -49,6 +50,40 @@ describe.skipIf(!redisServerAvailable)(`item 7: a job that finishes while Redis 
       expect(statuses().at(-1)).toBe("COMPLETED");
     } finally {
       await client.dispose();
+    }
+  }, 90_000);
+
+  it("a jobProgress subscription made while Redis is down gets the job's state at once; operators' change streams end with EVENTS_INTERRUPTED once it is back", async () => {
+    await conveyor?.dispose();
+    if (redis) await stopRedis(redis);
+    const port = await freePort();
+    redis = await startRedis(port);
+    conveyor = await startTestConveyor({ handlers: [slow], environment: { WORKER_ENABLED: "true", REDIS_URL: `redis://127.0.0.1:${port}` } });
+    const [alice, olga] = await Promise.all([tokenFor(conveyor, "alice"), tokenFor(conveyor, "olga", "operator")]);
+    const [users, operators] = [wsClient(conveyor, alice), wsClient(conveyor, olga)];
+    try {
+      const updates = collect(operators, `subscription { jobUpdates { jobId status } }`);
+      const batches = collect(operators, `subscription { jobUpdateBatches(batchMs: 50) { changes { jobId status } } }`);
+      await conveyor.jobs.enqueue({ type: "slow", owner: "alice", payload: { ms: 1 } }, "alice");
+      await eventually(() => updates.events.length > 0 && batches.events.length > 0, 15_000);
+
+      await stopRedis(redis);
+      const parked = (await conveyor.jobs.enqueue({ type: "slow", owner: "alice", payload: { ms: 1 }, runAt: new Date(Date.now() + 3_600_000) }, "alice")).job.id;
+      const progress = collect(users, `subscription($id: ID!) { jobProgress(jobId: $id) { status } }`, { id: parked });
+      // Before: it waited for Redis to confirm the subscription, for the whole outage.
+      await eventually(() => progress.events.length > 0, 3000);
+      expect(progress.events[0]!.data).toEqual({ jobProgress: { status: "QUEUED" } });
+      expect(updates.events.length).toBeGreaterThan(0);
+
+      redis = await startRedis(port);
+      const ended = await Promise.race([
+        Promise.all([updates.done, batches.done]),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the operators' streams went on after the outage")), 15_000)),
+      ]);
+      for (const { error } of ended) expect(errorCodes(error)).toEqual(["EVENTS_INTERRUPTED"]);
+      progress.stop();
+    } finally {
+      await Promise.all([users.dispose(), operators.dispose()]);
     }
   }, 90_000);
 });

@@ -1,4 +1,4 @@
-import { useMutation, useQuery, useSubscription } from "@urql/preact";
+import { useMutation, useQuery } from "@urql/preact";
 import { useLocation } from "preact-iso/router";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { ConfirmAction } from "../components/confirm-action";
@@ -6,6 +6,7 @@ import { dataOrThrow, ErrorMessage, Loading } from "../components/feedback";
 import { JobFilterForm, filterFromQuery, type ListFilter } from "../components/job-filter-form";
 import { JobProgress } from "../components/job-progress";
 import { isAtLeastAsRecent } from "../components/job-state";
+import { useLiveSubscription } from "../components/live-subscription";
 import { StatusBadge } from "../components/status-badge";
 import { useThrottled } from "../components/throttle";
 import { graphql } from "../gql";
@@ -104,7 +105,7 @@ export function Jobs() {
   const [live, setLive] = useState<Map<string, LiveState>>(new Map());
   const [newJobsNotice, setNewJobsNotice] = useState(false);
   const liveFilter = useMemo(() => ({ type: variables.type, owner: variables.owner }), [variables]);
-  const [updates] = useSubscription({ query: JobsLive, variables: { filter: liveFilter } });
+  const updates = useLiveSubscription({ query: JobsLive, variables: { filter: liveFilter } }, refresh);
   const [, bulk] = useMutation(BulkAction);
 
   const rows = result.data?.jobs.edges.map((edge) => edge.node) ?? [];

@@ -2,6 +2,7 @@ import { useMutation, useQuery, useSubscription } from "@urql/preact";
 import { useEffect, useState } from "preact/hooks";
 import { ConfirmAction } from "../components/confirm-action";
 import { dataOrThrow, ErrorMessage, Loading } from "../components/feedback";
+import { useLiveSubscription } from "../components/live-subscription";
 import { HealthBadge, StatusBadge } from "../components/status-badge";
 import { ThroughputCharts } from "../components/throughput-charts";
 import { useThrottled } from "../components/throttle";
@@ -95,7 +96,7 @@ export function Overview() {
   const [result, reexecute] = useQuery({ query: OverviewQuery });
   const refresh = useThrottled(() => reexecute({ requestPolicy: "network-only" }), REFRESH_MS);
   const [health] = useSubscription({ query: HealthChanged });
-  const [jobs] = useSubscription({ query: JobsChanged });
+  const jobs = useLiveSubscription({ query: JobsChanged }, refresh);
   useEffect(() => void (health.data && refresh()), [health.data]);
   useEffect(() => void (jobs.data && refresh()), [jobs.data]);
   const [, recover] = useMutation(RecoverStalled);

@@ -5,6 +5,8 @@ import { builder } from "../builder.js";
 import { guardStream } from "../streams.js";
 import { jobProgressStream } from "../job-progress-stream.js";
 import { readEagerly } from "../eager-reader.js";
+import { apiError } from "../errors.js";
+import type { GraphQLError } from "graphql";
 import type { GraphQLContext } from "../context.js";
 import { JobType } from "./job.js";
 import { JobStatusEnum, LocaleEnum } from "./scalars.js";
@@ -96,20 +98,47 @@ builder.subscriptionField("jobUpdates", (t) =>
 
 type JobUpdatesSelection = { status?: readonly string[] | null; type?: string | null; owner?: string | null };
 
-/** Every job change that `filter` lets through. */
+/** Every job change that `filter` lets through; the stream fails with EVENTS_INTERRUPTED when changes may have been lost. */
 function jobUpdatesStream(context: GraphQLContext, filter: JobUpdatesSelection): AsyncIterableIterator<JobChange> {
   const matches = changeFilter(filter);
-  const source = (listener: (change: JobChange) => void) => context.services.events.listen("jobs:changed", listener);
+  const source = (listener: (change: JobChange) => void, end: (error: unknown) => void) => {
+    const stopListening = context.services.events.listen("jobs:changed", listener);
+    const stopWatching = context.services.events.onInterrupted(() => end(eventsInterrupted()));
+    return () => {
+      stopListening();
+      stopWatching();
+    };
+  };
   return filterStream(source, matches, context.services.logger);
 }
 
 /**
- * Calls `listener` with every job change that `filter` lets through, as it is published; returns
- * what stops it. For readers that gather changes themselves (jobUpdateBatches).
+ * Calls `listener` with every job change that `filter` lets through, as it is published, and
+ * `interrupted` with EVENTS_INTERRUPTED when changes may have been lost; returns what stops both.
+ * For readers that gather changes themselves (jobUpdateBatches).
  */
-export function listenToJobUpdates(context: GraphQLContext, filter: JobUpdatesSelection, listener: (change: JobChange) => void): () => void {
+export function listenToJobUpdates(
+  context: GraphQLContext,
+  filter: JobUpdatesSelection,
+  listener: (change: JobChange) => void,
+  interrupted: (error: GraphQLError) => void,
+): () => void {
   const matches = changeFilter(filter);
-  return forEachEvent<JobChange>(context.services.events, "jobs:changed", (change) => matches(change) && listener(change), context.services.logger);
+  const stopListening = forEachEvent<JobChange>(context.services.events, "jobs:changed", (change) => matches(change) && listener(change), context.services.logger);
+  const stopWatching = context.services.events.onInterrupted(() => interrupted(eventsInterrupted()));
+  return () => {
+    stopListening();
+    stopWatching();
+  };
+}
+
+/**
+ * Changes of every job are not caught up after an outage of the events' connection (a job's own
+ * topic is: its current state is published again), so such a stream ends rather than go on with a
+ * silent gap. Retryable: subscribe again and read the jobs afresh.
+ */
+function eventsInterrupted(): GraphQLError {
+  return apiError("EVENTS_INTERRUPTED", "Live job changes were interrupted and some may be missing: subscribe again and read the jobs afresh", { retryable: true });
 }
 
 function changeFilter(filter: JobUpdatesSelection): (change: JobChange) => boolean {
@@ -126,7 +155,7 @@ const JOB_UPDATES_BACKLOG = 10_000;
  * The values `keep` accepts, read eagerly (see readEagerly) and masked like every stream's errors;
  * like jobProgressStream, leaving is immediate.
  */
-function filterStream<T>(subscribe: (listener: (value: T) => void) => () => void, keep: (value: T) => boolean, logger: Logger): AsyncIterableIterator<T> {
+function filterStream<T>(subscribe: (listener: (value: T) => void, end: (error: unknown) => void) => () => void, keep: (value: T) => boolean, logger: Logger): AsyncIterableIterator<T> {
   const values = readEagerly(subscribe, {
     limit: JOB_UPDATES_BACKLOG,
     keep,

@@ -43,7 +43,7 @@ builder.subscriptionField("jobUpdateBatches", (t) =>
         throw badInput(`batchMs must be ${MIN_BATCH_MS} to ${MAX_BATCH_MS}`, [{ field: "batchMs", message: "out of range" }]);
       }
       const filter = args.filter ?? {};
-      return guardStream(batches((listener) => listenToJobUpdates(context, filter, listener), batchMs), context.services.logger);
+      return guardStream(batches((listener, interrupted) => listenToJobUpdates(context, filter, listener, interrupted), batchMs), context.services.logger);
     },
     resolve: (batch) => batch,
   }),
@@ -59,7 +59,7 @@ builder.subscriptionField("jobUpdateBatches", (t) =>
  * promise per change: at thousands of changes per second, an async iteration per change (a
  * queue's next(), a race with the stop) cost the engine more than the batches themselves.
  */
-function batches(listen: (listener: (change: JobChange) => void) => () => void, intervalMs: number): AsyncIterableIterator<JobUpdateBatch> {
+function batches(listen: (listener: (change: JobChange) => void, interrupted: (error: unknown) => void) => () => void, intervalMs: number): AsyncIterableIterator<JobUpdateBatch> {
   return new Repeater<JobUpdateBatch>(async (push, stop) => {
     let pending = new Map<string, JobChange>();
     let coalesced = 0;
@@ -84,11 +84,21 @@ function batches(listen: (listener: (change: JobChange) => void) => () => void, 
         schedule();
       });
     };
-    const unlisten = listen((change) => {
-      if (pending.has(change.jobId)) coalesced++;
-      pending.set(change.jobId, change);
-      schedule();
-    });
+    const unlisten = listen(
+      (change) => {
+        if (pending.has(change.jobId)) coalesced++;
+        pending.set(change.jobId, change);
+        schedule();
+      },
+      (error) => {
+        // What was gathered goes out first, then the error: the changes are real.
+        if (timer) clearTimeout(timer);
+        timer = null;
+        if (pending.size > 0 && !delivering) void push({ changes: [...pending.values()], coalesced, at: new Date().toISOString() });
+        pending = new Map();
+        stop(error);
+      },
+    );
     try {
       await stop;
     } finally {
