@@ -8,6 +8,8 @@ export interface EagerReadOptions<T> {
   merge?: (waiting: T, value: T) => T | null;
   /** "replaceLast": for streams whose every value is the whole current state, where the newest makes the one before it moot. */
   whenFull?: "end" | "replaceLast";
+  /** Called when the reader is left before its first read: `subscribe` never ran, so its cleanup will not either. */
+  leftUnstarted?: () => void;
   tooSlow: string;
 }
 
@@ -60,6 +62,7 @@ class EagerReader<T> implements AsyncIterableIterator<T> {
   }
 
   return(): Promise<IteratorResult<T>> {
+    if (!this.started) this.options.leftUnstarted?.();
     this.started = true;
     this.waiting.length = 0;
     this.failure = null;

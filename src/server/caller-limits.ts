@@ -32,10 +32,6 @@ export class CallerCounts {
       else this.held.delete(caller);
     };
   }
-
-  heldBy(caller: string): number {
-    return this.held.get(caller) ?? 0;
-  }
 }
 
 /**
@@ -55,8 +51,12 @@ export class LiveStreamQuota {
     this.counts = new CallerCounts(maxPerCaller);
   }
 
-  /** Runs `subscribe` in the caller's quota: refused with TOO_MANY_SUBSCRIPTIONS past it, its place held until the stream ends. */
-  async admit(context: GraphQLContext, subscribe: () => Promise<Outcome> | Outcome): Promise<Outcome> {
+  /**
+   * Runs `subscribe` in the caller's quota: refused with TOO_MANY_SUBSCRIPTIONS past it, its place
+   * held until the stream ends. `open`: a set the stream is in while it runs, for whoever must be
+   * able to end it (a socket closing ends every stream it started, even one graphql-ws lost track of).
+   */
+  async admit(context: GraphQLContext, subscribe: () => Promise<Outcome> | Outcome, open?: Set<AsyncIterator<ExecutionResult>>): Promise<Outcome> {
     (context as { [ADMITTED]?: true })[ADMITTED] = true;
     const viewer = context.viewer;
     if (!viewer) return subscribe();
@@ -77,22 +77,48 @@ export class LiveStreamQuota {
       release();
       return outcome;
     }
-    return releasingAtEnd(outcome, release);
+    if (!open) return releasingAtEnd(outcome, release);
+    const stream = releasingAtEnd(outcome, () => {
+      release();
+      open.delete(stream);
+    });
+    open.add(stream);
+    return stream;
   }
 
-  heldBy(caller: string): number {
-    return this.counts.heldBy(caller);
-  }
-
-  /** For yoga: subscriptions over HTTP (SSE) are admitted here; those over WebSocket were admitted before they reach it. */
+  /**
+   * For yoga: subscriptions over HTTP (SSE) are admitted here; those over WebSocket were admitted
+   * before they reach it. One whose request accepts no stream is refused first: yoga would answer
+   * 406 without ever ending the stream it had started, and its place and listener stayed taken.
+   */
   plugin(): Plugin<GraphQLContext> {
     return {
-      onSubscribe: ({ args, subscribeFn, setSubscribeFn }) => {
+      onSubscribe: ({ args, subscribeFn, setSubscribeFn, setResultAndStopExecution }) => {
         if ((args.contextValue as { [ADMITTED]?: true })[ADMITTED]) return;
+        const request = (args.contextValue as { request?: Request }).request;
+        if (request && !acceptsStream(request.headers.get("accept"))) {
+          setResultAndStopExecution({
+            errors: [
+              new GraphQLError("A subscription over HTTP is a stream of events: send Accept: text/event-stream (or subscribe over WebSocket)", {
+                extensions: { code: "BAD_REQUEST", http: { status: 406 } },
+              }),
+            ],
+          });
+          return;
+        }
         setSubscribeFn((subscribeArgs) => this.admit(subscribeArgs.contextValue as GraphQLContext, () => subscribeFn(subscribeArgs) as Promise<Outcome> | Outcome) as never);
       },
     };
   }
+}
+
+/** Whether yoga can answer a request with this Accept header with a stream (SSE or multipart). */
+function acceptsStream(accept: string | null): boolean {
+  if (!accept) return true;
+  return accept.split(",").some((part) => {
+    const type = part.split(";")[0]!.trim().toLowerCase();
+    return type === "*/*" || type === "text/*" || type === "text/event-stream" || type === "multipart/*" || type === "multipart/mixed";
+  });
 }
 
 /**

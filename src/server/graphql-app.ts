@@ -39,6 +39,8 @@ type SocketExtra = {
   locale?: Locale;
   /** Gives back the socket's place among its caller's (GRAPHQL_MAX_SOCKETS_PER_CALLER). */
   releaseSocket?: () => void;
+  /** The subscriptions started on this socket that still run: its close ends them all. */
+  streams?: Set<AsyncIterator<ExecutionResult>>;
 };
 
 export interface GraphQLApp {
@@ -157,6 +159,8 @@ export function createGraphQLApp(options: {
   // graphql-ws's connection contexts, counted at scrape time rather than on every subscribe.
   const connections = new Set<{ subscriptions: Record<string, unknown> }>();
   const shared = new SharedSubscriptions();
+  // The socket each operation's context came from: graphql-ws hands `subscribe` the arguments alone.
+  const socketOf = new WeakMap<object, SocketExtra>();
   const serializeOnce = new SerializeOnce(formatForClient);
   const subscriptions = useServer<Record<string, unknown> | undefined, SocketExtra>(
     {
@@ -165,6 +169,9 @@ export function createGraphQLApp(options: {
       onClose: (context) => {
         connections.delete(context);
         context.extra.releaseSocket?.();
+        // graphql-ws ends the subscriptions it knows of; one whose id the client reused while it
+        // was starting is not among them, and would run (and keep its place) until its job ends.
+        for (const stream of context.extra.streams ?? []) void Promise.resolve(stream.return?.()).catch(() => undefined);
       },
       onConnect: async (context) => {
         connections.add(context);
@@ -233,20 +240,25 @@ export function createGraphQLApp(options: {
           throw error;
         }
         if (errors.length > 0) return [...errors];
+        const contextValue = await contextFactory();
+        socketOf.set(contextValue, context.extra);
         const args: ExecutionArgs = {
           schema: envelopedSchema,
           operationName: payload.operationName,
           document,
           variableValues: payload.variables,
-          contextValue: await contextFactory(),
+          contextValue,
           rootValue: { execute, subscribe },
         };
         return args;
       },
       execute: (args) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
       subscribe: async (args) => {
-        const outcome = await liveStreams.admit(args.contextValue as GraphQLContext, () =>
-          shared.subscribe(args, () => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never),
+        const extra = socketOf.get(args.contextValue as object);
+        const outcome = await liveStreams.admit(
+          args.contextValue as GraphQLContext,
+          () => shared.subscribe(args, () => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never),
+          extra ? (extra.streams ??= new Set()) : undefined,
         );
         // A subscription that never started (forbidden, not found, invalid arguments) is refused
         // with an `error` message, the protocol's answer to a failed Subscribe, rather than a

@@ -174,7 +174,7 @@ export class SharedSubscriptions {
           void this.releaseIfUnread(key, shared);
         };
       },
-      { limit: FOLLOWER_STATE_BACKLOG, whenFull: "replaceLast", tooSlow: "never: the last result waiting is replaced" },
+      { limit: FOLLOWER_STATE_BACKLOG, whenFull: "replaceLast", leftUnstarted: () => void this.releaseIfUnread(key, shared), tooSlow: "never: the last result waiting is replaced" },
     );
   }
 
@@ -192,7 +192,13 @@ export class SharedSubscriptions {
           void this.releaseIfUnread(key, shared);
         };
       },
-      { limit: FOLLOWER_BACKLOG, tooSlow: `This subscriber fell more than ${FOLLOWER_BACKLOG} results behind; jobUpdateBatches follows any rate` },
+      {
+        limit: FOLLOWER_BACKLOG,
+        // Left before its first read (its socket closed while it started): the stream may have
+        // nobody left, and nobody else would stop it.
+        leftUnstarted: () => void this.releaseIfUnread(key, shared),
+        tooSlow: `This subscriber fell more than ${FOLLOWER_BACKLOG} results behind; jobUpdateBatches follows any rate`,
+      },
     );
   }
 

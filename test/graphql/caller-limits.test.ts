@@ -143,6 +143,60 @@ describe("live subscriptions per caller (GRAPHQL_MAX_STREAMS_PER_CALLER)", () =>
   });
 });
 
+describe("places that must come back", () => {
+  /** How many of `count` subscriptions alice is admitted to now (each ended afterwards). */
+  async function freePlaces(server: TestConveyor, token: string, jobId: string, count: number): Promise<number> {
+    const client = wsClient(server, token);
+    const attempts = Array.from({ length: count }, (_, index) => collect(client, progressOf(`Probe${index}`), { id: jobId }));
+    const outcomes = await Promise.all(attempts.map(admitted));
+    for (const attempt of attempts) attempt.stop();
+    await client.dispose();
+    return outcomes.filter(Boolean).length;
+  }
+
+  it("refuses a subscription POSTed without a stream in Accept (406, BAD_REQUEST) before it takes a place or a listener", async () => {
+    const server = (conveyor = await startTestConveyor({ environment: { GRAPHQL_MAX_STREAMS_PER_CALLER: "3" } }));
+    const alice = await tokenFor(server, "alice");
+    const jobId = await jobOf(server, alice);
+    const listenersBefore = server.services.events.listenerCount();
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const response = await fetch(`${server.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${alice}` },
+        body: JSON.stringify({ query: progressOf("OverJson"), variables: { id: jobId } }),
+      });
+      expect(response.status).toBe(406);
+      expect((await response.json()).errors[0].extensions.code).toBe("BAD_REQUEST");
+    }
+    expect(server.services.events.listenerCount()).toBe(listenersBefore);
+    await eventually(async () => (await freePlaces(server, alice, jobId, 3)) === 3, 5000);
+  });
+
+  it("ends, when its socket closes, a subscription whose id the client reused while it was starting", async () => {
+    const server = (conveyor = await startTestConveyor({ environment: { GRAPHQL_MAX_STREAMS_PER_CALLER: "3" } }));
+    const alice = await tokenFor(server, "alice");
+    const jobId = await jobOf(server, alice);
+    for (let round = 0; round < 2; round++) {
+      const socket = new WebSocket(`${server.url!.replace(/^http/, "ws")}/graphql`, "graphql-transport-ws");
+      await new Promise((resolve) => socket.once("open", resolve));
+      socket.send(JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${alice}` } }));
+      await new Promise<void>((resolve) => socket.on("message", (data) => JSON.parse(String(data)).type === "connection_ack" && resolve()));
+      // Subscribe, complete and subscribe again with the same id: graphql-ws lets the second in
+      // while the first still starts, and then knows of the second alone.
+      const subscribe = (name: string) => socket.send(JSON.stringify({ id: "x", type: "subscribe", payload: { query: progressOf(name), variables: { id: jobId } } }));
+      subscribe(`First${round}`);
+      socket.send(JSON.stringify({ id: "x", type: "complete" }));
+      subscribe(`Second${round}`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const closed = new Promise((resolve) => socket.once("close", resolve));
+      socket.close();
+      await closed;
+    }
+    await eventually(async () => (await freePlaces(server, alice, jobId, 3)) === 3, 5000);
+    await eventually(() => server.services.events.listenerCount(`job:changed:${jobId}`) === 0, 5000);
+  });
+});
+
 describe("WebSockets per caller (GRAPHQL_MAX_SOCKETS_PER_CALLER)", () => {
   it("closes one socket more of a caller with 4403 and the reason, counts anonymous sockets per address, and takes one again once another closes", async () => {
     const server = (conveyor = await startTestConveyor({ environment: { GRAPHQL_MAX_SOCKETS_PER_CALLER: "2" } }));

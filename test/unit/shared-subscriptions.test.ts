@@ -265,6 +265,32 @@ describe("shared subscriptions", () => {
     expect(rest.at(-1)).toBe(5000);
   });
 
+  it("ends an operators' change stream left before its first read (its socket closed while it started)", async () => {
+    const updates = parse(`subscription { jobUpdates { jobId status } }`);
+    const olga: ExecutionArgs = { schema: undefined as never, document: updates, contextValue: { viewer: { id: "olga", role: "operator" }, locale: "en", cache: new Map() } };
+    let runs = 0;
+    let returned = 0;
+    const run = () => {
+      runs++;
+      const source: AsyncIterableIterator<ExecutionResult> = {
+        next: () => new Promise<IteratorResult<ExecutionResult>>(() => {}),
+        return: async () => {
+          returned++;
+          return { done: true, value: undefined };
+        },
+        [Symbol.asyncIterator]: () => source,
+      };
+      return source;
+    };
+    const shared = new SharedSubscriptions();
+    const left = ((await shared.subscribe(olga, run)) as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
+    await left.return!();
+    expect(returned).toBe(1);
+    // The next operator starts an execution of its own rather than follow the abandoned one.
+    await shared.subscribe(olga, run);
+    expect(runs).toBe(2);
+  });
+
   it("ends the execution (its listener) when the shared stream fails, not only when everyone leaves", async () => {
     let returned = 0;
     const run = () => {
