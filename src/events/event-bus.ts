@@ -1,5 +1,6 @@
 import { createPubSub, type PubSub } from "graphql-yoga";
 import { setMaxListeners } from "node:events";
+import { randomUUID } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import { environmentValue } from "../config.js";
 import { createLogger, type Logger } from "../logger.js";
@@ -98,6 +99,8 @@ export interface EventBusOptions {
 
 // ioredis resubscribes as it turns ready; give that a moment before re-publishing.
 const RESYNC_DELAY_MS = 250;
+/** Over Redis: an instance lost events (its publishes failed, or its connection was away); every instance catches up. */
+const EVENTS_LOST_TOPIC = "conveyor:events-lost";
 
 /**
  * In-process pub/sub; Redis pub/sub when a URL is given; else PostgreSQL LISTEN/NOTIFY when a
@@ -136,10 +139,39 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
     // A subscription waits as long as it takes: ioredis resubscribes on reconnect.
     const subscribeClient = new Redis(redisUrl, { ...connection, maxRetriesPerRequest: null });
     connections = [publishClient, subscribeClient];
+    // Events that fail to reach Redis are lost for every instance, not only this one: once Redis is
+    // back (or takes publishes again), every instance is told to catch up (resync) and to end its
+    // streams of every job's changes, through Redis itself.
+    const busId = randomUUID();
+    let lostSince: number | null = null;
+    const catchUpEverywhere = () => {
+      logger.info({ busId, eventsLostSince: lostSince === null ? undefined : new Date(lostSince).toISOString() }, "events may have been lost; every instance catches up");
+      lostSince = null;
+      resync();
+      target.dispatchEvent(new CustomEvent(EVENTS_LOST_TOPIC, { detail: busId }));
+    };
+    // The subscribing connection's return and the publishing one's come close together: one
+    // catch-up for both, or a stream started again after the first would be ended by the second.
+    let catchUpTimer: NodeJS.Timeout | null = null;
+    const scheduleCatchUp = () => {
+      catchUpTimer ??= setTimeout(() => {
+        catchUpTimer = null;
+        catchUpEverywhere();
+      }, RESYNC_DELAY_MS);
+      catchUpTimer.unref();
+    };
     let connectedBefore = false;
+    let awayAtStart = false;
     subscribeClient.on("ready", () => {
-      if (connectedBefore) setTimeout(() => resync(), RESYNC_DELAY_MS).unref();
+      if (connectedBefore) scheduleCatchUp();
+      // Redis was away from the start: subscriptions made meanwhile did not wait for it (see
+      // whenListening) and catch up now; other instances lost nothing of this one's but what its
+      // failed publishes say (and then they are told).
+      else if (awayAtStart) setTimeout(() => (lostSince === null ? resync() : catchUpEverywhere()), RESYNC_DELAY_MS).unref();
       connectedBefore = true;
+    });
+    subscribeClient.on("close", () => {
+      if (!connectedBefore) awayAtStart = true;
     });
     // Settles when the subscribing connection is lost; a new one for the next connection.
     let connectionLost!: () => void;
@@ -158,15 +190,32 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
         logger.warn({ err: error, client: name }, "Redis connection error; reconnecting");
       });
     }
-    const report = reportPublishing(logger, "Redis publish", (count) => (publishFailures += count), interrupted);
+    // After a reconnection's catch-up, the first publish that works again has nothing more to tell;
+    // while the subscribing connection is still away, its return will catch up.
+    const report = reportPublishing(logger, "Redis publish", (count) => (publishFailures += count), () => {
+      if (lostSince !== null && subscribeClient.status === "ready") scheduleCatchUp();
+    });
     const redis = createRedisEventTarget({
       publishClient,
       subscribeClient,
       onPublished: report.published,
-      onPublishError: (error, topic) => report.failed(error, 1, { topic }),
+      onPublishError: (error, topic) => {
+        lostSince ??= Date.now();
+        report.failed(error, 1, { topic });
+      },
       onSubscribeError: (error, topic) => logger.error({ err: error, topic }, "Redis subscribe or unsubscribe failed"),
     });
     target = redis.target;
+    closeTarget = async () => {
+      if (catchUpTimer) clearTimeout(catchUpTimer);
+      catchUpTimer = null;
+    };
+    target.addEventListener(EVENTS_LOST_TOPIC, (event) => {
+      const from = (event as CustomEvent).detail;
+      if (from === busId) return;
+      logger.info({ from }, "another instance lost events; catching up");
+      resync();
+    });
     // Redis confirms a SUBSCRIBE only once it is back: a subscriber's first read of its job waited
     // for the whole outage. While the connection is away the read need not wait: the job's state
     // is published again when it returns (resync), so a change made meanwhile is not missed.
