@@ -12,7 +12,6 @@ import { JobType } from "./job.js";
 import { JobStatusEnum, LocaleEnum } from "./scalars.js";
 import { userMessage } from "../../jobs/error-categories.js";
 import type { Locale } from "../../i18n/locale.js";
-import type { Logger } from "../../logger.js";
 
 // Categories whose stored details can make the message precise (a file problem names its line).
 const PRECISE_CATEGORIES = new Set(["FILE_ERROR", "VALIDATION_ERROR"]);
@@ -98,18 +97,17 @@ builder.subscriptionField("jobUpdates", (t) =>
 
 type JobUpdatesSelection = { status?: readonly string[] | null; type?: string | null; owner?: string | null };
 
-/** Every job change that `filter` lets through; the stream fails with EVENTS_INTERRUPTED when changes may have been lost. */
+/**
+ * Every job change that `filter` lets through, read eagerly (see readEagerly) and masked like every
+ * stream's errors; it fails with EVENTS_INTERRUPTED when changes may have been lost. Like
+ * jobProgressStream, leaving is immediate.
+ */
 function jobUpdatesStream(context: GraphQLContext, filter: JobUpdatesSelection): AsyncIterableIterator<JobChange> {
-  const matches = changeFilter(filter);
-  const source = (listener: (change: JobChange) => void, end: (error: unknown) => void) => {
-    const stopListening = context.services.events.listen("jobs:changed", listener);
-    const stopWatching = context.services.events.onInterrupted(() => end(eventsInterrupted()));
-    return () => {
-      stopListening();
-      stopWatching();
-    };
-  };
-  return filterStream(source, matches, context.services.logger);
+  const changes = readEagerly<JobChange>((listener, end) => listenToJobUpdates(context, filter, listener, end), {
+    limit: JOB_UPDATES_BACKLOG,
+    tooSlow: `This subscriber fell more than ${JOB_UPDATES_BACKLOG} changes behind; jobUpdateBatches follows any rate`,
+  });
+  return guardStream(changes, context.services.logger);
 }
 
 /**
@@ -151,15 +149,3 @@ function changeFilter(filter: JobUpdatesSelection): (change: JobChange) => boole
 /** Changes are kept for a slow client up to this many; then its subscription ends. */
 const JOB_UPDATES_BACKLOG = 10_000;
 
-/**
- * The values `keep` accepts, read eagerly (see readEagerly) and masked like every stream's errors;
- * like jobProgressStream, leaving is immediate.
- */
-function filterStream<T>(subscribe: (listener: (value: T) => void, end: (error: unknown) => void) => () => void, keep: (value: T) => boolean, logger: Logger): AsyncIterableIterator<T> {
-  const values = readEagerly(subscribe, {
-    limit: JOB_UPDATES_BACKLOG,
-    keep,
-    tooSlow: `This subscriber fell more than ${JOB_UPDATES_BACKLOG} changes behind; jobUpdateBatches follows any rate`,
-  });
-  return guardStream(values, logger);
-}
