@@ -167,17 +167,16 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
       // Redis was away from the start: subscriptions made meanwhile did not wait for it (see
       // whenListening) and catch up now; other instances lost nothing of this one's but what its
       // failed publishes say (and then they are told).
-      else if (awayAtStart) setTimeout(() => (lostSince === null ? resync() : catchUpEverywhere()), RESYNC_DELAY_MS).unref();
+      else if (awayAtStart && lostSince !== null) scheduleCatchUp();
+      else if (awayAtStart) setTimeout(resync, RESYNC_DELAY_MS).unref();
       connectedBefore = true;
-    });
-    subscribeClient.on("close", () => {
-      if (!connectedBefore) awayAtStart = true;
     });
     // Settles when the subscribing connection is lost; a new one for the next connection.
     let connectionLost!: () => void;
     const nextLoss = () => new Promise<void>((resolve) => (connectionLost = resolve));
     let lost = nextLoss();
     subscribeClient.on("close", () => {
+      if (!connectedBefore) awayAtStart = true;
       connectionLost();
       lost = nextLoss();
     });
