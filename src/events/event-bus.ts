@@ -1,14 +1,13 @@
 import { createPubSub, type PubSub } from "graphql-yoga";
 import { setMaxListeners } from "node:events";
-import { randomUUID } from "node:crypto";
-import { Redis, type RedisOptions } from "ioredis";
 import { environmentValue } from "../config.js";
 import { createLogger, type Logger } from "../logger.js";
 import { isTerminalStatus } from "../jobs/types.js";
 import { ChangeOrder } from "./change-order.js";
 import { JOB_TOPIC_PREFIX, type JobChange, type QueueHealthChange } from "./messages.js";
 import { createPgEventTarget } from "./pg-event-target.js";
-import { createRedisEventTarget } from "./redis-event-target.js";
+import { reportPublishing } from "./publish-report.js";
+import { createRedisTransport } from "./redis-transport.js";
 
 export type { JobChange, QueueHealthChange } from "./messages.js";
 
@@ -75,8 +74,8 @@ export interface EventBus {
   close(): Promise<void>;
 }
 
-// During an outage every publish fails; one line per interval says so without flooding the log.
-const FAILURE_LOG_INTERVAL_MS = 10_000;
+const RESYNC_RETRY_INITIAL_MS = 250;
+const RESYNC_RETRY_MAX_MS = 5_000;
 
 export interface EventBusOptions {
   logger?: Logger;
@@ -91,26 +90,20 @@ export interface EventBusOptions {
   };
   /**
    * The current state of these jobs. Events sent while Redis or the LISTEN connection was away are
-   * lost; once it is back, every job someone here follows is re-published from this, so each
-   * subscriber ends up with its job's current state (a terminal one ends its stream).
+   * lost; once it is back, every job someone here follows is read again with this and given to its
+   * listeners here, so each subscriber ends up with its job's current state (a terminal one ends
+   * its stream).
    */
   currentState?: (jobIds: string[]) => Promise<JobChange[]>;
 }
 
-// ioredis resubscribes as it turns ready; give that a moment before re-publishing.
-const RESYNC_DELAY_MS = 250;
-/** Over Redis: an instance lost events (its publishes failed, or its connection was away); every instance catches up. */
-const EVENTS_LOST_TOPIC = "conveyor:events-lost";
-
 /**
- * In-process pub/sub; Redis pub/sub when a URL is given; else PostgreSQL LISTEN/NOTIFY when a
- * database is given; so every instance sees every event.
- * A Redis outage never stops the caller: a publish that fails is logged and counted, its event is
- * lost (subscribers on other instances miss it; each event is a full state, so the next one
- * catches them up), and ioredis reconnects and resubscribes by itself when Redis returns.
+ * In-process pub/sub; Redis pub/sub when a URL is given (src/events/redis-transport.ts); else
+ * PostgreSQL LISTEN/NOTIFY when a database is given (src/events/pg-event-target.ts); so every
+ * instance sees every event. After an outage of either, the transport calls for a catch-up: the
+ * jobs followed here are read again, and streams of every job's changes are told (onInterrupted).
  */
 export function createEventBus(redisUrl?: string, options: EventBusOptions = {}): EventBus {
-  let connections: Redis[] = [];
   let target: EventTarget;
   let publishFailures = 0;
   let closeTarget: () => Promise<void> = async () => {};
@@ -129,96 +122,10 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
     }
   };
   if (redisUrl) {
-    const connection: RedisOptions = {
-      lazyConnect: false,
-      // Reconnect for ever, backing off to one attempt every 2 s.
-      retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
-    };
-    // Publishes wait through a short blip in the offline queue, then fail rather than pile up.
-    const publishClient = new Redis(redisUrl, { ...connection, maxRetriesPerRequest: 2 });
-    // A subscription waits as long as it takes: ioredis resubscribes on reconnect.
-    const subscribeClient = new Redis(redisUrl, { ...connection, maxRetriesPerRequest: null });
-    connections = [publishClient, subscribeClient];
-    // Events that fail to reach Redis are lost for every instance, not only this one: once Redis is
-    // back (or takes publishes again), every instance is told to catch up (resync) and to end its
-    // streams of every job's changes, through Redis itself.
-    const busId = randomUUID();
-    let lostSince: number | null = null;
-    const catchUpEverywhere = () => {
-      logger.info({ busId, eventsLostSince: lostSince === null ? undefined : new Date(lostSince).toISOString() }, "events may have been lost; every instance catches up");
-      lostSince = null;
-      resync();
-      target.dispatchEvent(new CustomEvent(EVENTS_LOST_TOPIC, { detail: busId }));
-    };
-    // The subscribing connection's return and the publishing one's come close together: one
-    // catch-up for both, or a stream started again after the first would be ended by the second.
-    let catchUpTimer: NodeJS.Timeout | null = null;
-    const scheduleCatchUp = () => {
-      catchUpTimer ??= setTimeout(() => {
-        catchUpTimer = null;
-        catchUpEverywhere();
-      }, RESYNC_DELAY_MS);
-      catchUpTimer.unref();
-    };
-    let connectedBefore = false;
-    let awayAtStart = false;
-    subscribeClient.on("ready", () => {
-      if (connectedBefore) scheduleCatchUp();
-      // Redis was away from the start: subscriptions made meanwhile did not wait for it (see
-      // whenListening) and catch up now; other instances lost nothing of this one's but what its
-      // failed publishes say (and then they are told).
-      else if (awayAtStart && lostSince !== null) scheduleCatchUp();
-      else if (awayAtStart) setTimeout(resync, RESYNC_DELAY_MS).unref();
-      connectedBefore = true;
-    });
-    // Settles when the subscribing connection is lost; a new one for the next connection.
-    let connectionLost!: () => void;
-    const nextLoss = () => new Promise<void>((resolve) => (connectionLost = resolve));
-    let lost = nextLoss();
-    subscribeClient.on("close", () => {
-      if (!connectedBefore) awayAtStart = true;
-      connectionLost();
-      lost = nextLoss();
-    });
-    for (const [name, client] of [["publish", publishClient], ["subscribe", subscribeClient]] as const) {
-      let lastErrorLog = 0;
-      // Without a listener ioredis prints every failed reconnection attempt to stderr.
-      client.on("error", (error: unknown) => {
-        if (Date.now() - lastErrorLog < FAILURE_LOG_INTERVAL_MS) return;
-        lastErrorLog = Date.now();
-        logger.warn({ err: error, client: name }, "Redis connection error; reconnecting");
-      });
-    }
-    // After a reconnection's catch-up, the first publish that works again has nothing more to tell;
-    // while the subscribing connection is still away, its return will catch up.
-    const report = reportPublishing(logger, "Redis publish", (count) => (publishFailures += count), () => {
-      if (lostSince !== null && subscribeClient.status === "ready") scheduleCatchUp();
-    });
-    const redis = createRedisEventTarget({
-      publishClient,
-      subscribeClient,
-      onPublished: report.published,
-      onPublishError: (error, topic) => {
-        lostSince ??= Date.now();
-        report.failed(error, 1, { topic });
-      },
-      onSubscribeError: (error, topic) => logger.error({ err: error, topic }, "Redis subscribe or unsubscribe failed"),
-    });
+    const redis = createRedisTransport(redisUrl, { logger, countPublishFailures: (count) => (publishFailures += count), catchUp: () => resync() });
     target = redis.target;
-    closeTarget = async () => {
-      if (catchUpTimer) clearTimeout(catchUpTimer);
-      catchUpTimer = null;
-    };
-    target.addEventListener(EVENTS_LOST_TOPIC, (event) => {
-      const from = (event as CustomEvent).detail;
-      if (from === busId) return;
-      logger.info({ from }, "another instance lost events; catching up");
-      resync();
-    });
-    // Redis confirms a SUBSCRIBE only once it is back: a subscriber's first read of its job waited
-    // for the whole outage. While the connection is away the read need not wait: the job's state
-    // is published again when it returns (resync), so a change made meanwhile is not missed.
-    whenListening = (topic) => (subscribeClient.status === "ready" ? Promise.race([redis.whenListening(topic), lost]) : Promise.resolve());
+    whenListening = redis.whenListening;
+    closeTarget = redis.close;
   } else if (options.postgres) {
     // Job changes do not travel through these publishes (they come from the statements): a failed
     // one loses no change of a job, and interrupts nobody's stream.
@@ -242,18 +149,38 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
     target = new EventTarget();
     setMaxListeners(0, target);
   }
-  const order = new ChangeOrder((error) => logger.error({ err: error }, "an event listener threw"));
-  const counted = countListeners(target, order);
+  const listenerThrew = (error: unknown) => logger.error({ err: error }, "an event listener threw");
+  const order = new ChangeOrder(listenerThrew);
+  const counted = countListeners(target, order, listenerThrew);
   const pubsub = createPubSub<EventTopics>({ eventTarget: counted.target as never });
+  // After an outage the followed jobs are read again; a read that fails (the database may be away
+  // too) is tried again, until it works or a newer catch-up or close takes over.
+  let retryTimer: NodeJS.Timeout | null = null;
+  let closed = false;
   function resync(): void {
     interrupted();
+    if (retryTimer) clearTimeout(retryTimer);
+    retryTimer = null;
+    void readFollowedJobsAgain(0);
+  }
+  async function readFollowedJobsAgain(attempt: number): Promise<void> {
     const jobIds = counted.topics().flatMap((topic) => (topic.startsWith(JOB_TOPIC_PREFIX) ? [topic.slice(JOB_TOPIC_PREFIX.length)] : []));
-    if (jobIds.length === 0 || !options.currentState) return;
-    options.currentState(jobIds).then(
-      // Only to the job's own topic: jobUpdates subscribers did not ask for a replay.
-      (changes) => changes.forEach((change) => pubsub.publish("job:changed", change.jobId, change)),
-      (error: unknown) => logger.warn({ err: error }, "could not re-read followed jobs after reconnecting"),
-    );
+    if (jobIds.length === 0 || !options.currentState || closed) return;
+    try {
+      const changes = await options.currentState(jobIds);
+      // To this instance's listeners of each job's own topic only: the other instances catch up by
+      // themselves, and jobUpdates subscribers did not ask for a replay.
+      for (const change of changes) counted.deliver(`${JOB_TOPIC_PREFIX}${change.jobId}`, change);
+    } catch (error) {
+      if (closed || retryTimer) return;
+      const delay = Math.min(RESYNC_RETRY_INITIAL_MS * 2 ** attempt, RESYNC_RETRY_MAX_MS);
+      logger.warn({ err: error, retryInMs: delay }, "could not re-read followed jobs after reconnecting; trying again");
+      retryTimer = setTimeout(() => {
+        retryTimer = null;
+        void readFollowedJobsAgain(attempt + 1);
+      }, delay);
+      retryTimer.unref();
+    }
   }
   return {
     pubsub,
@@ -289,11 +216,9 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
       return publishFailures;
     },
     async close() {
+      closed = true;
+      if (retryTimer) clearTimeout(retryTimer);
       await closeTarget();
-      // QUIT waits for a connection that may never come back; an unready client is just dropped.
-      await Promise.all(
-        connections.map((connection) => (connection.status === "ready" ? connection.quit().then(() => undefined, () => connection.disconnect()) : connection.disconnect())),
-      );
     },
   };
 }
@@ -317,7 +242,11 @@ export function forEachEvent<T>(bus: Pick<EventBus, "listen">, topic: string, li
  * Wraps an event target to keep the live listeners of each topic, and to drop a job change that a
  * later one of the same job overtook on its way here (ChangeOrder), whichever instance sent it.
  */
-function countListeners(inner: EventTarget, order: ChangeOrder): { target: EventTarget; count: (topic?: string) => number; topics: () => string[] } {
+function countListeners(
+  inner: EventTarget,
+  order: ChangeOrder,
+  onListenerError: (error: unknown) => void,
+): { target: EventTarget; count: (topic?: string) => number; topics: () => string[]; deliver: (topic: string, detail: unknown) => void } {
   const listeners = new Map<string, Map<EventListenerOrEventListenerObject, { wrapped: EventListener; stop: () => void }>>();
   const ordered = (topic: string, listener: EventListenerOrEventListenerObject): { wrapped: EventListener; stop: () => void } => {
     const call = (event: Event) => (typeof listener === "function" ? listener(event) : listener.handleEvent(event));
@@ -350,32 +279,18 @@ function countListeners(inner: EventTarget, order: ChangeOrder): { target: Event
     for (const byListener of listeners.values()) total += byListener.size;
     return total;
   };
-  return { target, count, topics: () => [...listeners.keys()] };
-}
-
-/**
- * Logs publish failures without flooding: the first of an outage at once, then at most one line per
- * FAILURE_LOG_INTERVAL_MS with the count since, and one line when publishing works again.
- */
-function reportPublishing(logger: Logger, what: string, count: (failures: number) => number, recovered: () => void = () => {}) {
-  let failing = false;
-  let lastFailureLog = 0;
-  let failuresSinceLog = 0;
-  return {
-    published() {
-      if (!failing) return;
-      failing = false;
-      logger.info({ publishFailures: count(0) }, `${what} recovered`);
-      recovered();
-    },
-    failed(error: unknown, events: number, context: Record<string, unknown> = {}) {
-      const publishFailures = count(events);
-      failuresSinceLog += events;
-      if (failing && Date.now() - lastFailureLog < FAILURE_LOG_INTERVAL_MS) return;
-      failing = true;
-      lastFailureLog = Date.now();
-      logger.error({ err: error, ...context, failures: failuresSinceLog, publishFailures }, `${what} failed; event lost, jobs keep running`);
-      failuresSinceLog = 0;
-    },
+  /** To this process's listeners of `topic` only, as if the event had arrived (in order, through ChangeOrder). */
+  const deliver = (topic: string, detail: unknown) => {
+    const byListener = listeners.get(topic);
+    if (!byListener) return;
+    const event = new CustomEvent(topic, { detail });
+    for (const { wrapped } of [...byListener.values()]) {
+      try {
+        wrapped(event);
+      } catch (error) {
+        onListenerError(error);
+      }
+    }
   };
+  return { target, count, topics: () => [...listeners.keys()], deliver };
 }

@@ -2,8 +2,11 @@
 // Redis is back (a job's state published again; streams of every job's changes ended with
 // EVENTS_INTERRUPTED), on every instance, not only on the one that lost it.
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Conveyor } from "../../src/app.js";
+import { createEventBus, type JobChange } from "../../src/events/event-bus.js";
+import { createLogger } from "../../src/logger.js";
 import type { JobHandler } from "../../src/handlers/registry.js";
 import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
 import { collect, tokenFor, wsClient } from "../support/graphql-client.js";
@@ -58,31 +61,87 @@ describe.skipIf(!redisServerAvailable)(`Redis away for one instance, or from the
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  it("a jobProgress subscription opened before Redis was ever reached gets the job's state at once, and a change made meanwhile once Redis is up", async () => {
+  /** A Redis server of the test's own, and a client to command it. */
+  async function ownRedis(): Promise<{ port: number; admin: Redis }> {
     const port = await freePort();
     const redis = await startRedis(port);
     cleanups.push(() => stopRedis(redis));
-    // Redis unreachable from the start: the instance's only way to it is cut.
-    const proxy = await cuttableProxy(port, { cut: true });
-    cleanups.push(() => proxy.close());
-    const conveyor = await startTestConveyor({ handlers: [parked], environment: { REDIS_URL: `redis://127.0.0.1:${proxy.port}` } });
-    cleanups.push(() => conveyor.dispose());
+    const admin = new Redis(port, "127.0.0.1", { maxRetriesPerRequest: 1 });
+    cleanups.push(() => admin.disconnect());
+    return { port, admin };
+  }
+
+  /** Alice's jobProgress subscription to a new job of hers, due in an hour, once it got the job's first state. */
+  async function watchNewJob(conveyor: TestConveyor): Promise<{ id: string; statuses: () => string[] }> {
     const client = wsClient(conveyor, await tokenFor(conveyor, "alice"));
     cleanups.push(() => client.dispose());
     const id = (await conveyor.jobs.enqueue({ type: "parked", owner: "alice", runAt: later() }, "alice")).job.id;
     const stream = collect(client, PROGRESS, { id });
     const statuses = () => stream.events.map((event) => (event.data as { jobProgress: { status: string } }).jobProgress.status);
     await eventually(() => statuses().length > 0, 5000);
+    return { id, statuses };
+  }
+
+  it("a jobProgress subscription opened before Redis was ever reached gets the job's state at once, and a change made meanwhile once Redis is up", async () => {
+    const { port } = await ownRedis();
+    // Redis unreachable from the start: the instance's only way to it is cut.
+    const proxy = await cuttableProxy(port, { cut: true });
+    cleanups.push(() => proxy.close());
+    const conveyor = await startTestConveyor({ handlers: [parked], environment: { REDIS_URL: `redis://127.0.0.1:${proxy.port}` } });
+    cleanups.push(() => conveyor.dispose());
+    const { id, statuses } = await watchNewJob(conveyor);
     expect(statuses()).toEqual(["QUEUED"]);
     await conveyor.jobs.cancel(id, "alice");
     proxy.restore();
     await eventually(() => statuses().includes("CANCELLED"), 15_000);
   }, 60_000);
 
+  it("a subscriber's catch-up after its connection returns does not go through Redis: it reaches it while publishes still fail", async () => {
+    const { port, admin } = await ownRedis();
+    const conveyor = await startTestConveyor({ handlers: [parked], environment: { REDIS_URL: `redis://127.0.0.1:${port}` } });
+    cleanups.push(() => conveyor.dispose());
+    const { id, statuses } = await watchNewJob(conveyor);
+    await conveyor.events.whenListening(`job:changed:${id}`);
+
+    // Redis refuses every PUBLISH from now on (its one user loses the command): the cancel's event is lost.
+    await admin.call("ACL", "SETUSER", "default", "-publish");
+    cleanups.unshift(() => admin.call("ACL", "SETUSER", "default", "+publish").catch(() => undefined));
+    await conveyor.jobs.cancel(id, "alice");
+    await eventually(() => conveyor.events.publishFailures > 0, 10_000);
+    expect(statuses()).toEqual(["QUEUED"]);
+    // The subscribing connection is dropped and comes back; publishes still fail.
+    await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+    await eventually(() => statuses().includes("CANCELLED"), 15_000);
+  }, 60_000);
+
+  it("a catch-up whose read of the followed jobs fails (the database away too) reads again until it works", async () => {
+    const { port, admin } = await ownRedis();
+    const jobId = "0193a4f0-0000-7000-8000-000000000001";
+    const state: JobChange = {
+      jobId, type: "parked", owner: "alice", status: "CANCELLED", previousStatus: "QUEUED", stage: null, progress: 0,
+      bytesDone: null, bytesTotal: null, retryCount: 0, errorCode: null, revision: 2, at: new Date().toISOString(),
+    };
+    let reads = 0;
+    const bus = createEventBus(`redis://127.0.0.1:${port}`, {
+      logger: createLogger("silent"),
+      currentState: async () => {
+        reads += 1;
+        if (reads < 3) throw new Error("database unavailable");
+        return [state];
+      },
+    });
+    cleanups.push(() => bus.close());
+    const received: JobChange[] = [];
+    bus.listen<JobChange>(`job:changed:${jobId}`, (change) => received.push(change));
+    await bus.whenListening(`job:changed:${jobId}`);
+    await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+    await eventually(() => received.length > 0, 15_000);
+    expect(reads).toBe(3);
+    expect(received).toEqual([state]);
+  }, 30_000);
+
   it("changes an instance could not publish reach the other instance's subscribers once it is back: jobProgress catches up, jobUpdates ends with EVENTS_INTERRUPTED", async () => {
-    const port = await freePort();
-    const redis = await startRedis(port);
-    cleanups.push(() => stopRedis(redis));
+    const { port } = await ownRedis();
     const proxy = await cuttableProxy(port);
     cleanups.push(() => proxy.close());
     const a: TestConveyor = await startTestConveyor({ handlers: [parked], environment: { REDIS_URL: `redis://127.0.0.1:${port}` } });
