@@ -195,11 +195,15 @@ describe.skipIf(skip)("the operator dashboard in Chromium", { timeout: 240_000 }
   it("follows on when its live updates were interrupted: the jobs page subscribes again and shows what changed meanwhile", async () => {
     await openLive(`/dashboard/jobs`, "Jobs");
     const listeners = () => conveyor.services.events.listenerCount("jobs:changed");
+    // The page's topic is registered under the LISTEN connection (a row of event_listeners) a
+    // moment after it is listened to here; until then there is no connection to name.
+    await conveyor.services.events.whenListening("jobs:changed");
     const admin = new pg.Client({ connectionString: conveyor.databaseUrl });
     await admin.connect();
     try {
       // The LISTEN connection is lost: once it is back, the page's stream ends with EVENTS_INTERRUPTED.
-      await admin.query("SELECT pg_terminate_backend(listener_pid) FROM (SELECT DISTINCT listener_pid FROM event_listeners WHERE topic = 'jobs:changed') AS listening");
+      const { rows } = await admin.query("SELECT pg_terminate_backend(listener_pid) AS terminated FROM (SELECT DISTINCT listener_pid FROM event_listeners WHERE topic = 'jobs:changed') AS listening");
+      expect(rows).toEqual([{ terminated: true }]);
       await eventually(() => listeners() === 0, WAIT_MS);
     } finally {
       await admin.end();
