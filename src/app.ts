@@ -118,10 +118,7 @@ export async function createConveyor(options: ConveyorOptions): Promise<Conveyor
   const events = createEventBus(transport === "redis" ? config.redisUrl : undefined, {
     logger,
     postgres: transport === "postgres" ? { connectionString: database.url, instanceId } : undefined,
-    currentState: async (jobIds) => {
-      const rows = await Promise.all(jobIds.map((id) => jobs.find(id)));
-      return rows.flatMap((row) => (row ? [changeOf(row, null)] : []));
-    },
+    currentState: async (jobIds) => (await jobs.findMany(jobIds)).map((job) => changeOf(job, null)),
   });
   const metrics = new ConveyorMetrics({ token: config.metrics.token, logger });
   if (!config.metrics.token && !isLoopback(config.http.host)) {

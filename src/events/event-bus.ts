@@ -154,30 +154,33 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
   const counted = countListeners(target, order, listenerThrew);
   const pubsub = createPubSub<EventTopics>({ eventTarget: counted.target as never });
   // After an outage the followed jobs are read again; a read that fails (the database may be away
-  // too) is tried again, until it works or a newer catch-up or close takes over.
+  // too) is tried again, until it works or a newer catch-up or close takes over. Only the newest
+  // catch-up's read is delivered: an older one finishing later would show older states again.
+  let catchUps = 0;
   let retryTimer: NodeJS.Timeout | null = null;
   let closed = false;
   function resync(): void {
     interrupted();
     if (retryTimer) clearTimeout(retryTimer);
     retryTimer = null;
-    void readFollowedJobsAgain(0);
+    void readFollowedJobsAgain(++catchUps, 0);
   }
-  async function readFollowedJobsAgain(attempt: number): Promise<void> {
+  async function readFollowedJobsAgain(catchUp: number, attempt: number): Promise<void> {
     const jobIds = counted.topics().flatMap((topic) => (topic.startsWith(JOB_TOPIC_PREFIX) ? [topic.slice(JOB_TOPIC_PREFIX.length)] : []));
     if (jobIds.length === 0 || !options.currentState || closed) return;
     try {
       const changes = await options.currentState(jobIds);
+      if (catchUp !== catchUps || closed) return;
       // To this instance's listeners of each job's own topic only: the other instances catch up by
       // themselves, and jobUpdates subscribers did not ask for a replay.
       for (const change of changes) counted.deliver(`${JOB_TOPIC_PREFIX}${change.jobId}`, change);
     } catch (error) {
-      if (closed || retryTimer) return;
+      if (catchUp !== catchUps || closed) return;
       const delay = Math.min(RESYNC_RETRY_INITIAL_MS * 2 ** attempt, RESYNC_RETRY_MAX_MS);
       logger.warn({ err: error, retryInMs: delay }, "could not re-read followed jobs after reconnecting; trying again");
       retryTimer = setTimeout(() => {
         retryTimer = null;
-        void readFollowedJobsAgain(attempt + 1);
+        void readFollowedJobsAgain(catchUp, attempt + 1);
       }, delay);
       retryTimer.unref();
     }

@@ -10,6 +10,8 @@ export const EVENTS_LOST_TOPIC = "conveyor:events-lost";
 // The subscribing connection's return and the publishing one's come close together: one catch-up
 // for both, or a stream started again after the first would be ended by the second.
 const CATCH_UP_DELAY_MS = 250;
+// Redis confirms a SUBSCRIBE in well under a millisecond; one that waits this long is read without it.
+const SUBSCRIBE_WAIT_MS = 3000;
 
 export interface RedisTransport {
   target: EventTarget;
@@ -69,26 +71,26 @@ export function createRedisTransport(
       lostSince = null;
       target.dispatchEvent(new CustomEvent(EVENTS_LOST_TOPIC, { detail: busId }));
     }
-    // ioredis sends the connection's SUBSCRIBEs again as it turns ready; a PING's reply comes after
-    // theirs. Re-read before Redis confirmed them, a change published in between reaches nobody here.
-    try {
-      await subscribeClient.ping();
-    } catch {
-      return; // lost again: its return catches up
-    }
-    if (!closed) options.catchUp();
+    // ioredis sends the connection's SUBSCRIBEs again as it turns ready; a PING's reply (an error
+    // reply too) comes after theirs. Re-read before Redis confirmed them, a change published in
+    // between would reach nobody here.
+    const connection = lostConnections;
+    await subscribeClient.ping().catch(() => undefined);
+    // Lost meanwhile, ioredis sends the PING again on the next connection: that one's return catches up.
+    if (connection !== lostConnections || closed) return;
+    options.catchUp();
   };
 
-  // Settles when the subscribing connection is lost; a new one for the next connection.
-  let connectionLost!: () => void;
-  const nextLoss = () => new Promise<void>((resolve) => (connectionLost = resolve));
-  let lost = nextLoss();
+  /** Subscribing connections lost so far: a catch-up belongs to one connection. */
+  let lostConnections = 0;
   /** The subscribing connection closed since it was last ready (or before it ever was). */
   let away = false;
+  /** Waits for subscriptions (whenListening), which end when the subscribing connection is lost. */
+  const waiting = new Set<() => void>();
   subscribeClient.on("close", () => {
+    lostConnections += 1;
     away = true;
-    connectionLost();
-    lost = nextLoss();
+    for (const settle of [...waiting]) settle();
   });
   subscribeClient.on("ready", () => {
     if (!away) return;
@@ -96,8 +98,37 @@ export function createRedisTransport(
     scheduleCatchUp();
   });
 
-  // Once publishing works again while the subscribing connection stayed up, the others are told now.
+  /**
+   * Settles once Redis confirms the subscription to `topic`; at once while the subscribing
+   * connection is away, or when it is lost (its return catches up: the job's state is read again,
+   * so a change made meanwhile is not missed); and after SUBSCRIBE_WAIT_MS if Redis does not answer
+   * (it may accept connections and say nothing): read now, and again once it confirms after all.
+   */
+  function whenListening(topic: string): Promise<void> {
+    if (away) return Promise.resolve();
+    const confirmed = redis.whenListening(topic);
+    return new Promise<void>((resolve) => {
+      const settle = () => {
+        clearTimeout(timer);
+        waiting.delete(settle);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        settle();
+        void confirmed.then(scheduleCatchUp);
+      }, SUBSCRIBE_WAIT_MS);
+      timer.unref();
+      waiting.add(settle);
+      void confirmed.then(settle);
+    });
+  }
+
+  // Once publishing works again (a publish goes through, or the publishing connection is back while
+  // nothing more is published), the others are told.
   const report = reportPublishing(logger, "Redis publish", options.countPublishFailures, () => {
+    if (lostSince !== null) scheduleCatchUp();
+  });
+  publishClient.on("ready", () => {
     if (lostSince !== null) scheduleCatchUp();
   });
   const redis = createRedisEventTarget({
@@ -120,14 +151,12 @@ export function createRedisTransport(
 
   return {
     target,
-    // Redis confirms a SUBSCRIBE only once it is back: a subscriber's first read of its job would
-    // wait for the whole outage. While the connection is away the read need not wait: its return
-    // catches up (the job's state is read again), so a change made meanwhile is not missed.
-    whenListening: (topic) => (away ? Promise.resolve() : Promise.race([redis.whenListening(topic), lost])),
+    whenListening,
     async close() {
       closed = true;
       if (catchUpTimer) clearTimeout(catchUpTimer);
       catchUpTimer = null;
+      for (const settle of [...waiting]) settle();
       // QUIT waits for a connection that may never come back; an unready client is just dropped.
       await Promise.all(
         [publishClient, subscribeClient].map((client) => (client.status === "ready" ? client.quit().then(() => undefined, () => client.disconnect()) : client.disconnect())),

@@ -9,7 +9,7 @@ import { THROUGHPUT_RANGES, throughputSeries, type ThroughputRange, type Through
 import type { JobLifecycle, JobSelection } from "./lifecycle.js";
 import type { Maintenance } from "./maintenance.js";
 import type { WorkerPool } from "./worker-pool.js";
-import { enqueueJobs, findJob, isDue, findJobRecords, queuePosition, queuePositions, type EnqueueInput, type EnqueueOptions, type Queryable } from "./queue.js";
+import { enqueueJobs, findJob, findJobs, isDue, findJobRecords, queuePosition, queuePositions, type EnqueueInput, type EnqueueOptions, type Queryable } from "./queue.js";
 import type { Clock } from "./types.js";
 import { InvalidJobInputError, UnknownJobTypeError } from "./enqueue-errors.js";
 import { UUID } from "../events/messages.js";
@@ -139,6 +139,11 @@ export class JobService {
 
   find(id: string, db: Queryable = this.deps.pool) {
     return findJob(db, id);
+  }
+
+  /** The jobs of these ids that exist, read a thousand per statement. */
+  findMany(ids: readonly string[]) {
+    return findJobs(this.deps.pool, ids);
   }
 
   /**

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { newJobId } from "./job-ids.js";
 import type pg from "pg";
-import type { JobChange } from "../events/messages.js";
+import { UUID, type JobChange } from "../events/messages.js";
 import { changeOf } from "./lifecycle.js";
 import * as sql from "./sql.js";
 import type { ProcessingJob } from "../generated/prisma/client.js";
@@ -155,6 +155,20 @@ export async function findJob(db: Queryable, id: string): Promise<Job | null> {
   const { rows } = await db.query(sql.SELECT_JOB, [id]);
   return rows[0] ? jobFromRow(rows[0]) : null;
 }
+
+/** The jobs of these ids that exist, in no particular order; ids that are not UUIDs find nothing. */
+export async function findJobs(db: Queryable, ids: readonly string[]): Promise<Job[]> {
+  const valid = [...new Set(ids)].filter((id) => UUID.test(id));
+  const found: Job[] = [];
+  for (let start = 0; start < valid.length; start += FIND_JOBS_CHUNK) {
+    const { rows } = await db.query(sql.SELECT_JOBS, [valid.slice(start, start + FIND_JOBS_CHUNK)]);
+    found.push(...rows.map(jobFromRow));
+  }
+  return found;
+}
+
+/** Ids per statement of findJobs: a whole page of rows at a time, however many jobs are asked for. */
+const FIND_JOBS_CHUNK = 1000;
 
 /**
  * Jobs' rows in the shape Prisma gives them (the API's `Job`), keyed by id, read with one prepared

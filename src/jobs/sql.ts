@@ -661,6 +661,7 @@ JOIN unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS k(ide
 export const WAKE_POOLS = `SELECT pg_notify('${JOBS_CHANNEL}', '')`;
 
 export const SELECT_JOB = `SELECT * FROM processing_jobs WHERE id = $1`;
+export const SELECT_JOBS = `SELECT * FROM processing_jobs WHERE id = ANY($1::uuid[])`;
 
 /**
  * $1 job ids: their rows, each as one JSON document (queue.ts, findJobRecords), parsed once,

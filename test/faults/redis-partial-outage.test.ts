@@ -62,13 +62,35 @@ describe.skipIf(!redisServerAvailable)(`Redis away for one instance, or from the
   });
 
   /** A Redis server of the test's own, and a client to command it. */
-  async function ownRedis(): Promise<{ port: number; admin: Redis }> {
+  async function ownRedis(): Promise<{ port: number; admin: Redis; server: Awaited<ReturnType<typeof startRedis>> }> {
     const port = await freePort();
-    const redis = await startRedis(port);
-    cleanups.push(() => stopRedis(redis));
+    const server = await startRedis(port);
+    cleanups.push(() => stopRedis(server));
     const admin = new Redis(port, "127.0.0.1", { maxRetriesPerRequest: 1 });
     cleanups.push(() => admin.disconnect());
-    return { port, admin };
+    return { port, admin, server };
+  }
+
+  /** Cancels the job while Redis refuses every PUBLISH (its one user loses the command): the cancel's event is lost. */
+  async function cancelUnpublished(conveyor: TestConveyor, admin: Redis, id: string): Promise<void> {
+    await admin.call("ACL", "SETUSER", "default", "-publish");
+    await conveyor.jobs.cancel(id, "alice");
+    await eventually(() => conveyor.events.publishFailures > 0, 10_000);
+  }
+
+  /** The bus of an instance (createEventBus), on this Redis, followed jobs read with `currentState`. */
+  function busOn(port: number, currentState: (jobIds: string[]) => Promise<JobChange[]> = async () => []) {
+    const bus = createEventBus(`redis://127.0.0.1:${port}`, { logger: createLogger("silent"), currentState });
+    cleanups.push(() => Promise.race([bus.close(), new Promise((resolve) => setTimeout(resolve, 2000))]));
+    return bus;
+  }
+
+  /** A change of a job that the tests below follow on a bare bus. */
+  function changeOf(jobId: string, fields: Partial<JobChange>): JobChange {
+    return {
+      jobId, type: "parked", owner: "alice", status: "QUEUED", previousStatus: null, stage: null, progress: 0,
+      bytesDone: null, bytesTotal: null, retryCount: 0, errorCode: null, revision: 1, at: new Date().toISOString(), ...fields,
+    };
   }
 
   /** Alice's jobProgress subscription to a new job of hers, due in an hour, once it got the job's first state. */
@@ -103,11 +125,7 @@ describe.skipIf(!redisServerAvailable)(`Redis away for one instance, or from the
     const { id, statuses } = await watchNewJob(conveyor);
     await conveyor.events.whenListening(`job:changed:${id}`);
 
-    // Redis refuses every PUBLISH from now on (its one user loses the command): the cancel's event is lost.
-    await admin.call("ACL", "SETUSER", "default", "-publish");
-    cleanups.unshift(() => admin.call("ACL", "SETUSER", "default", "+publish").catch(() => undefined));
-    await conveyor.jobs.cancel(id, "alice");
-    await eventually(() => conveyor.events.publishFailures > 0, 10_000);
+    await cancelUnpublished(conveyor, admin, id);
     expect(statuses()).toEqual(["QUEUED"]);
     // The subscribing connection is dropped and comes back; publishes still fail.
     await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
@@ -117,20 +135,13 @@ describe.skipIf(!redisServerAvailable)(`Redis away for one instance, or from the
   it("a catch-up whose read of the followed jobs fails (the database away too) reads again until it works", async () => {
     const { port, admin } = await ownRedis();
     const jobId = "0193a4f0-0000-7000-8000-000000000001";
-    const state: JobChange = {
-      jobId, type: "parked", owner: "alice", status: "CANCELLED", previousStatus: "QUEUED", stage: null, progress: 0,
-      bytesDone: null, bytesTotal: null, retryCount: 0, errorCode: null, revision: 2, at: new Date().toISOString(),
-    };
+    const state = changeOf(jobId, { status: "CANCELLED", previousStatus: "QUEUED", revision: 2 });
     let reads = 0;
-    const bus = createEventBus(`redis://127.0.0.1:${port}`, {
-      logger: createLogger("silent"),
-      currentState: async () => {
-        reads += 1;
-        if (reads < 3) throw new Error("database unavailable");
-        return [state];
-      },
+    const bus = busOn(port, async () => {
+      reads += 1;
+      if (reads < 3) throw new Error("database unavailable");
+      return [state];
     });
-    cleanups.push(() => bus.close());
     const received: JobChange[] = [];
     bus.listen<JobChange>(`job:changed:${jobId}`, (change) => received.push(change));
     await bus.whenListening(`job:changed:${jobId}`);
@@ -139,6 +150,102 @@ describe.skipIf(!redisServerAvailable)(`Redis away for one instance, or from the
     expect(reads).toBe(3);
     expect(received).toEqual([state]);
   }, 30_000);
+
+  it("a followed id that is not a job's (not even a UUID) keeps nobody else from catching up", async () => {
+    const { port, admin } = await ownRedis();
+    const conveyor = await startTestConveyor({ handlers: [parked], environment: { REDIS_URL: `redis://127.0.0.1:${port}` } });
+    cleanups.push(() => conveyor.dispose());
+    const { id, statuses } = await watchNewJob(conveyor);
+    await conveyor.events.whenListening(`job:changed:${id}`);
+    // Someone embedding Conveyor follows a job by an id that is not a UUID (a typo, a foreign key).
+    cleanups.push(conveyor.subscribe("not-a-uuid", () => {}));
+
+    await cancelUnpublished(conveyor, admin, id);
+    await admin.call("ACL", "SETUSER", "default", "+publish");
+    await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+    await eventually(() => statuses().includes("CANCELLED"), 15_000);
+  }, 60_000);
+
+  it("of two catch-ups, only the newer's read is delivered: an older read answering later shows no older state", async () => {
+    const { port, admin } = await ownRedis();
+    const jobId = "0193a4f0-0000-7000-8000-000000000002";
+    const at = (ms: number) => new Date(Date.UTC(2026, 0, 1) + ms).toISOString();
+    const progress = (percent: number, ms: number) => changeOf(jobId, { status: "PROCESSING", previousStatus: "QUEUED", progress: percent, revision: 3, at: at(ms) });
+    let reads = 0;
+    const bus = busOn(port, async () => {
+      reads += 1;
+      if (reads > 1) return [progress(60, 2000)];
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      return [progress(40, 1000)];
+    });
+    const received: number[] = [];
+    bus.listen<JobChange>(`job:changed:${jobId}`, (change) => received.push(change.progress));
+    await bus.whenListening(`job:changed:${jobId}`);
+    await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+    await eventually(() => reads === 1, 10_000);
+    await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+    await eventually(() => reads === 2 && received.length > 0, 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 4000)); // the first read answers meanwhile
+    expect(received).toEqual([60]);
+  }, 30_000);
+
+  it("one catch-up per return: the connection lost again while the catch-up's PING waits gives one, not two", async () => {
+    const { port, admin, server } = await ownRedis();
+    const proxy = await cuttableProxy(port);
+    cleanups.push(() => proxy.close());
+    const bus = busOn(proxy.port);
+    let interruptions = 0;
+    bus.onInterrupted(() => (interruptions += 1));
+    const topic = "job:changed:0193a4f0-0000-7000-8000-000000000003";
+    bus.listen(topic, () => {});
+    await bus.whenListening(topic);
+    proxy.cut();
+    proxy.restore();
+    // Back and subscribed again: the catch-up's PING goes 250 ms after that. Redis freezes before.
+    await eventually(async () => / sub=[1-9]/.test(String(await admin.call("CLIENT", "LIST", "TYPE", "pubsub"))), 5000, 5);
+    server.kill("SIGSTOP");
+    cleanups.push(() => server.kill("SIGCONT"));
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(interruptions).toBe(0); // the PING waits
+    proxy.cut();
+    proxy.restore();
+    server.kill("SIGCONT");
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(interruptions).toBe(1);
+  }, 30_000);
+
+  it("an instance whose publishes failed tells the others once its publishing connection is back, even when it publishes nothing more", async () => {
+    const { port, admin } = await ownRedis();
+    const jobId = "0193a4f0-0000-7000-8000-000000000005";
+    const cancelled = changeOf(jobId, { status: "CANCELLED", previousStatus: "QUEUED", revision: 2 });
+    const failing = busOn(port);
+    const other = busOn(port, async () => [cancelled]);
+    const received: JobChange[] = [];
+    other.listen<JobChange>(`job:changed:${jobId}`, (change) => received.push(change));
+    await other.whenListening(`job:changed:${jobId}`);
+
+    await admin.call("ACL", "SETUSER", "default", "-publish");
+    failing.publishJobChange(cancelled);
+    await eventually(() => failing.publishFailures > 0, 10_000);
+    await admin.call("ACL", "SETUSER", "default", "+publish");
+    // Only the failing bus's publishing connection is dropped (the one whose last command was a PUBLISH); it comes back.
+    const publishing = String(await admin.call("CLIENT", "LIST", "TYPE", "normal")).split("\n").filter((line) => / cmd=publish /.test(line));
+    expect(publishing).toHaveLength(1);
+    await admin.call("CLIENT", "KILL", "ID", /id=(\d+)/.exec(publishing[0]!)![1]!);
+    await eventually(() => received.length > 0, 15_000);
+    expect(received).toEqual([cancelled]);
+  }, 30_000);
+
+  it("a subscriber's first read waits at most a few seconds for Redis to confirm: a server that accepts connections and says nothing holds nobody", async () => {
+    const { port, server } = await ownRedis();
+    server.kill("SIGSTOP"); // the kernel still accepts connections; nothing answers
+    cleanups.push(() => server.kill("SIGCONT"));
+    const bus = busOn(port);
+    const topic = "job:changed:0193a4f0-0000-7000-8000-000000000004";
+    bus.listen(topic, () => {});
+    const outcome = await Promise.race([bus.whenListening(topic).then(() => "settled"), new Promise((resolve) => setTimeout(() => resolve("waiting"), 20_000))]);
+    expect(outcome).toBe("settled");
+  }, 40_000);
 
   it("changes an instance could not publish reach the other instance's subscribers once it is back: jobProgress catches up, jobUpdates ends with EVENTS_INTERRUPTED", async () => {
     const { port } = await ownRedis();
