@@ -15,7 +15,7 @@ const SUBSCRIBE_WAIT_MS = 3000;
 
 export interface RedisTransport {
   target: EventTarget;
-  /** Settles once Redis confirmed the subscription to `topic`, or at once while the subscribing connection is away. */
+  /** Settles once Redis confirmed the subscription to `topic`: at once while the subscribing connection is away, at most SUBSCRIBE_WAIT_MS later otherwise. */
   whenListening(topic: string): Promise<void>;
   close(): Promise<void>;
 }
