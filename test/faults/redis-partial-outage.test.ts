@@ -189,10 +189,12 @@ describe.skipIf(!redisServerAvailable)(`Redis away for one instance, or from the
     const at = (ms: number) => new Date(Date.UTC(2026, 0, 1) + ms).toISOString();
     const progress = (percent: number, ms: number) => changeOf(jobId, { status: "PROCESSING", previousStatus: "QUEUED", progress: percent, revision: 3, at: at(ms) });
     let reads = 0;
+    let answerFirstRead!: () => void;
+    const firstReadAnswers = new Promise<void>((resolve) => (answerFirstRead = resolve));
     const bus = busOn(port, async () => {
       reads += 1;
       if (reads > 1) return [progress(60, 2000)];
-      await new Promise((resolve) => setTimeout(resolve, 3000));
+      await firstReadAnswers;
       return [progress(40, 1000)];
     });
     const received: number[] = [];
@@ -202,7 +204,8 @@ describe.skipIf(!redisServerAvailable)(`Redis away for one instance, or from the
     await eventually(() => reads === 1, 10_000);
     await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
     await eventually(() => reads === 2 && received.length > 0, 10_000);
-    await new Promise((resolve) => setTimeout(resolve, 4000)); // the first read answers meanwhile
+    answerFirstRead();
+    await new Promise((resolve) => setTimeout(resolve, 200));
     expect(received).toEqual([60]);
   }, 30_000);
 
