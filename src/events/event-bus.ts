@@ -4,7 +4,7 @@ import { environmentValue } from "../config.js";
 import { createLogger, type Logger } from "../logger.js";
 import { isTerminalStatus } from "../jobs/types.js";
 import { ChangeOrder } from "./change-order.js";
-import { JOB_TOPIC_PREFIX, type JobChange, type QueueHealthChange } from "./messages.js";
+import { JOB_TOPIC_PREFIX, jobTopic, type JobChange, type QueueHealthChange } from "./messages.js";
 import { createPgEventTarget } from "./pg-event-target.js";
 import { reportPublishing } from "./publish-report.js";
 import { createRedisTransport } from "./redis-transport.js";
@@ -122,7 +122,13 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
     }
   };
   if (redisUrl) {
-    const redis = createRedisTransport(redisUrl, { logger, countPublishFailures: (count) => (publishFailures += count), catchUp: () => resync() });
+    const redis = createRedisTransport(redisUrl, {
+      logger,
+      countPublishFailures: (count) => (publishFailures += count),
+      catchUp: () => resync(),
+      // A job's own topic is read again; a stream of every job's changes cannot be, and is told.
+      catchUpTopic: (topic) => (topic.startsWith(JOB_TOPIC_PREFIX) ? readJobAgain(topic.slice(JOB_TOPIC_PREFIX.length)) : resync()),
+    });
     target = redis.target;
     whenListening = redis.whenListening;
     closeTarget = redis.close;
@@ -164,6 +170,16 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
     if (retryTimer) clearTimeout(retryTimer);
     retryTimer = null;
     void readFollowedJobsAgain(++catchUps, 0);
+  }
+  /** One followed job read again and given to its listeners here, once (a failure is logged). */
+  function readJobAgain(jobId: string): void {
+    if (!options.currentState || closed || counted.count(jobTopic(jobId)) === 0) return;
+    options.currentState([jobId]).then(
+      (changes) => {
+        if (!closed) for (const change of changes) counted.deliver(jobTopic(change.jobId), change);
+      },
+      (error: unknown) => logger.warn({ err: error, jobId }, "could not re-read a followed job"),
+    );
   }
   async function readFollowedJobsAgain(catchUp: number, attempt: number): Promise<void> {
     const jobIds = counted.topics().flatMap((topic) => (topic.startsWith(JOB_TOPIC_PREFIX) ? [topic.slice(JOB_TOPIC_PREFIX.length)] : []));

@@ -33,7 +33,14 @@ export interface RedisTransport {
  */
 export function createRedisTransport(
   redisUrl: string,
-  options: { logger: Logger; countPublishFailures: (failures: number) => number; catchUp: () => void },
+  options: {
+    logger: Logger;
+    countPublishFailures: (failures: number) => number;
+    /** Events may have been lost here: read again what is followed, and tell the streams of every job's changes. */
+    catchUp: () => void;
+    /** Redis confirmed the subscription to `topic` only after whenListening gave up waiting: read it again. */
+    catchUpTopic: (topic: string) => void;
+  },
 ): RedisTransport {
   const { logger } = options;
   const connection: RedisOptions = {
@@ -102,7 +109,7 @@ export function createRedisTransport(
    * Settles once Redis confirms the subscription to `topic`; at once while the subscribing
    * connection is away, or when it is lost (its return catches up: the job's state is read again,
    * so a change made meanwhile is not missed); and after SUBSCRIBE_WAIT_MS if Redis does not answer
-   * (it may accept connections and say nothing): read now, and again once it confirms after all.
+   * (it may be busy, or accept connections and say nothing): read now, and again once it confirms.
    */
   function whenListening(topic: string): Promise<void> {
     if (away) return Promise.resolve();
@@ -115,7 +122,10 @@ export function createRedisTransport(
       };
       const timer = setTimeout(() => {
         settle();
-        void confirmed.then(scheduleCatchUp);
+        // Redis is slow, not gone (no connection was lost): only this topic may have missed something.
+        void confirmed.then(() => {
+          if (!closed) options.catchUpTopic(topic);
+        });
       }, SUBSCRIBE_WAIT_MS);
       timer.unref();
       waiting.add(settle);

@@ -267,6 +267,31 @@ describe.skipIf(!redisServerAvailable)(`Redis away for one instance, or from the
     expect(outcome).toBe("settled");
   }, 40_000);
 
+  it("a Redis that stalls for a while (no connection lost) delays a subscriber's first read by at most 3 s, reads its job again once confirmed, and interrupts nobody", async () => {
+    const { port, server } = await ownRedis();
+    const followed = "0193a4f0-0000-7000-8000-000000000006";
+    const state = changeOf(followed, { status: "PROCESSING", previousStatus: "QUEUED", revision: 2 });
+    const bus = busOn(port, async () => [state]);
+    let interruptions = 0;
+    bus.onInterrupted(() => (interruptions += 1));
+    // A stream that was listening long before: its topic is confirmed.
+    bus.listen("job:changed:0193a4f0-0000-7000-8000-000000000007", () => {});
+    await bus.whenListening("job:changed:0193a4f0-0000-7000-8000-000000000007");
+
+    server.kill("SIGSTOP");
+    cleanups.push(() => server.kill("SIGCONT"));
+    const received: JobChange[] = [];
+    bus.listen<JobChange>(`job:changed:${followed}`, (change) => received.push(change));
+    // Settles although Redis, stopped, cannot confirm anything.
+    await bus.whenListening(`job:changed:${followed}`);
+    expect(received).toEqual([]);
+    server.kill("SIGCONT");
+    await eventually(() => received.length > 0, 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(received).toEqual([state]);
+    expect(interruptions).toBe(0);
+  }, 30_000);
+
   it("changes an instance could not publish reach the other instance's subscribers once it is back: jobProgress catches up, jobUpdates ends with EVENTS_INTERRUPTED", async () => {
     const { port } = await ownRedis();
     const proxy = await cuttableProxy(port);
