@@ -4,7 +4,7 @@ import { environmentValue } from "../config.js";
 import { createLogger, type Logger } from "../logger.js";
 import { isTerminalStatus } from "../jobs/types.js";
 import { ChangeOrder } from "./change-order.js";
-import { JOB_TOPIC_PREFIX, jobTopic, type JobChange, type QueueHealthChange } from "./messages.js";
+import { JOB_TOPIC_PREFIX, jobIdOfTopic, jobTopic, type JobChange, type QueueHealthChange } from "./messages.js";
 import { createPgEventTarget } from "./pg-event-target.js";
 import { reportPublishing } from "./publish-report.js";
 import { createRedisTransport } from "./redis-transport.js";
@@ -127,7 +127,11 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
       countPublishFailures: (count) => (publishFailures += count),
       catchUp: () => resync(),
       // A job's own topic is read again; a stream of every job's changes cannot be, and is told.
-      catchUpTopic: (topic) => (topic.startsWith(JOB_TOPIC_PREFIX) ? readJobAgain(topic.slice(JOB_TOPIC_PREFIX.length)) : resync()),
+      catchUpTopic: (topic) => {
+        const jobId = jobIdOfTopic(topic);
+        if (jobId === null) resync();
+        else readJobAgain(jobId);
+      },
     });
     target = redis.target;
     whenListening = redis.whenListening;
@@ -171,25 +175,28 @@ export function createEventBus(redisUrl?: string, options: EventBusOptions = {})
     retryTimer = null;
     void readFollowedJobsAgain(++catchUps, 0);
   }
+  // To this instance's listeners of each job's own topic only: the other instances catch up by
+  // themselves, and jobUpdates subscribers did not ask for a replay.
+  const deliverStates = (changes: JobChange[]) => {
+    for (const change of changes) counted.deliver(jobTopic(change.jobId), change);
+  };
   /** One followed job read again and given to its listeners here, once (a failure is logged). */
   function readJobAgain(jobId: string): void {
     if (!options.currentState || closed || counted.count(jobTopic(jobId)) === 0) return;
     options.currentState([jobId]).then(
       (changes) => {
-        if (!closed) for (const change of changes) counted.deliver(jobTopic(change.jobId), change);
+        if (!closed) deliverStates(changes);
       },
       (error: unknown) => logger.warn({ err: error, jobId }, "could not re-read a followed job"),
     );
   }
   async function readFollowedJobsAgain(catchUp: number, attempt: number): Promise<void> {
-    const jobIds = counted.topics().flatMap((topic) => (topic.startsWith(JOB_TOPIC_PREFIX) ? [topic.slice(JOB_TOPIC_PREFIX.length)] : []));
+    const jobIds = counted.topics().flatMap((topic) => jobIdOfTopic(topic) ?? []);
     if (jobIds.length === 0 || !options.currentState || closed) return;
     try {
       const changes = await options.currentState(jobIds);
       if (catchUp !== catchUps || closed) return;
-      // To this instance's listeners of each job's own topic only: the other instances catch up by
-      // themselves, and jobUpdates subscribers did not ask for a replay.
-      for (const change of changes) counted.deliver(`${JOB_TOPIC_PREFIX}${change.jobId}`, change);
+      deliverStates(changes);
     } catch (error) {
       if (catchUp !== catchUps || closed) return;
       const delay = Math.min(RESYNC_RETRY_INITIAL_MS * 2 ** attempt, RESYNC_RETRY_MAX_MS);

@@ -1,6 +1,6 @@
 import type pg from "pg";
 import type { Logger } from "../logger.js";
-import { JOB_TOPIC_PREFIX, UUID } from "./messages.js";
+import { JOB_TOPIC_PREFIX, UUID, jobIdOfTopic } from "./messages.js";
 // How long a new listener on a topic of every job waits for the transactions that may have missed
 // its registration; past this, a transaction left open elsewhere on the server must not hold it.
 const IN_FLIGHT_WAIT_MS = 2000;
@@ -192,7 +192,10 @@ export class ListenerRegistry {
     this.toAdd = new Set();
     this.toRemove = new Set();
     this.removing = new Set(removed);
-    const jobIds = added.flatMap((topic) => (topic.startsWith(JOB_TOPIC_PREFIX) && UUID.test(topic.slice(JOB_TOPIC_PREFIX.length)) ? [topic.slice(JOB_TOPIC_PREFIX.length)] : []));
+    const jobIds = added.flatMap((topic) => {
+      const jobId = jobIdOfTopic(topic);
+      return jobId !== null && UUID.test(jobId) ? [jobId] : [];
+    });
     try {
       await this.pool.query(REGISTER, [pid, added, removed, jobIds, this.instanceId]);
       this.removing = new Set();

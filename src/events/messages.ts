@@ -9,6 +9,11 @@ export function jobTopic(jobId: string): string {
   return `${JOB_TOPIC_PREFIX}${jobId}`;
 }
 
+/** The job whose topic this is, or null for a topic of another kind. */
+export function jobIdOfTopic(topic: string): string | null {
+  return topic.startsWith(JOB_TOPIC_PREFIX) ? topic.slice(JOB_TOPIC_PREFIX.length) : null;
+}
+
 /** What every job transition and progress report publishes: ids and the fields that changed. */
 export interface JobChange {
   jobId: string;
