@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { JobValidationError, PermanentJobError } from "../../src/jobs/job-errors.js";
-import { eventually, startTestConveyor, type TestConveyor } from "../support/conveyor.js";
+import { createConveyor } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/logger.js";
+import { eventually, startTestConveyor, testEnvironment, type TestConveyor } from "../support/conveyor.js";
 
 // Rows are seeded with SQL: health is computed from the table (and the outcome counters its
 // triggers keep) alone, whoever wrote it.
@@ -20,6 +23,24 @@ describe("queue health", () => {
     );
   };
   const health = () => conveyor.jobs.health();
+  // What live counting leaves behind for `count` jobs that finished (250 ms each, queued 60 s) in the
+  // minute `completedAgo` ago: a minute row, which only the fold turns into an hour's.
+  const seedMinuteCounters = async (count: number, fields: { status: string; errorCode?: string; completedAgo: string }) => {
+    await conveyor.database.pool.query(
+      `INSERT INTO job_outcome_counts AS counts (minute, type, priority, status, error_code, count, processing_ms_sum, processing_count, queue_us_sum, queue_count)
+       VALUES (date_trunc('minute', now() - $2::interval), 'report', 'NORMAL', $3::"JobStatus", $4, $1, 250 * $1, $1, 60000000::bigint * $1, $1)
+       ON CONFLICT (minute, type, priority, status, error_code) DO UPDATE SET count = counts.count + EXCLUDED.count,
+         processing_ms_sum = counts.processing_ms_sum + EXCLUDED.processing_ms_sum, processing_count = counts.processing_count + EXCLUDED.processing_count,
+         queue_us_sum = counts.queue_us_sum + EXCLUDED.queue_us_sum, queue_count = counts.queue_count + EXCLUDED.queue_count`,
+      [count, fields.completedAgo, fields.status, fields.errorCode ?? ""],
+    );
+  };
+  const unfoldedMinutes = async () =>
+    (
+      await conveyor.database.pool.query(
+        `SELECT count(*)::int AS n FROM job_outcome_counts WHERE minute < date_trunc('hour', now() - interval '2 hours') AND minute <> date_trunc('hour', minute)`,
+      )
+    ).rows[0].n;
 
   beforeAll(async () => {
     conveyor = await startTestConveyor({ start: false });
@@ -63,8 +84,8 @@ describe("queue health", () => {
   it("folds minutes older than two hours into hours without changing what health says", async () => {
     await seed(3, { status: "COMPLETED", completedAgo: "10 minutes" });
     for (const ago of ["3 hours", "3 hours 7 minutes", "3 hours 21 minutes", "2 days", "2 days 30 minutes"]) {
-      await seed(2, { status: "COMPLETED", completedAgo: ago });
-      await seed(1, { status: "FAILED", errorCode: "TIMEOUT", completedAgo: ago });
+      await seedMinuteCounters(2, { status: "COMPLETED", completedAgo: ago });
+      await seedMinuteCounters(1, { status: "FAILED", errorCode: "TIMEOUT", completedAgo: ago });
     }
     const countRows = async () => (await conveyor.database.pool.query(`SELECT count(*)::int AS n FROM job_outcome_counts`)).rows[0].n;
     const before = await health();
@@ -74,6 +95,37 @@ describe("queue health", () => {
     expect(await countRows()).toBeLessThan(rowsBefore);
     expect({ ...after, checkedAt: null }).toEqual({ ...before, checkedAt: null });
     expect(after.throughput).toEqual({ lastHour: 3, lastDay: 9, lastWeek: 13 });
+  });
+
+  it("counts jobs inserted already finished by the hour when they finished before the hour two hours ago", async () => {
+    await seed(2, { status: "COMPLETED", completedAgo: "10 minutes" });
+    for (const ago of ["3 hours", "3 hours 7 minutes", "3 hours 21 minutes", "2 days", "2 days 30 minutes"]) {
+      await seed(2, { status: "COMPLETED", completedAgo: ago });
+      await seed(1, { status: "FAILED", errorCode: "TIMEOUT", completedAgo: ago });
+    }
+    expect(await unfoldedMinutes()).toBe(0);
+    const { rows } = await conveyor.database.pool.query(`SELECT count(*)::int AS n FROM job_outcome_counts WHERE minute > now() - interval '1 hour'`);
+    expect(rows[0].n).toBe(1); // the recent minute stays a minute
+    const before = await health();
+    await conveyor.maintenance.pruneOutcomeCounts();
+    expect({ ...(await health()), checkedAt: null }).toEqual({ ...before, checkedAt: null });
+    expect(before.throughput).toEqual({ lastHour: 2, lastDay: 8, lastWeek: 12 });
+  });
+
+  it("has an instance fold the minutes it finds unfolded when it starts, not an interval later", async () => {
+    for (const ago of ["3 hours", "3 hours 7 minutes", "2 days", "2 days 30 minutes"]) await seedMinuteCounters(2, { status: "COMPLETED", completedAgo: ago });
+    expect(await unfoldedMinutes()).toBeGreaterThan(0);
+    const before = await health();
+    // The shipped interval (1 h): only a fold at start can be seen within the test.
+    const config = loadConfig({ ...testEnvironment({ RETENTION_INTERVAL_MS: "3600000" }), DATABASE_URL: conveyor.databaseUrl });
+    const started = await createConveyor({ config, logger: createLogger("silent") });
+    try {
+      await started.start({ http: false });
+      await eventually(async () => (await unfoldedMinutes()) === 0, 5_000);
+    } finally {
+      await started.stop();
+    }
+    expect({ ...(await health()), checkedAt: null }).toEqual({ ...before, checkedAt: null });
   });
 
   it("flips to DEGRADED with one stalled job and UNHEALTHY with more than five", async () => {

@@ -16,7 +16,8 @@ import type * as Prisma from "../internal/prismaNamespace.js"
  * Model JobOutcomeCount
  * Finished jobs per minute, type, priority, status and error category: what queue health reads, so
  * its cost follows its windows rather than the jobs in them. Kept up by statement-level triggers
- * on processing_jobs (migration 20261126090000_job_outcome_counts); pruned past a week by retention.
+ * on processing_jobs (migration 20261126090000_job_outcome_counts); minutes before the hour two
+ * hours ago are folded into hours (at start and every retention interval), pruned past a week.
  */
 export type JobOutcomeCountModel = runtime.Types.Result.DefaultSelection<Prisma.$JobOutcomeCountPayload>
 
