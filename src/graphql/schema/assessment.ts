@@ -7,7 +7,7 @@ import { loadAccessible, requireListableCursors, requireViewer } from "../access
 import { builder } from "../builder.js";
 import type { GraphQLContext } from "../context.js";
 import { badInput, conflict, notFound } from "../errors.js";
-import { JobType } from "./job.js";
+import { findJobPage, JobType } from "./job.js";
 import { AssessmentStatusEnum, LocaleEnum } from "./scalars.js";
 
 const AssessmentType = builder.prismaObject("Assessment", {
@@ -25,12 +25,12 @@ const AssessmentType = builder.prismaObject("Assessment", {
     jobs: t.prismaConnection({
       type: "ProcessingJob",
       cursor: "id",
-      resolve: async (query, assessment, args, context) => {
+      resolve: async (query, assessment, args, context, info) => {
         await requireListableCursors(args, async (id) => {
           const job = await context.services.prisma.processingJob.findUnique({ where: { id }, select: { assessmentId: true } });
           return job?.assessmentId === assessment.id;
         });
-        return context.services.prisma.processingJob.findMany({ ...query, where: { assessmentId: assessment.id }, orderBy: [{ createdAt: "desc" }, { id: "desc" }] });
+        return findJobPage(context, query, info, { assessmentId: assessment.id });
       },
     }),
   }),

@@ -9,6 +9,7 @@ import type { Locale } from "../../i18n/locale.js";
 import { loadAccessible, requireListableCursors, requireUuid, requireViewer } from "../access.js";
 import { builder, PAGE_DEFAULT, PAGE_MAX } from "../builder.js";
 import { once, type GraphQLContext } from "../context.js";
+import { askedJobColumns } from "../job-columns.js";
 import { badInput, forbidden } from "../errors.js";
 import { JobPriorityEnum, JobStatusEnum, LocaleEnum } from "./scalars.js";
 
@@ -243,7 +244,7 @@ builder.queryField("jobs", (t) =>
     defaultSize: PAGE_DEFAULT,
     maxSize: PAGE_MAX,
     args: { filter: t.arg({ type: JobFilter, required: false }) },
-    resolve: async (query, _root, args, context) => {
+    resolve: async (query, _root, args, context, info) => {
       const selection = jobSelection(context, args.filter);
       await requireListableCursors(args, async (id) => {
         const job = await context.services.prisma.processingJob.findUnique({ where: { id }, select: { owner: true } });
@@ -256,10 +257,25 @@ builder.queryField("jobs", (t) =>
         assessmentId: selection.assessmentId,
         createdAt: selection.createdAfter || selection.createdBefore ? { gte: selection.createdAfter, lt: selection.createdBefore } : undefined,
       };
-      return context.services.prisma.processingJob.findMany({ ...query, where, orderBy: [{ createdAt: "desc" }, { id: "desc" }] });
+      return findJobPage(context, query, info, where);
     },
   }),
 );
+
+/**
+ * A page of a connection of jobs, newest first, reading only the columns its fields ask for
+ * (job-columns.ts). The rows lack the columns left out, which none of the asked fields reads.
+ */
+export function findJobPage(context: GraphQLContext, query: object, info: GraphQLResolveInfo, where: Prisma.ProcessingJobWhereInput): Promise<ProcessingJob[]> {
+  const orderBy: Prisma.ProcessingJobOrderByWithRelationInput[] = [{ createdAt: "desc" }, { id: "desc" }];
+  const columns = "select" in query ? undefined : askedJobColumns(info);
+  if (!columns) return context.services.prisma.processingJob.findMany({ ...query, where, orderBy });
+  // The relations Pothos includes keep their arguments as a select's entries.
+  const { include, ...rest } = query as { include?: Prisma.ProcessingJobInclude };
+  const select: Prisma.ProcessingJobSelect = { ...include };
+  for (const column of columns) select[column] = true;
+  return context.services.prisma.processingJob.findMany({ ...rest, select, where, orderBy }) as Promise<ProcessingJob[]>;
+}
 
 /**
  * The jobs a JobFilter chooses for the caller: users only ever their own (another owner is
