@@ -78,7 +78,8 @@ try {
      WHERE c.relname LIKE 'processing_jobs%' OR c.relname LIKE 'job_events%' ORDER BY pg_relation_size(c.oid) DESC`,
   );
   console.log(`  sizes: ${sizes.rows.map((row) => `${row.name} ${row.size}`).join(", ")}`);
-  const seededCounters = await outcomeCounters(pool);
+  const counters = await pool.query<{ rows: number }>(`SELECT count(*)::int AS rows FROM job_outcome_counts`);
+  console.log(`  outcome counters (what queueHealth reads): ${counters.rows[0]!.rows.toLocaleString("en")} rows, a week by the hour and the last two hours by the minute`);
 
   // Random jobs anywhere in the table, and every owner (with a token each).
   const sample = (await pool.query<{ id: string; owner: string }>(`SELECT id, owner FROM processing_jobs TABLESAMPLE BERNOULLI (1)`)).rows;
@@ -114,12 +115,7 @@ try {
   };
 
   const health = await call(QUERIES.queueHealth, {}, operatorToken);
-  console.log(`first queueHealth (computed, nothing cached, racing the fold below): ${health.ms.toFixed(1)} ms`);
-  // The seed wrote a week of outcome counters by the minute, as its jobs finished; a week of a
-  // running deployment's retention would have folded all but the last two hours into hours, and a
-  // started instance folds them at once (Maintenance.start). Measured once that is done.
-  const folded = await waitForFoldedCounters(pool, 60_000);
-  console.log(`outcome counters after the server's start-up fold: ${folded.rows.toLocaleString("en")} rows (${seededCounters.rows.toLocaleString("en")} after the seed)`);
+  console.log(`first queueHealth (computed, nothing cached): ${health.ms.toFixed(1)} ms`);
   // Warm the server (V8 optimizes the hot paths after a few thousand requests) and the caches.
   for (const request of Object.values(requestsOf)) {
     await Promise.all(Array.from({ length: 10 }, async () => {
@@ -262,24 +258,6 @@ function mergeStatements(files: string[]): RecordedStatement[] {
 
 function oneLine(text: string): string {
   return text.replace(/\s+/g, " ").trim();
-}
-
-/** Outcome counter rows, and those the fold would take (ROLL_UP_OUTCOME_COUNTS: minutes before the hour two hours ago). */
-async function outcomeCounters(pool: pg.Pool): Promise<{ unfolded: number; rows: number }> {
-  const { rows } = await pool.query<{ unfolded: number; rows: number }>(
-    `SELECT count(*) FILTER (WHERE minute < date_trunc('hour', now() - interval '2 hours') AND minute <> date_trunc('hour', minute))::int AS unfolded, count(*)::int AS rows FROM job_outcome_counts`,
-  );
-  return rows[0]!;
-}
-
-async function waitForFoldedCounters(pool: pg.Pool, timeoutMs: number): Promise<{ rows: number }> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const now = await outcomeCounters(pool);
-    if (now.unfolded === 0) return now;
-    if (performance.now() > deadline) throw new Error(`the server did not fold ${now.unfolded} outcome counters within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** A small seeded PRNG, so two runs ask for the same ids and owners. */

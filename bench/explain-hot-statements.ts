@@ -34,13 +34,6 @@ try {
   await applyMigrations(client, createLogger("warn"));
   client.release();
   const seeded = await seedJobs(plain, { rows, owners: 1000, eventSample: 0.1, analyze: false });
-  // A week of history has been through retention's hourly pass, which folds outcome counters older
-  // than two hours into hours (what queue health reads). Its counters were written a batch at a
-  // time over the week, not as the seed's one statement upserting each row a hundred times, whose
-  // dead versions (132,626 index entries for 9,541 rows) made the health aggregates 80–110 ms; the
-  // vacuum takes them away without taking statistics (`VACUUM`, not `ANALYZE`).
-  await plain.query(sql.ROLL_UP_OUTCOME_COUNTS, [null]);
-  await plain.query("VACUUM job_outcome_counts");
   for (let done = 0; done < backlog; done += 1000) {
     await enqueueJobs(plain, Array.from({ length: Math.min(1000, backlog - done) }, (_, i) => ({ type: "noop", owner: `user-${i % 1000}`, idempotencyKey: `key-${done + i}` })), {
       actor: "bench",

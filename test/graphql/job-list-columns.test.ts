@@ -7,13 +7,23 @@ import { completeAssessment, createAssessment, enqueue, gql, ok, PARKED, statusO
 
 // A page of jobs reads only the columns its fields ask for (src/graphql/job-columns.ts): each field,
 // asked in a list, must answer what job(id), which reads the whole row, answers.
-const EVERY_FIELD = `id type owner correlationId schemaVersion idempotencyKey status stage progress bytesDone bytesTotal priority
-  retryCount maxAttempts runAt lastRetryAt createdAt updatedAt startedAt completedAt processingTimeMs cancelRequestedAt
-  heartbeatAt lockedBy payload result metadata error { category message recoverable technicalMessage details }
-  queuePosition estimatedStartAt estimatedCompletionAt events(first: 10) { fromStatus toStatus stage at } assessment { id status }`;
+const FIELDS = [
+  ..."id type owner correlationId schemaVersion idempotencyKey status stage progress bytesDone bytesTotal priority".split(" "),
+  ..."retryCount maxAttempts runAt lastRetryAt createdAt updatedAt startedAt completedAt processingTimeMs cancelRequestedAt".split(" "),
+  ..."heartbeatAt lockedBy payload result metadata queuePosition estimatedStartAt estimatedCompletionAt".split(" "),
+  "error { category message recoverable technicalMessage details }",
+  "events(first: 10) { fromStatus toStatus stage at }",
+  "assessment { id status }",
+];
+const EVERY_FIELD = FIELDS.join(" ");
+
+// Holds its job PROCESSING until the tests are done.
+let releaseSlow: () => void = () => {};
+const slowReleased = new Promise<void>((resolve) => (releaseSlow = resolve));
 
 const handlers: JobHandler<any, any>[] = [
   { type: "quick", run: async (payload) => ({ echo: payload }) },
+  { type: "slow", run: async () => slowReleased.then(() => ({})) },
   {
     type: "broken",
     run: async () => {
@@ -29,22 +39,31 @@ describe("a page of jobs read column by column", () => {
   const jobIds: string[] = [];
 
   beforeAll(async () => {
-    conveyor = await startTestConveyor({ handlers, environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "2" } });
+    // No heartbeat while the tests compare: a running job's heartbeatAt stays what both reads see.
+    conveyor = await startTestConveyor({
+      handlers,
+      environment: { WORKER_ENABLED: "true", WORKER_CONCURRENCY: "2", WORKER_HEARTBEAT_INTERVAL_MS: "600000", STALLED_THRESHOLD_MS: "1200000" },
+    });
     [alice, olga] = await Promise.all([tokenFor(conveyor, "alice"), tokenFor(conveyor, "olga", "operator")]);
     jobIds.push(await enqueue(conveyor, alice, { type: "quick", payload: { n: 1 }, idempotencyKey: "first" }));
     jobIds.push(await enqueue(conveyor, alice, { type: "broken", payload: { n: 2 } }));
     jobIds.push(await enqueue(conveyor, alice, { type: "quick", payload: { n: 3 }, runAt: PARKED }));
     jobIds.push(await enqueue(conveyor, alice, { type: "quick", payload: { n: 4 }, runAt: PARKED }));
     jobIds.push(await completeAssessment(conveyor, alice, await createAssessment(conveyor, alice)));
+    jobIds.push(await enqueue(conveyor, alice, { type: "slow", payload: { n: 6 } }));
     await eventually(async () => {
       const statuses = await Promise.all(jobIds.map((id) => statusOf(conveyor, id)));
-      return statuses.every((status) => status === "COMPLETED" || status === "FAILED" || status === "QUEUED") && statuses.filter((status) => status === "QUEUED").length === 2;
+      const count = (status: string) => statuses.filter((each) => each === status).length;
+      return count("COMPLETED") + count("FAILED") === 3 && count("QUEUED") === 2 && count("PROCESSING") === 1;
     });
   });
-  afterAll(() => conveyor?.dispose());
+  afterAll(async () => {
+    releaseSlow();
+    await conveyor?.dispose();
+  });
 
   const page = async (token: string, nodeSelection: string, fragments = "") =>
-    ok(await gql(conveyor, `query { jobs(first: 6) { edges { cursor node { ${nodeSelection} } } } } ${fragments}`, {}, { token })).jobs.edges as {
+    ok(await gql(conveyor, `query { jobs(first: 7) { edges { cursor node { ${nodeSelection} } } } } ${fragments}`, {}, { token })).jobs.edges as {
       cursor: string;
       node: Record<string, unknown>;
     }[];
@@ -57,9 +76,22 @@ describe("a page of jobs read column by column", () => {
     const edges = await page(token(), EVERY_FIELD);
     const listed = edges.filter((edge) => jobIds.includes(edge.node.id as string));
     expect(listed.map((edge) => edge.node.id).sort()).toEqual([...jobIds].sort());
-    for (const edge of listed) expect(edge.node).toEqual(await one(token(), edge.node.id as string));
-    // The states this covers: a result, an error with details, waiting with a position, an assessment's timeline.
+    const whole = new Map<string, Record<string, unknown>>();
+    for (const edge of listed) whole.set(edge.node.id as string, await one(token(), edge.node.id as string));
+    for (const edge of listed) expect(edge.node).toEqual(whole.get(edge.node.id as string));
+    // Each field alone, so that a field's columns are never read only because another field asked for them.
+    for (const field of FIELDS) {
+      const name = field.split(/[ ({]/)[0]!;
+      for (const edge of await page(token(), `id ${field}`)) {
+        if (whole.has(edge.node.id as string)) expect([field, edge.node[name]]).toEqual([field, whole.get(edge.node.id as string)![name]]);
+      }
+    }
+    // The states this covers: a result, an error with details, waiting with a position, running
+    // (its claim, heartbeat and estimated completion), an assessment's timeline.
     const nodes = listed.map((edge) => edge.node);
+    const running = nodes.find((node) => node.status === "PROCESSING")!;
+    expect([running.startedAt, running.heartbeatAt, running.estimatedCompletionAt].every((value) => typeof value === "string")).toBe(true);
+    expect(typeof running.lockedBy).toBe(token() === olga ? "string" : "object");
     expect(nodes.some((node) => node.result !== null && node.status === "COMPLETED")).toBe(true);
     expect(nodes.some((node) => (node.error as { category?: string } | null)?.category === "FILE_ERROR")).toBe(true);
     expect(nodes.some((node) => typeof node.queuePosition === "number" && node.estimatedStartAt !== null)).toBe(true);
