@@ -21,7 +21,8 @@ const REMOVAL_DELAY_MS = 250;
  * happened to meet them, a registration of several jobs deadlocked with a batch of their progress.
  */
 const REGISTER = `WITH removed AS (DELETE FROM event_listeners WHERE listener_pid = $1 AND topic = ANY($3::text[])),
-added AS (INSERT INTO event_listeners (topic, listener_pid, instance_id) SELECT unnest($2::text[]), $1, $5 ON CONFLICT DO NOTHING),
+added AS (INSERT INTO event_listeners (topic, listener_pid, instance_id) SELECT unnest($2::text[]), $1, $5
+  ON CONFLICT (topic, listener_pid) DO UPDATE SET instance_id = EXCLUDED.instance_id, registered_at = EXCLUDED.registered_at),
 locked AS (SELECT id FROM processing_jobs WHERE id = ANY($4::uuid[]) ORDER BY id FOR SHARE)
 SELECT (SELECT count(*) FROM locked) AS locked`;
 
@@ -35,8 +36,16 @@ const STILL_IN_FLIGHT = `SELECT count(*)::int AS open FROM pg_snapshot_xip($1::p
 /** $1: the rows of a LISTEN connection this instance has replaced or is closing. */
 const FORGET_LISTENER = `DELETE FROM event_listeners WHERE listener_pid = $1`;
 
-/** Rows of LISTEN connections that are gone (their instance stopped or lost its connection). */
-const DELETE_DEAD = `DELETE FROM event_listeners WHERE listener_pid NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)`;
+/**
+ * Rows of LISTEN connections that are gone (their instance stopped or lost its connection). A pid
+ * is reused once its backend is gone: a row registered before its pid's backend started belongs to
+ * an earlier one (a millisecond of slack, as registered_at is stored to the millisecond). Kept,
+ * such a row had every statement announce that topic's changes (all of them, for jobs:changed) to
+ * nobody for as long as the new backend lived; and a new LISTEN connection that got the pid found
+ * its own registrations taken, under the old instance's id (hence the upsert in REGISTER).
+ */
+const DELETE_DEAD = `DELETE FROM event_listeners l WHERE NOT EXISTS (
+  SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.listener_pid AND a.backend_start <= l.registered_at + interval '1 millisecond')`;
 
 /**
  * Keeps event_listeners in step with the topics this instance listens to, so that the statements

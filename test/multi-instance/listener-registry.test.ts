@@ -57,3 +57,42 @@ it("does not call a topic listened to while the statement in flight deletes its 
     await database.drop();
   }
 });
+
+it("sweeps the rows of a gone LISTEN connection whose pid another backend now has, and takes such a row over when its own connection gets the pid", async () => {
+  const database = await createTestDatabase();
+  const pool = new pg.Pool({ connectionString: database.url, max: 4 });
+  const listenConnection = new pg.Client({ connectionString: database.url });
+  // Any other backend: it stands for one that got the pid of an instance that died.
+  const reused = new pg.Client({ connectionString: database.url });
+  pool.on("error", () => {});
+  for (const client of [listenConnection, reused]) client.on("error", () => {});
+  await listenConnection.connect();
+  await reused.connect();
+  const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+  const [ownPid, reusedPid] = [await pidOf(listenConnection), await pidOf(reused)];
+  // What a dead instance left: registered an hour before these backends started.
+  const leftBehind = (pid: number, topicName: string) =>
+    pool.query(`INSERT INTO event_listeners (topic, listener_pid, instance_id, registered_at) VALUES ($1, $2, 'dead-instance', now() - interval '1 hour')`, [topicName, pid]);
+  const rowsOf = async (pid: number) =>
+    (await pool.query<{ topic: string; instance_id: string }>(`SELECT topic, instance_id FROM event_listeners WHERE listener_pid = $1 ORDER BY topic`, [pid])).rows;
+  const job = randomUUID();
+  await pool.query(`INSERT INTO processing_jobs (id, type, owner, correlation_id) VALUES ($1, 'quick', 'o', 'c')`, [job]);
+  await leftBehind(reusedPid, "jobs:changed");
+  await leftBehind(ownPid, topic(job));
+  const registry = new ListenerRegistry(pool, "instance-a", createLogger("silent"));
+  try {
+    registry.add(topic(job));
+    registry.connected(ownPid); // sweeps, then registers
+    await registry.whenListening(topic(job));
+    const deadline = Date.now() + 5_000;
+    while ((await rowsOf(reusedPid)).length > 0 && Date.now() < deadline) await sleep(25);
+    expect(await rowsOf(reusedPid)).toEqual([]);
+    expect(await rowsOf(ownPid)).toEqual([{ topic: topic(job), instance_id: "instance-a" }]);
+  } finally {
+    await registry.close();
+    await reused.end();
+    await listenConnection.end();
+    await pool.end();
+    await database.drop();
+  }
+});
