@@ -43,9 +43,20 @@ const FORGET_LISTENER = `DELETE FROM event_listeners WHERE listener_pid = $1`;
  * such a row had every statement announce that topic's changes (all of them, for jobs:changed) to
  * nobody for as long as the new backend lived; and a new LISTEN connection that got the pid found
  * its own registrations taken, under the old instance's id (hence the upsert in REGISTER).
+ * A backend another role owns shows no start time to a role without pg_read_all_stats: its rows
+ * are kept, as they were before start times were compared. A row is deleted only as the sweep read
+ * it (same registered_at): one that REGISTER's upsert holds is checked again once that commits,
+ * against its new registered_at, and kept. (Compared with the backends again instead, the recheck of
+ * an anti-join found none and deleted the registration just made; a subquery per row was right but
+ * took 76 ms for 20,000 live rows, where this takes 11 ms for 22,000 rows, 2,000 of them deleted.)
  */
-const DELETE_DEAD = `DELETE FROM event_listeners l WHERE NOT EXISTS (
-  SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.listener_pid AND a.backend_start <= l.registered_at + interval '1 millisecond')`;
+const DELETE_DEAD = `WITH gone AS (
+  SELECT topic, listener_pid, registered_at FROM event_listeners l WHERE NOT EXISTS (
+    SELECT 1 FROM pg_stat_activity a
+    WHERE a.pid = l.listener_pid AND (a.backend_start IS NULL OR a.backend_start <= l.registered_at + interval '1 millisecond'))
+)
+DELETE FROM event_listeners l USING gone
+WHERE l.topic = gone.topic AND l.listener_pid = gone.listener_pid AND l.registered_at = gone.registered_at`;
 
 /**
  * Keeps event_listeners in step with the topics this instance listens to, so that the statements
@@ -261,7 +272,8 @@ export class ListenerRegistry {
     this.logger.debug("transactions still open after a new listener registered; not waiting longer");
   }
 
-  private async sweep(): Promise<void> {
+  /** Deletes the rows of LISTEN connections that are gone (DELETE_DEAD); also run every minute and on connecting. */
+  async sweep(): Promise<void> {
     if (this.closed) return;
     await this.pool.query(DELETE_DEAD).catch((error: unknown) => this.logger.warn({ err: error }, "sweeping the topics of gone listeners failed"));
   }

@@ -96,3 +96,111 @@ it("sweeps the rows of a gone LISTEN connection whose pid another backend now ha
     await database.drop();
   }
 });
+
+/** Waits until a statement starting with `prefix` waits for a lock (a row another transaction holds). */
+async function waitingOnLock(pool: pg.Pool, prefix: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const { rows } = await pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND left(query, length($1)) = $1`,
+      [prefix],
+    );
+    if (rows[0]!.n > 0) return;
+    if (Date.now() > deadline) throw new Error(`no statement starting with ${JSON.stringify(prefix)} waited for a lock`);
+    await sleep(10);
+  }
+}
+
+it("keeps a registration that another instance's sweep meets while the registering statement holds it (found by a review)", async () => {
+  const database = await createTestDatabase();
+  const pool = new pg.Pool({ connectionString: database.url, max: 6 });
+  const [listenA, listenB, blocker] = [0, 1, 2].map(() => new pg.Client({ connectionString: database.url }));
+  pool.on("error", () => {});
+  for (const client of [listenA!, listenB!, blocker!]) {
+    client.on("error", () => {});
+    await client.connect();
+  }
+  const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+  const [pidA, pidB] = [await pidOf(listenA!), await pidOf(listenB!)];
+  const [job1, job2] = [randomUUID(), randomUUID()];
+  for (const id of [job1, job2]) await pool.query(`INSERT INTO processing_jobs (id, type, owner, correlation_id) VALUES ($1, 'quick', 'o', 'c')`, [id]);
+  const a = new ListenerRegistry(pool, "instance-a", createLogger("silent"));
+  const b = new ListenerRegistry(pool, "instance-b", createLogger("silent"));
+  try {
+    a.connected(pidA);
+    await a.whenListening("nothing"); // settles at once: nothing to wait for
+    // A gone instance's row under the pid A's LISTEN connection has now: A's registration takes it over.
+    await pool.query(`INSERT INTO event_listeners (topic, listener_pid, instance_id, registered_at) VALUES ($1, $2, 'dead-instance', now() - interval '1 hour')`, [topic(job1), pidA]);
+    // Holds A's registering statement after it has updated job1's row: job2's row conflicts with this uncommitted one.
+    await blocker!.query("BEGIN");
+    await blocker!.query(`INSERT INTO event_listeners (topic, listener_pid, instance_id) VALUES ($1, $2, 'x')`, [topic(job2), pidA]);
+    a.add(topic(job1));
+    a.add(topic(job2));
+    const listening = Promise.all([a.whenListening(topic(job1)), a.whenListening(topic(job2))]);
+    await waitingOnLock(pool, "WITH removed AS");
+    b.connected(pidB);
+    // A sweep of B's, as its timer runs it, meets job1's row while A's statement holds it.
+    const sweeping = b.sweep();
+    await waitingOnLock(pool, "WITH gone AS");
+    await blocker!.query("ROLLBACK");
+    await Promise.all([listening, sweeping]);
+    const { rows } = await pool.query(`SELECT topic, instance_id FROM event_listeners WHERE listener_pid = $1 ORDER BY topic`, [pidA]);
+    expect(rows).toEqual([topic(job1), topic(job2)].sort().map((name) => ({ topic: name, instance_id: "instance-a" })));
+  } finally {
+    await blocker!.query("ROLLBACK");
+    await a.close();
+    await b.close();
+    for (const client of [listenA!, listenB!, blocker!]) await client.end();
+    await pool.end();
+    await database.drop();
+  }
+});
+
+it("keeps the rows of a live instance that connects as a role whose backends the sweeping instance cannot see the start of (found by a review)", async () => {
+  const database = await createTestDatabase();
+  const admin = new pg.Client({ connectionString: database.url });
+  admin.on("error", () => {});
+  await admin.connect();
+  const suffix = randomUUID().slice(0, 8);
+  const roles = [`conveyor_a_${suffix}`, `conveyor_b_${suffix}`];
+  // A password, for servers that ask for one (the embedded database does).
+  const as = (role: string) => Object.assign(new URL(database.url), { username: role, password: "test-role" }).toString();
+  for (const role of roles) {
+    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'test-role'`);
+    await admin.query(`GRANT USAGE ON SCHEMA public TO ${role}; GRANT ALL ON ALL TABLES IN SCHEMA public TO ${role}`);
+  }
+  const [poolA, poolB] = roles.map((role) => new pg.Pool({ connectionString: as(role), max: 2 }));
+  const [listenA, listenB] = roles.map((role) => new pg.Client({ connectionString: as(role) }));
+  for (const pool of [poolA!, poolB!]) pool.on("error", () => {});
+  for (const client of [listenA!, listenB!]) {
+    client.on("error", () => {});
+    await client.connect();
+  }
+  const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+  const a = new ListenerRegistry(poolA!, "instance-a", createLogger("silent"));
+  const b = new ListenerRegistry(poolB!, "instance-b", createLogger("silent"));
+  try {
+    // The premise: to B's role, A's backend has no start time.
+    const seen = await poolB!.query(`SELECT backend_start FROM pg_stat_get_activity($1)`, [await pidOf(listenA!)]);
+    expect(seen.rows).toEqual([{ backend_start: null }]);
+    a.add("jobs:changed");
+    a.connected(await pidOf(listenA!));
+    await a.whenListening("jobs:changed");
+    b.connected(await pidOf(listenB!));
+    await b.sweep();
+    const { rows } = await admin.query(`SELECT topic FROM event_listeners WHERE instance_id = 'instance-a'`);
+    expect(rows).toEqual([{ topic: "jobs:changed" }]);
+  } finally {
+    await a.close();
+    await b.close();
+    for (const client of [listenA!, listenB!]) await client.end();
+    for (const pool of [poolA!, poolB!]) await pool.end();
+    await admin.end();
+    await database.drop();
+    // Roles belong to the server, not to the database just dropped.
+    const server = new pg.Client({ connectionString: Object.assign(new URL(database.url), { pathname: "/postgres" }).toString() });
+    await server.connect();
+    for (const role of roles) await server.query(`DROP ROLE IF EXISTS ${role}`);
+    await server.end();
+  }
+});
