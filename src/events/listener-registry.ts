@@ -13,7 +13,21 @@ const DEAD_ROWS_SWEEP_MS = 60_000;
 const REMOVAL_DELAY_MS = 250;
 
 /**
- * Adds and removes the topics $2 and $3 for the LISTEN connection $1 of instance $5. Registering a
+ * SQL: the registration `row` of event_listeners belongs to a backend that is still there. A pid is
+ * reused once its backend is gone, so the backend must have started before the row was registered
+ * (with a millisecond of slack: registered_at is stored to the millisecond). A backend another role
+ * owns shows no start time to a role without pg_read_all_stats: it counts as there.
+ */
+function listenerAlive(row: string): string {
+  return `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = ${row}.listener_pid
+    AND (a.backend_start IS NULL OR a.backend_start <= ${row}.registered_at + interval '1 millisecond'))`;
+}
+
+/**
+ * Adds and removes the topics $2 and $3 for the LISTEN connection $1 of instance $5. A row of the
+ * same topic and pid is taken over only when it is this instance's or its backend is gone (a new
+ * connection that got a dead instance's pid), never from a live connection of another instance
+ * that got this instance's old pid while a registration under it was still in flight. Registering a
  * job's topic takes a share lock on the job's row ($4) until it commits: a statement changing that
  * job either committed before (so the subscriber's first read of the job, made after this, sees its
  * change) or locks the row after, and then finds this registration (sql.ts, announceChanges).
@@ -22,7 +36,8 @@ const REMOVAL_DELAY_MS = 250;
  */
 const REGISTER = `WITH removed AS (DELETE FROM event_listeners WHERE listener_pid = $1 AND topic = ANY($3::text[])),
 added AS (INSERT INTO event_listeners (topic, listener_pid, instance_id) SELECT unnest($2::text[]), $1, $5
-  ON CONFLICT (topic, listener_pid) DO UPDATE SET instance_id = EXCLUDED.instance_id, registered_at = EXCLUDED.registered_at),
+  ON CONFLICT (topic, listener_pid) DO UPDATE SET instance_id = EXCLUDED.instance_id, registered_at = EXCLUDED.registered_at
+  WHERE event_listeners.instance_id = EXCLUDED.instance_id OR NOT ${listenerAlive("event_listeners")}),
 locked AS (SELECT id FROM processing_jobs WHERE id = ANY($4::uuid[]) ORDER BY id FOR SHARE)
 SELECT (SELECT count(*) FROM locked) AS locked`;
 
@@ -33,28 +48,23 @@ const TRANSIENT_CODES = new Set(["40P01", "40001"]);
 const IN_FLIGHT = `SELECT pg_current_snapshot()::text AS snapshot`;
 const STILL_IN_FLIGHT = `SELECT count(*)::int AS open FROM pg_snapshot_xip($1::pg_snapshot) AS x WHERE pg_xact_status(x) = 'in progress'`;
 
-/** $1: the rows of a LISTEN connection this instance has replaced or is closing. */
-const FORGET_LISTENER = `DELETE FROM event_listeners WHERE listener_pid = $1`;
+/**
+ * $1, $2: the rows of a LISTEN connection this instance ($2) has replaced or is closing; its pid may
+ * be another instance's connection's by now.
+ */
+const FORGET_LISTENER = `DELETE FROM event_listeners WHERE listener_pid = $1 AND instance_id = $2`;
 
 /**
- * Rows of LISTEN connections that are gone (their instance stopped or lost its connection). A pid
- * is reused once its backend is gone: a row registered before its pid's backend started belongs to
- * an earlier one (a millisecond of slack, as registered_at is stored to the millisecond). Kept,
- * such a row had every statement announce that topic's changes (all of them, for jobs:changed) to
- * nobody for as long as the new backend lived; and a new LISTEN connection that got the pid found
- * its own registrations taken, under the old instance's id (hence the upsert in REGISTER).
- * A backend another role owns shows no start time to a role without pg_read_all_stats: its rows
- * are kept, as they were before start times were compared. A row is deleted only as the sweep read
- * it (same registered_at): one that REGISTER's upsert holds is checked again once that commits,
- * against its new registered_at, and kept. (Compared with the backends again instead, the recheck of
- * an anti-join found none and deleted the registration just made; a subquery per row was right but
- * took 76 ms for 20,000 live rows, where this takes 11 ms for 22,000 rows, 2,000 of them deleted.)
+ * Rows of LISTEN connections that are gone (their instance stopped or lost its connection, or their
+ * pid is another backend's now). Kept, a row whose pid was reused had every statement announce
+ * that topic's changes (all of them, for jobs:changed) to nobody for as long as the new backend
+ * lived. A row is deleted only as the sweep read it (same registered_at): one that REGISTER's
+ * upsert holds is checked again once that commits, against its new registered_at, and kept.
+ * (Compared with the backends again instead, the recheck of an anti-join found none and deleted the
+ * registration just made; a subquery per row was right but took 76 ms for 20,000 live rows, where
+ * this takes 11 ms for 22,000 rows, 2,000 of them deleted.)
  */
-const DELETE_DEAD = `WITH gone AS (
-  SELECT topic, listener_pid, registered_at FROM event_listeners l WHERE NOT EXISTS (
-    SELECT 1 FROM pg_stat_activity a
-    WHERE a.pid = l.listener_pid AND (a.backend_start IS NULL OR a.backend_start <= l.registered_at + interval '1 millisecond'))
-)
+const DELETE_DEAD = `WITH gone AS (SELECT topic, listener_pid, registered_at FROM event_listeners l WHERE NOT ${listenerAlive("l")})
 DELETE FROM event_listeners l USING gone
 WHERE l.topic = gone.topic AND l.listener_pid = gone.listener_pid AND l.registered_at = gone.registered_at`;
 
@@ -98,17 +108,23 @@ export class ListenerRegistry {
     this.sweepTimer.unref();
   }
 
-  /** The LISTEN connection is (again) up as backend `pid`: everything is registered under it. */
-  connected(pid: number): void {
+  /**
+   * The LISTEN connection is (again) up as backend `pid`: everything is registered under it.
+   * Settles once gone listeners' rows and the previous connection's are deleted (nobody needs to wait).
+   */
+  connected(pid: number): Promise<void> {
     const previous = this.listenerPid;
     this.listenerPid = pid;
     this.registered.clear();
     this.toRemove.clear();
     this.toAdd = new Set(this.wanted);
-    void this.sweep().then(() => {
-      if (previous !== null && previous !== pid) return this.pool.query(FORGET_LISTENER, [previous]);
-    }).catch((error: unknown) => this.logger.warn({ err: error }, "removing an old listener's topics failed"));
+    const cleanedUp = this.sweep()
+      .then(async () => {
+        if (previous !== null && previous !== pid) await this.pool.query(FORGET_LISTENER, [previous, this.instanceId]);
+      })
+      .catch((error: unknown) => this.logger.warn({ err: error }, "removing an old listener's topics failed"));
     this.schedule();
+    return cleanedUp;
   }
 
   add(topic: string): void {
@@ -172,7 +188,7 @@ export class ListenerRegistry {
     clearTimeout(this.removalTimer);
     await this.flushing;
     if (this.listenerPid !== null) {
-      await this.pool.query(FORGET_LISTENER, [this.listenerPid]).catch(() => undefined);
+      await this.pool.query(FORGET_LISTENER, [this.listenerPid, this.instanceId]).catch(() => undefined);
     }
     for (const waiter of this.waiters.values()) waiter.reject(new Error("the event bus closed"));
     this.waiters.clear();

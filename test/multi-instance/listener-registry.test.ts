@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ListenerRegistry } from "../../src/events/listener-registry.js";
 import { createLogger } from "../../src/logger.js";
 import { createTestDatabase } from "../support/database.js";
@@ -203,4 +203,73 @@ it("keeps the rows of a live instance that connects as a role whose backends the
     for (const role of roles) await server.query(`DROP ROLE IF EXISTS ${role}`);
     await server.end();
   }
+});
+
+describe("a pid that another instance's LISTEN connection has now (found by a review)", () => {
+  // Instance A's LISTEN connection had pid P and is gone; instance B's new LISTEN connection got P.
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let pool: pg.Pool;
+  let clients: pg.Client[];
+  let a: ListenerRegistry;
+  let b: ListenerRegistry;
+  let job: string;
+  const client = async () => {
+    const connection = new pg.Client({ connectionString: database.url });
+    connection.on("error", () => {});
+    await connection.connect();
+    clients.push(connection);
+    return connection;
+  };
+  const pidOf = async (connection: pg.Client) => (await connection.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+  const rowsOf = async (pid: number) =>
+    (await pool.query<{ topic: string; instance_id: string }>(`SELECT topic, instance_id FROM event_listeners WHERE listener_pid = $1 ORDER BY topic`, [pid])).rows;
+
+  beforeEach(async () => {
+    database = await createTestDatabase();
+    pool = new pg.Pool({ connectionString: database.url, max: 6 });
+    pool.on("error", () => {});
+    clients = [];
+    job = randomUUID();
+    await pool.query(`INSERT INTO processing_jobs (id, type, owner, correlation_id) VALUES ($1, 'quick', 'o', 'c')`, [job]);
+    a = new ListenerRegistry(pool, "instance-a", createLogger("silent"));
+    b = new ListenerRegistry(pool, "instance-b", createLogger("silent"));
+  });
+  afterEach(async () => {
+    await a.close();
+    await b.close();
+    for (const connection of clients) await connection.end().catch(() => undefined);
+    await pool.end();
+    await database.drop();
+  });
+
+  it("is not forgotten by A's reconnection", async () => {
+    const [shared, aNew] = [await client(), await client()];
+    const [p, q] = [await pidOf(shared), await pidOf(aNew)];
+    await a.connected(p);
+    await b.connected(p);
+    b.add(topic(job));
+    await b.whenListening(topic(job));
+    await a.connected(q); // deletes what A registered under P: nothing of B's
+    expect(await rowsOf(p)).toEqual([{ topic: topic(job), instance_id: "instance-b" }]);
+  });
+
+  it("keeps B's rows from a registration of A under P that was still in flight", async () => {
+    const [shared, aNew, worker] = [await client(), await client(), await client()];
+    const [p, q] = [await pidOf(shared), await pidOf(aNew)];
+    await a.connected(p);
+    await b.connected(p);
+    b.add(topic(job));
+    await b.whenListening(topic(job));
+    // A's registration under P waits for the job's row, which a worker holds.
+    await worker.query("BEGIN");
+    await worker.query("SELECT 1 FROM processing_jobs WHERE id = $1 FOR UPDATE", [job]);
+    a.add(topic(job));
+    await waitingOnLock(pool, "WITH removed AS");
+    const reconnected = a.connected(q);
+    await worker.query("COMMIT");
+    await Promise.all([reconnected, a.whenListening(topic(job))]);
+    await a.sweep();
+    expect(await rowsOf(p)).toEqual([{ topic: topic(job), instance_id: "instance-b" }]);
+    expect(await rowsOf(q)).toEqual([{ topic: topic(job), instance_id: "instance-a" }]);
+  });
 });
