@@ -7,6 +7,7 @@ import { createTestDatabase } from "../support/database.js";
 
 const topic = (jobId: string) => `job:changed:${jobId}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
 
 it("does not call a topic listened to while the statement in flight deletes its registration (a page reload of a job), and registers it again", async () => {
   const database = await createTestDatabase();
@@ -19,7 +20,7 @@ it("does not call a topic listened to while the statement in flight deletes its 
   for (const client of [listenConnection, worker]) client.on("error", () => {});
   await listenConnection.connect();
   await worker.connect();
-  const pid = (await listenConnection.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+  const pid = await pidOf(listenConnection);
   const [reloaded, other] = [randomUUID(), randomUUID()];
   for (const id of [reloaded, other]) await pool.query(`INSERT INTO processing_jobs (id, type, owner, correlation_id) VALUES ($1, 'quick', 'o', 'c')`, [id]);
   const registry = new ListenerRegistry(pool, "instance-a", createLogger("silent"));
@@ -68,7 +69,6 @@ it("sweeps the rows of a gone LISTEN connection whose pid another backend now ha
   for (const client of [listenConnection, reused]) client.on("error", () => {});
   await listenConnection.connect();
   await reused.connect();
-  const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
   const [ownPid, reusedPid] = [await pidOf(listenConnection), await pidOf(reused)];
   // What a dead instance left: registered an hour before these backends started.
   const leftBehind = (pid: number, topicName: string) =>
@@ -120,7 +120,6 @@ it("keeps a registration that another instance's sweep meets while the registeri
     client.on("error", () => {});
     await client.connect();
   }
-  const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
   const [pidA, pidB] = [await pidOf(listenA!), await pidOf(listenB!)];
   const [job1, job2] = [randomUUID(), randomUUID()];
   for (const id of [job1, job2]) await pool.query(`INSERT INTO processing_jobs (id, type, owner, correlation_id) VALUES ($1, 'quick', 'o', 'c')`, [id]);
@@ -176,7 +175,6 @@ it("keeps the rows of a live instance that connects as a role whose backends the
     client.on("error", () => {});
     await client.connect();
   }
-  const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
   const a = new ListenerRegistry(poolA!, "instance-a", createLogger("silent"));
   const b = new ListenerRegistry(poolB!, "instance-b", createLogger("silent"));
   try {
@@ -220,7 +218,6 @@ describe("a pid that another instance's LISTEN connection has now (found by a re
     clients.push(connection);
     return connection;
   };
-  const pidOf = async (connection: pg.Client) => (await connection.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
   const rowsOf = async (pid: number) =>
     (await pool.query<{ topic: string; instance_id: string }>(`SELECT topic, instance_id FROM event_listeners WHERE listener_pid = $1 ORDER BY topic`, [pid])).rows;
 
