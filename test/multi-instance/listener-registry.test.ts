@@ -9,23 +9,68 @@ const topic = (jobId: string) => `job:changed:${jobId}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const pidOf = async (client: pg.Client) => (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
 
-it("does not call a topic listened to while the statement in flight deletes its registration (a page reload of a job), and registers it again", async () => {
+type TestDatabase = Awaited<ReturnType<typeof openTestDatabase>>;
+
+/** A database of its own with a pool, connections opened on demand, what the tests read and write of it, and one close for all. */
+async function openTestDatabase() {
   const database = await createTestDatabase();
-  const pool = new pg.Pool({ connectionString: database.url, max: 4 });
-  const listenConnection = new pg.Client({ connectionString: database.url });
-  const worker = new pg.Client({ connectionString: database.url });
+  const pool = new pg.Pool({ connectionString: database.url, max: 6 });
   // pool.end() and client.end() resolve before their sockets close, and the database's forced drop
-  // below then terminates them: an error nobody awaits, not the test's.
+  // in close() then terminates them: an error nobody awaits, not the test's.
   pool.on("error", () => {});
-  for (const client of [listenConnection, worker]) client.on("error", () => {});
-  await listenConnection.connect();
-  await worker.connect();
+  const clients: pg.Client[] = [];
+  return {
+    url: database.url,
+    pool,
+    /** A connection of its own (a LISTEN connection, a worker holding a row), as `connectionString`'s user. */
+    async client(connectionString = database.url): Promise<pg.Client> {
+      const client = new pg.Client({ connectionString });
+      client.on("error", () => {});
+      await client.connect();
+      clients.push(client);
+      return client;
+    },
+    async insertJobs(...ids: string[]): Promise<void> {
+      for (const id of ids) await pool.query(`INSERT INTO processing_jobs (id, type, owner, correlation_id) VALUES ($1, 'quick', 'o', 'c')`, [id]);
+    },
+    async rowsOf(pid: number): Promise<{ topic: string; instance_id: string }[]> {
+      return (await pool.query(`SELECT topic, instance_id FROM event_listeners WHERE listener_pid = $1 ORDER BY topic`, [pid])).rows;
+    },
+    /** What a dead instance left under `pid`: registered an hour before any backend of the test started. */
+    async leftBehind(pid: number, topicName: string): Promise<void> {
+      await pool.query(`INSERT INTO event_listeners (topic, listener_pid, instance_id, registered_at) VALUES ($1, $2, 'dead-instance', now() - interval '1 hour')`, [topicName, pid]);
+    },
+    async close(): Promise<void> {
+      for (const client of clients) await client.end().catch(() => undefined);
+      await pool.end();
+      await database.drop();
+    },
+  };
+}
+
+/** Waits until a statement starting with `prefix` waits for a lock (a row another transaction holds). */
+async function waitingOnLock(pool: pg.Pool, prefix: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const { rows } = await pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND left(query, length($1)) = $1`,
+      [prefix],
+    );
+    if (rows[0]!.n > 0) return;
+    if (Date.now() > deadline) throw new Error(`no statement starting with ${JSON.stringify(prefix)} waited for a lock`);
+    await sleep(10);
+  }
+}
+
+it("does not call a topic listened to while the statement in flight deletes its registration (a page reload of a job), and registers it again", async () => {
+  const db = await openTestDatabase();
+  const [listenConnection, worker] = [await db.client(), await db.client()];
   const pid = await pidOf(listenConnection);
   const [reloaded, other] = [randomUUID(), randomUUID()];
-  for (const id of [reloaded, other]) await pool.query(`INSERT INTO processing_jobs (id, type, owner, correlation_id) VALUES ($1, 'quick', 'o', 'c')`, [id]);
-  const registry = new ListenerRegistry(pool, "instance-a", createLogger("silent"));
+  await db.insertJobs(reloaded, other);
+  const registry = new ListenerRegistry(db.pool, "instance-a", createLogger("silent"));
   const registrations = async (id: string) =>
-    (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM event_listeners WHERE topic = $1`, [topic(id)])).rows[0]!.n;
+    (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM event_listeners WHERE topic = $1`, [topic(id)])).rows[0]!.n;
   try {
     registry.connected(pid);
     registry.add(topic(reloaded));
@@ -52,151 +97,102 @@ it("does not call a topic listened to while the statement in flight deletes its 
   } finally {
     await worker.query("ROLLBACK");
     await registry.close();
-    await worker.end();
-    await listenConnection.end();
-    await pool.end();
-    await database.drop();
+    await db.close();
   }
 });
 
 it("sweeps the rows of a gone LISTEN connection whose pid another backend now has, and takes such a row over when its own connection gets the pid", async () => {
-  const database = await createTestDatabase();
-  const pool = new pg.Pool({ connectionString: database.url, max: 4 });
-  const listenConnection = new pg.Client({ connectionString: database.url });
-  // Any other backend: it stands for one that got the pid of an instance that died.
-  const reused = new pg.Client({ connectionString: database.url });
-  pool.on("error", () => {});
-  for (const client of [listenConnection, reused]) client.on("error", () => {});
-  await listenConnection.connect();
-  await reused.connect();
+  const db = await openTestDatabase();
+  // `reused` is any other backend: it stands for one that got the pid of an instance that died.
+  const [listenConnection, reused] = [await db.client(), await db.client()];
   const [ownPid, reusedPid] = [await pidOf(listenConnection), await pidOf(reused)];
-  // What a dead instance left: registered an hour before these backends started.
-  const leftBehind = (pid: number, topicName: string) =>
-    pool.query(`INSERT INTO event_listeners (topic, listener_pid, instance_id, registered_at) VALUES ($1, $2, 'dead-instance', now() - interval '1 hour')`, [topicName, pid]);
-  const rowsOf = async (pid: number) =>
-    (await pool.query<{ topic: string; instance_id: string }>(`SELECT topic, instance_id FROM event_listeners WHERE listener_pid = $1 ORDER BY topic`, [pid])).rows;
   const job = randomUUID();
-  await pool.query(`INSERT INTO processing_jobs (id, type, owner, correlation_id) VALUES ($1, 'quick', 'o', 'c')`, [job]);
-  await leftBehind(reusedPid, "jobs:changed");
-  await leftBehind(ownPid, topic(job));
-  const registry = new ListenerRegistry(pool, "instance-a", createLogger("silent"));
+  await db.insertJobs(job);
+  await db.leftBehind(reusedPid, "jobs:changed");
+  await db.leftBehind(ownPid, topic(job));
+  const registry = new ListenerRegistry(db.pool, "instance-a", createLogger("silent"));
   try {
     registry.add(topic(job));
     registry.connected(ownPid); // sweeps, then registers
     await registry.whenListening(topic(job));
     const deadline = Date.now() + 5_000;
-    while ((await rowsOf(reusedPid)).length > 0 && Date.now() < deadline) await sleep(25);
-    expect(await rowsOf(reusedPid)).toEqual([]);
-    expect(await rowsOf(ownPid)).toEqual([{ topic: topic(job), instance_id: "instance-a" }]);
+    while ((await db.rowsOf(reusedPid)).length > 0 && Date.now() < deadline) await sleep(25);
+    expect(await db.rowsOf(reusedPid)).toEqual([]);
+    expect(await db.rowsOf(ownPid)).toEqual([{ topic: topic(job), instance_id: "instance-a" }]);
   } finally {
     await registry.close();
-    await reused.end();
-    await listenConnection.end();
-    await pool.end();
-    await database.drop();
+    await db.close();
   }
 });
 
-/** Waits until a statement starting with `prefix` waits for a lock (a row another transaction holds). */
-async function waitingOnLock(pool: pg.Pool, prefix: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const { rows } = await pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND left(query, length($1)) = $1`,
-      [prefix],
-    );
-    if (rows[0]!.n > 0) return;
-    if (Date.now() > deadline) throw new Error(`no statement starting with ${JSON.stringify(prefix)} waited for a lock`);
-    await sleep(10);
-  }
-}
-
 it("keeps a registration that another instance's sweep meets while the registering statement holds it (found by a review)", async () => {
-  const database = await createTestDatabase();
-  const pool = new pg.Pool({ connectionString: database.url, max: 6 });
-  const [listenA, listenB, blocker] = [0, 1, 2].map(() => new pg.Client({ connectionString: database.url }));
-  pool.on("error", () => {});
-  for (const client of [listenA!, listenB!, blocker!]) {
-    client.on("error", () => {});
-    await client.connect();
-  }
-  const [pidA, pidB] = [await pidOf(listenA!), await pidOf(listenB!)];
+  const db = await openTestDatabase();
+  const [listenA, listenB, blocker] = [await db.client(), await db.client(), await db.client()];
+  const [pidA, pidB] = [await pidOf(listenA), await pidOf(listenB)];
   const [job1, job2] = [randomUUID(), randomUUID()];
-  for (const id of [job1, job2]) await pool.query(`INSERT INTO processing_jobs (id, type, owner, correlation_id) VALUES ($1, 'quick', 'o', 'c')`, [id]);
-  const a = new ListenerRegistry(pool, "instance-a", createLogger("silent"));
-  const b = new ListenerRegistry(pool, "instance-b", createLogger("silent"));
+  await db.insertJobs(job1, job2);
+  const a = new ListenerRegistry(db.pool, "instance-a", createLogger("silent"));
+  const b = new ListenerRegistry(db.pool, "instance-b", createLogger("silent"));
   try {
     a.connected(pidA);
     await a.whenListening("nothing"); // settles at once: nothing to wait for
     // A gone instance's row under the pid A's LISTEN connection has now: A's registration takes it over.
-    await pool.query(`INSERT INTO event_listeners (topic, listener_pid, instance_id, registered_at) VALUES ($1, $2, 'dead-instance', now() - interval '1 hour')`, [topic(job1), pidA]);
+    await db.leftBehind(pidA, topic(job1));
     // Holds A's registering statement after it has updated job1's row: job2's row conflicts with this uncommitted one.
-    await blocker!.query("BEGIN");
-    await blocker!.query(`INSERT INTO event_listeners (topic, listener_pid, instance_id) VALUES ($1, $2, 'x')`, [topic(job2), pidA]);
+    await blocker.query("BEGIN");
+    await blocker.query(`INSERT INTO event_listeners (topic, listener_pid, instance_id) VALUES ($1, $2, 'x')`, [topic(job2), pidA]);
     a.add(topic(job1));
     a.add(topic(job2));
     const listening = Promise.all([a.whenListening(topic(job1)), a.whenListening(topic(job2))]);
-    await waitingOnLock(pool, "WITH removed AS");
+    await waitingOnLock(db.pool, "WITH removed AS");
     b.connected(pidB);
     // A sweep of B's, as its timer runs it, meets job1's row while A's statement holds it.
     const sweeping = b.sweep();
-    await waitingOnLock(pool, "WITH gone AS");
-    await blocker!.query("ROLLBACK");
+    await waitingOnLock(db.pool, "WITH gone AS");
+    await blocker.query("ROLLBACK");
     await Promise.all([listening, sweeping]);
-    const { rows } = await pool.query(`SELECT topic, instance_id FROM event_listeners WHERE listener_pid = $1 ORDER BY topic`, [pidA]);
-    expect(rows).toEqual([topic(job1), topic(job2)].sort().map((name) => ({ topic: name, instance_id: "instance-a" })));
+    expect(await db.rowsOf(pidA)).toEqual([topic(job1), topic(job2)].sort().map((name) => ({ topic: name, instance_id: "instance-a" })));
   } finally {
-    await blocker!.query("ROLLBACK");
+    await blocker.query("ROLLBACK");
     await a.close();
     await b.close();
-    for (const client of [listenA!, listenB!, blocker!]) await client.end();
-    await pool.end();
-    await database.drop();
+    await db.close();
   }
 });
 
 it("keeps the rows of a live instance that connects as a role whose backends the sweeping instance cannot see the start of (found by a review)", async () => {
-  const database = await createTestDatabase();
-  const admin = new pg.Client({ connectionString: database.url });
-  admin.on("error", () => {});
-  await admin.connect();
+  const db = await openTestDatabase();
   const suffix = randomUUID().slice(0, 8);
   const roles = [`conveyor_a_${suffix}`, `conveyor_b_${suffix}`];
   // A password, for servers that ask for one (the embedded database does).
-  const as = (role: string) => Object.assign(new URL(database.url), { username: role, password: "test-role" }).toString();
+  const as = (role: string) => Object.assign(new URL(db.url), { username: role, password: "test-role" }).toString();
   for (const role of roles) {
-    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'test-role'`);
-    await admin.query(`GRANT USAGE ON SCHEMA public TO ${role}; GRANT ALL ON ALL TABLES IN SCHEMA public TO ${role}`);
+    await db.pool.query(`CREATE ROLE ${role} LOGIN PASSWORD 'test-role'`);
+    await db.pool.query(`GRANT USAGE ON SCHEMA public TO ${role}; GRANT ALL ON ALL TABLES IN SCHEMA public TO ${role}`);
   }
   const [poolA, poolB] = roles.map((role) => new pg.Pool({ connectionString: as(role), max: 2 }));
-  const [listenA, listenB] = roles.map((role) => new pg.Client({ connectionString: as(role) }));
   for (const pool of [poolA!, poolB!]) pool.on("error", () => {});
-  for (const client of [listenA!, listenB!]) {
-    client.on("error", () => {});
-    await client.connect();
-  }
+  const [listenA, listenB] = [await db.client(as(roles[0]!)), await db.client(as(roles[1]!))];
   const a = new ListenerRegistry(poolA!, "instance-a", createLogger("silent"));
   const b = new ListenerRegistry(poolB!, "instance-b", createLogger("silent"));
   try {
     // The premise: to B's role, A's backend has no start time.
-    const seen = await poolB!.query(`SELECT backend_start FROM pg_stat_get_activity($1)`, [await pidOf(listenA!)]);
+    const seen = await poolB!.query(`SELECT backend_start FROM pg_stat_get_activity($1)`, [await pidOf(listenA)]);
     expect(seen.rows).toEqual([{ backend_start: null }]);
     a.add("jobs:changed");
-    a.connected(await pidOf(listenA!));
+    a.connected(await pidOf(listenA));
     await a.whenListening("jobs:changed");
-    b.connected(await pidOf(listenB!));
+    b.connected(await pidOf(listenB));
     await b.sweep();
-    const { rows } = await admin.query(`SELECT topic FROM event_listeners WHERE instance_id = 'instance-a'`);
+    const { rows } = await db.pool.query(`SELECT topic FROM event_listeners WHERE instance_id = 'instance-a'`);
     expect(rows).toEqual([{ topic: "jobs:changed" }]);
   } finally {
     await a.close();
     await b.close();
-    for (const client of [listenA!, listenB!]) await client.end();
     for (const pool of [poolA!, poolB!]) await pool.end();
-    await admin.end();
-    await database.drop();
+    await db.close();
     // Roles belong to the server, not to the database just dropped.
-    const server = new pg.Client({ connectionString: Object.assign(new URL(database.url), { pathname: "/postgres" }).toString() });
+    const server = new pg.Client({ connectionString: Object.assign(new URL(db.url), { pathname: "/postgres" }).toString() });
     await server.connect();
     for (const role of roles) await server.query(`DROP ROLE IF EXISTS ${role}`);
     await server.end();
@@ -205,53 +201,37 @@ it("keeps the rows of a live instance that connects as a role whose backends the
 
 describe("a pid that another instance's LISTEN connection has now (found by a review)", () => {
   // Instance A's LISTEN connection had pid P and is gone; instance B's new LISTEN connection got P.
-  let database: Awaited<ReturnType<typeof createTestDatabase>>;
-  let pool: pg.Pool;
-  let clients: pg.Client[];
+  let db: TestDatabase;
   let a: ListenerRegistry;
   let b: ListenerRegistry;
   let job: string;
-  const client = async () => {
-    const connection = new pg.Client({ connectionString: database.url });
-    connection.on("error", () => {});
-    await connection.connect();
-    clients.push(connection);
-    return connection;
-  };
-  const rowsOf = async (pid: number) =>
-    (await pool.query<{ topic: string; instance_id: string }>(`SELECT topic, instance_id FROM event_listeners WHERE listener_pid = $1 ORDER BY topic`, [pid])).rows;
 
   beforeEach(async () => {
-    database = await createTestDatabase();
-    pool = new pg.Pool({ connectionString: database.url, max: 6 });
-    pool.on("error", () => {});
-    clients = [];
+    db = await openTestDatabase();
     job = randomUUID();
-    await pool.query(`INSERT INTO processing_jobs (id, type, owner, correlation_id) VALUES ($1, 'quick', 'o', 'c')`, [job]);
-    a = new ListenerRegistry(pool, "instance-a", createLogger("silent"));
-    b = new ListenerRegistry(pool, "instance-b", createLogger("silent"));
+    await db.insertJobs(job);
+    a = new ListenerRegistry(db.pool, "instance-a", createLogger("silent"));
+    b = new ListenerRegistry(db.pool, "instance-b", createLogger("silent"));
   });
   afterEach(async () => {
     await a.close();
     await b.close();
-    for (const connection of clients) await connection.end().catch(() => undefined);
-    await pool.end();
-    await database.drop();
+    await db.close();
   });
 
   it("is not forgotten by A's reconnection", async () => {
-    const [shared, aNew] = [await client(), await client()];
+    const [shared, aNew] = [await db.client(), await db.client()];
     const [p, q] = [await pidOf(shared), await pidOf(aNew)];
     await a.connected(p);
     await b.connected(p);
     b.add(topic(job));
     await b.whenListening(topic(job));
     await a.connected(q); // deletes what A registered under P: nothing of B's
-    expect(await rowsOf(p)).toEqual([{ topic: topic(job), instance_id: "instance-b" }]);
+    expect(await db.rowsOf(p)).toEqual([{ topic: topic(job), instance_id: "instance-b" }]);
   });
 
   it("keeps B's rows from a registration of A under P that was still in flight", async () => {
-    const [shared, aNew, worker] = [await client(), await client(), await client()];
+    const [shared, aNew, worker] = [await db.client(), await db.client(), await db.client()];
     const [p, q] = [await pidOf(shared), await pidOf(aNew)];
     await a.connected(p);
     await b.connected(p);
@@ -261,12 +241,12 @@ describe("a pid that another instance's LISTEN connection has now (found by a re
     await worker.query("BEGIN");
     await worker.query("SELECT 1 FROM processing_jobs WHERE id = $1 FOR UPDATE", [job]);
     a.add(topic(job));
-    await waitingOnLock(pool, "WITH removed AS");
+    await waitingOnLock(db.pool, "WITH removed AS");
     const reconnected = a.connected(q);
     await worker.query("COMMIT");
     await Promise.all([reconnected, a.whenListening(topic(job))]);
     await a.sweep();
-    expect(await rowsOf(p)).toEqual([{ topic: topic(job), instance_id: "instance-b" }]);
-    expect(await rowsOf(q)).toEqual([{ topic: topic(job), instance_id: "instance-a" }]);
+    expect(await db.rowsOf(p)).toEqual([{ topic: topic(job), instance_id: "instance-b" }]);
+    expect(await db.rowsOf(q)).toEqual([{ topic: topic(job), instance_id: "instance-a" }]);
   });
 });
