@@ -84,9 +84,10 @@ export function createGraphQLApp(options: {
     // http-server.ts answers 411 to a POST without a Content-Length and 413 to one over
     // GRAPHQL_MAX_BODY_BYTES before yoga sees it, and Node's parser reads no byte of a body past the
     // declared length (and refuses a request that also declares chunked encoding). yoga's own limit
-    // piped every body through a byte-counting web TransformStream, which took the body off its
-    // fast path: without it, `job(id)` of a running job went from 1,761 to 3,104 requests/s and
-    // `jobs(first: 20)` from 643 to 941 (concurrency 10, medians of 5 runs, on a slow 2-core VM).
+    // (its default, 25 MB, far above ours) piped every body through a byte-counting web
+    // TransformStream, which took the body off its fast path: without it, `job(id)` of a running
+    // job went from 1,761 to 3,104 requests/s and `jobs(first: 20)` from 643 to 941 (concurrency
+    // 10, medians of 5 runs, on a slow 2-core VM).
     maxRequestBodySize: false,
     // Never send stacks or internal messages, whatever NODE_ENV says. Pothos rejects bad connection
     // arguments (a negative `first`, a garbled cursor) with errors that carry no code: they are the
